@@ -1,0 +1,562 @@
+// Package momentotest runs an in-process fake of Momento's cache and token
+// services, for tests and for local development.
+//
+// The fake is a real gRPC server on a loopback port. The Momento Go SDK
+// (github.com/momentohq/client-sdk-go v1.38.0) talks to it over plaintext
+// gRPC once its endpoints are pointed there; [Server.CredentialProvider] does
+// that. It serves the SDK's own message types, so what the SDK sends is what
+// the fake reads.
+//
+// Start one with [NewServer] (or [NewServerT] in a test), give clients
+// [Server.APIKey], and inspect what happened with [Server.Mints],
+// [Server.Item] and [Server.Count]. Time is the fake's own clock
+// ([Server.Now]), moved with [Server.FastForward] and [Server.SetTime], so
+// expiry needs no sleeping. Faults and latency are injected per method with
+// [Server.SetFault] and [Server.SetLatency].
+//
+// What it models: Get and Set of scalar items with TTLs; GenerateDisposableToken,
+// which mints tokens in Momento's v1 form (base64 of {"api_key", "endpoint"}),
+// records each mint's scope, expiry and caller, and refuses callers that are
+// themselves disposable tokens; Publish and Subscribe on topics. Calls made with
+// a minted token are held to its scope and expiry: PermissionDenied outside the
+// scope, Unauthenticated once expired. Account keys have every permission.
+//
+// Where it differs from Momento: there is one account and any cache name
+// exists (no control plane); the api_key inside a minted token is an unsigned
+// JWT-shaped string whose claims spell out the scope in plain JSON, which a real
+// token does not promise; error messages are the fake's own, status codes are
+// Momento's; topics keep no history. Every other RPC answers Unimplemented and
+// is recorded ([Server.Unmodelled]), so a client calling something the fake
+// does not know fails loudly.
+package momentotest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/momentohq/client-sdk-go/auth"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+)
+
+// Method names an RPC of the fake, for faults and call counts.
+type Method string
+
+// The RPCs the fake models.
+const (
+	MethodGet       Method = "Get"
+	MethodSet       Method = "Set"
+	MethodMint      Method = "GenerateDisposableToken"
+	MethodPublish   Method = "Publish"
+	MethodSubscribe Method = "Subscribe"
+)
+
+// DefaultEndpoint is the Momento endpoint named in keys and minted tokens when
+// Options.Endpoint is empty. The .invalid domain never resolves, so a token
+// from the fake cannot reach real Momento by accident.
+const DefaultEndpoint = "momentotest.invalid"
+
+// Tester is the part of testing.TB that NewServerT uses.
+type Tester interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// Options configures NewServer. The zero value is ready to use.
+type Options struct {
+	// Addr is the address to listen on; "" means "127.0.0.1:0".
+	Addr string
+	// Now is the base of the fake's clock; nil means time.Now.
+	// FastForward and SetTime move the clock relative to it.
+	Now func() time.Time
+	// Endpoint is the Momento endpoint named in keys and minted tokens;
+	// "" means DefaultEndpoint.
+	Endpoint string
+}
+
+// Fault is an injected misbehaviour of one method.
+type Fault struct {
+	// Code is the status the call fails with; codes.OK means it answers normally
+	// (after Latency).
+	Code codes.Code
+	// Message is the status message; "" means "momentotest: injected fault".
+	Message string
+	// Latency is how long the call waits before answering. The wait ends early,
+	// with the matching status, if the caller's deadline passes first.
+	Latency time.Duration
+	// Times is how many calls the fault applies to; 0 means every call until
+	// ClearFaults.
+	Times int
+}
+
+// Grant is one permission of a minted token, in plain words.
+type Grant struct {
+	// Kind is "cache" or "topic".
+	Kind string `json:"kind"`
+	// Role is the role's name in Momento's protos: CacheReadWrite, CacheReadOnly,
+	// CacheWriteOnly, TopicReadWrite, TopicReadOnly (subscribe only),
+	// TopicWriteOnly (publish only), or a Permit*None.
+	Role string `json:"role"`
+	// Cache is the cache's name, or "*" for all caches.
+	Cache string `json:"cache"`
+	// Topic, for topic grants: the topic's name, "*" for all topics, or a
+	// prefix followed by "*".
+	Topic string `json:"topic,omitempty"`
+	// Item, for cache grants: the key, "*" for all items, or a prefix followed
+	// by "*".
+	Item string `json:"item,omitempty"`
+}
+
+// Mint records one GenerateDisposableToken call that succeeded.
+type Mint struct {
+	// ID numbers mints from 1 in the order they happened.
+	ID int
+	// Caller is the ID of the account key that asked ("key-1", "key-2", ...).
+	Caller string
+	// SuperUser reports that the request asked for super-user permissions.
+	SuperUser bool
+	// Grants is the explicit scope asked for.
+	Grants []Grant
+	// ValidFor is the lifetime asked for.
+	ValidFor time.Duration
+	// ValidUntil is the token's expiry, whole seconds, on the fake's clock.
+	ValidUntil time.Time
+	// TokenID is the token_id the request carried, if any.
+	TokenID string
+	// Token is the token as the SDK hands it to its caller: base64 of
+	// {"api_key": ..., "endpoint": ...}.
+	Token string
+}
+
+// Item is a stored cache item.
+type Item struct {
+	Value []byte
+	// TTL is the time to live the item was set with.
+	TTL time.Duration
+	// ExpiresAt is when it expires on the fake's clock.
+	ExpiresAt time.Time
+}
+
+// Server is a fake Momento. Its methods are safe for concurrent use.
+type Server struct {
+	lis      net.Listener
+	srv      *grpc.Server
+	endpoint string
+	base     func() time.Time
+	stop     sync.Once
+
+	mu sync.Mutex // guards the fields below
+	// offset is added to base to give the fake's clock.
+	offset time.Duration
+	// keys maps an account key's secret (the api_key inside it) to its ID.
+	keys   map[string]string
+	apiKey string // the newest account key, in v1 form
+	nkeys  int    // account keys issued so far
+	items  map[itemKey]Item
+	mints  []Mint
+	// minted maps a minted token's secret to its index in mints.
+	minted     map[string]int
+	faults     map[Method]Fault
+	latency    time.Duration
+	counts     map[Method]int
+	unmodelled []string
+	topics     map[topicKey]*topic
+}
+
+type itemKey struct{ cache, key string }
+
+// NewServer starts a fake Momento listening on opts.Addr.
+func NewServer(opts Options) (*Server, error) {
+	addr := opts.Addr
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("momentotest: listen: %w", err)
+	}
+	s := &Server{
+		lis:      lis,
+		endpoint: opts.Endpoint,
+		base:     opts.Now,
+		keys:     make(map[string]string),
+		items:    make(map[itemKey]Item),
+		minted:   make(map[string]int),
+		faults:   make(map[Method]Fault),
+		counts:   make(map[Method]int),
+		topics:   make(map[topicKey]*topic),
+	}
+	if s.endpoint == "" {
+		s.endpoint = DefaultEndpoint
+	}
+	if s.base == nil {
+		s.base = time.Now
+	}
+	s.mu.Lock()
+	s.newAPIKeyLocked()
+	s.mu.Unlock()
+
+	s.srv = grpc.NewServer(
+		// The SDK pings every 10 s, even between calls; the default policy
+		// (5 min) would answer with GOAWAY "too_many_pings".
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{
+			MinTime:             5 * time.Second,
+			PermitWithoutStream: true,
+		}),
+		grpc.UnknownServiceHandler(s.unknown),
+	)
+	s.register()
+	go s.srv.Serve(lis) //nolint:errcheck // Serve returns when Close stops it.
+	return s, nil
+}
+
+// NewServerT starts a fake Momento for a test and closes it when the test ends.
+func NewServerT(t Tester) *Server {
+	t.Helper()
+	s, err := NewServer(Options{})
+	if err != nil {
+		t.Fatalf("momentotest.NewServer: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// Addr returns the host:port the fake listens on.
+func (s *Server) Addr() string { return s.lis.Addr().String() }
+
+// Close stops the fake, ending every call and subscription in progress. It is
+// safe to call more than once.
+func (s *Server) Close() error {
+	s.stop.Do(s.srv.Stop)
+	return nil
+}
+
+// CredentialProvider returns a Momento credential provider for key with every
+// endpoint pointed at the fake over plaintext.
+func (s *Server) CredentialProvider(key string) (auth.CredentialProvider, error) {
+	cp, err := auth.FromString(key)
+	if err != nil {
+		return nil, err
+	}
+	ep := auth.Endpoint{Endpoint: s.Addr(), InsecureConnection: true}
+	return cp.WithEndpoints(auth.AllEndpoints{ControlEndpoint: ep, CacheEndpoint: ep, TokenEndpoint: ep, StorageEndpoint: ep})
+}
+
+// Now returns the time on the fake's clock.
+func (s *Server) Now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nowLocked()
+}
+
+// nowLocked returns the time on the fake's clock. s.mu must be held.
+func (s *Server) nowLocked() time.Time { return s.base().Add(s.offset) }
+
+// FastForward moves the fake's clock d ahead.
+func (s *Server) FastForward(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset += d
+}
+
+// SetTime sets the fake's clock to t; it keeps running from there.
+func (s *Server) SetTime(t time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset = t.Sub(s.base())
+}
+
+// APIKey returns the account key the fake accepts now, in Momento's v1 form.
+func (s *Server) APIKey() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apiKey
+}
+
+// RotateAPIKey issues a new account key and revokes every older one: calls
+// made with them fail with Unauthenticated. Tokens minted earlier stay valid
+// until they expire. It returns the new key.
+func (s *Server) RotateAPIKey() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.keys)
+	return s.newAPIKeyLocked()
+}
+
+// newAPIKeyLocked issues an account key. s.mu must be held.
+func (s *Server) newAPIKeyLocked() string {
+	s.nkeys++
+	secret := "momentotest-account-" + randomHex(16)
+	s.keys[secret] = fmt.Sprintf("key-%d", s.nkeys)
+	s.apiKey = v1Token(secret, s.endpoint)
+	return s.apiKey
+}
+
+// SetFault makes method m misbehave as f until ClearFaults, or for f.Times calls.
+func (s *Server) SetFault(m Method, f Fault) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults[m] = f
+}
+
+// ClearFaults removes every fault set with SetFault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.faults)
+}
+
+// SetLatency makes every modelled call wait d before it is served, as a real
+// network would; it adds to any Fault's Latency. 0 removes it.
+func (s *Server) SetLatency(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.latency = d
+}
+
+// Count returns how many calls of method m the fake has received, failed
+// ones included.
+func (s *Server) Count(m Method) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts[m]
+}
+
+// TotalCount returns how many calls of every modelled method the fake has
+// received.
+func (s *Server) TotalCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, c := range s.counts {
+		n += c
+	}
+	return n
+}
+
+// ResetCounts sets every call count to zero.
+func (s *Server) ResetCounts() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.counts)
+}
+
+// Unmodelled returns the full names of calls the fake does not model, in the
+// order they arrived.
+func (s *Server) Unmodelled() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.unmodelled...)
+}
+
+// Mints returns every successful mint, oldest first.
+func (s *Server) Mints() []Mint {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]Mint, len(s.mints))
+	for i, m := range s.mints {
+		m.Grants = append([]Grant(nil), m.Grants...)
+		out[i] = m
+	}
+	return out
+}
+
+// MintOf returns the mint that produced token (as the SDK returned it).
+func (s *Server) MintOf(token string) (Mint, bool) {
+	for _, m := range s.Mints() {
+		if m.Token == token {
+			return m, true
+		}
+	}
+	return Mint{}, false
+}
+
+// Item returns the item stored under key in cache, if it has not expired.
+func (s *Server) Item(cache, key string) (Item, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.itemLocked(cache, key)
+}
+
+// itemLocked returns a live item, dropping it if it has expired. s.mu must be held.
+func (s *Server) itemLocked(cache, key string) (Item, bool) {
+	k := itemKey{cache, key}
+	it, ok := s.items[k]
+	if !ok {
+		return Item{}, false
+	}
+	if !s.nowLocked().Before(it.ExpiresAt) {
+		delete(s.items, k)
+		return Item{}, false
+	}
+	it.Value = append([]byte(nil), it.Value...)
+	return it, true
+}
+
+// SetItem stores value under key in cache for ttl, as a Set call would.
+func (s *Server) SetItem(cache, key string, value []byte, ttl time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.setItemLocked(cache, key, value, ttl)
+}
+
+func (s *Server) setItemLocked(cache, key string, value []byte, ttl time.Duration) {
+	s.items[itemKey{cache, key}] = Item{
+		Value:     append([]byte(nil), value...),
+		TTL:       ttl,
+		ExpiresAt: s.nowLocked().Add(ttl),
+	}
+}
+
+// Keys returns the keys of the live items in cache, sorted.
+func (s *Server) Keys(cache string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	for k := range s.items {
+		if k.cache != cache {
+			continue
+		}
+		if _, ok := s.itemLocked(k.cache, k.key); ok {
+			keys = append(keys, k.key)
+		}
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// begin counts a call of m and applies any latency and fault injected for it.
+// A non-nil error is the status the call must fail with.
+func (s *Server) begin(ctx context.Context, m Method) error {
+	s.mu.Lock()
+	s.counts[m]++
+	f, faulty := s.faults[m]
+	if faulty && f.Times > 0 {
+		if f.Times == 1 {
+			delete(s.faults, m)
+		} else {
+			g := f
+			g.Times--
+			s.faults[m] = g
+		}
+	}
+	wait := s.latency + f.Latency
+	s.mu.Unlock()
+
+	if wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	if faulty && f.Code != codes.OK {
+		msg := f.Message
+		if msg == "" {
+			msg = "momentotest: injected fault"
+		}
+		return status.Error(f.Code, msg)
+	}
+	return nil
+}
+
+// unknown answers every RPC the fake does not model.
+func (s *Server) unknown(_ any, stream grpc.ServerStream) error {
+	name, _ := grpc.MethodFromServerStream(stream)
+	s.mu.Lock()
+	s.unmodelled = append(s.unmodelled, name)
+	s.mu.Unlock()
+	return status.Errorf(codes.Unimplemented, "momentotest: %s is not modelled by the fake", name)
+}
+
+// caller is who made a call: an account key (mint == nil) or a minted token.
+type caller struct {
+	keyID string
+	mint  *Mint
+}
+
+// authenticate identifies the caller from the authorization header. s.mu must
+// be held.
+func (s *Server) authenticateLocked(ctx context.Context) (caller, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 || vals[0] == "" {
+		return caller{}, status.Error(codes.Unauthenticated, "momentotest: missing authorization")
+	}
+	secret := vals[0]
+	if id, ok := s.keys[secret]; ok {
+		return caller{keyID: id}, nil
+	}
+	if i, ok := s.minted[secret]; ok {
+		m := &s.mints[i]
+		if !s.nowLocked().Before(m.ValidUntil) {
+			return caller{}, status.Error(codes.Unauthenticated, "momentotest: token has expired")
+		}
+		return caller{mint: m}, nil
+	}
+	return caller{}, status.Error(codes.Unauthenticated, "momentotest: invalid API key")
+}
+
+// allowed reports whether c may act on cache and name (an item key or a topic)
+// with a grant of kind whose role is one of roles.
+func (c caller) allowed(kind, cache, name string, roles ...string) bool {
+	if c.mint == nil || c.mint.SuperUser {
+		return true
+	}
+	for _, g := range c.mint.Grants {
+		if g.Kind != kind || !matches(g.Cache, cache) {
+			continue
+		}
+		sel := g.Item
+		if kind == "topic" {
+			sel = g.Topic
+		}
+		if !matches(sel, name) {
+			continue
+		}
+		for _, r := range roles {
+			if g.Role == r {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// matches reports whether selector ("*", "prefix*" or an exact name) selects name.
+func matches(selector, name string) bool {
+	if selector == "*" {
+		return true
+	}
+	if n := len(selector); n > 0 && selector[n-1] == '*' {
+		return len(name) >= n-1 && name[:n-1] == selector[:n-1]
+	}
+	return selector == name
+}
+
+// v1Token encodes secret and endpoint in Momento's v1 key form, exactly as
+// the SDK encodes a disposable token.
+func v1Token(secret, endpoint string) string {
+	b, _ := json.Marshal(map[string]string{"api_key": secret, "endpoint": endpoint})
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

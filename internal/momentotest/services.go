@@ -1,0 +1,269 @@
+package momentotest
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// maxValidFor is the longest lifetime Momento grants a disposable token.
+const maxValidFor = time.Hour
+
+// register adds the modelled services to s.srv.
+func (s *Server) register() {
+	s.srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "cache_client.Scs",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{
+			unaryMethod("cache_client.Scs", "Get", messageType("cache_client._GetRequest"), s.get),
+			unaryMethod("cache_client.Scs", "Set", messageType("cache_client._SetRequest"), s.set),
+		},
+	}, s)
+	s.srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "token.Token",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{
+			unaryMethod("token.Token", "GenerateDisposableToken", messageType("token._GenerateDisposableTokenRequest"), s.mint),
+		},
+	}, s)
+	s.srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "cache_client.pubsub.Pubsub",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{
+			unaryMethod("cache_client.pubsub.Pubsub", "Publish", messageType("cache_client.pubsub._PublishRequest"), s.publish),
+		},
+		Streams: []grpc.StreamDesc{{
+			StreamName:    "Subscribe",
+			Handler:       s.subscribe,
+			ServerStreams: true,
+		}},
+	}, s)
+}
+
+// cacheName returns the cache a data call names in its "cache" header.
+func cacheName(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("cache"); len(v) > 0 && v[0] != "" {
+		return v[0], nil
+	}
+	return "", status.Error(codes.InvalidArgument, "momentotest: request has no cache header")
+}
+
+func (s *Server) get(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
+	if err := s.begin(ctx, MethodGet); err != nil {
+		return nil, err
+	}
+	cache, err := cacheName(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := string(getBytes(req, "cache_key"))
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.authenticateLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.allowed("cache", cache, key, "CacheReadWrite", "CacheReadOnly") {
+		return nil, status.Errorf(codes.PermissionDenied, "momentotest: token may not read %q in cache %q", key, cache)
+	}
+	resp := newMessage("cache_client._GetResponse")
+	if it, ok := s.itemLocked(cache, key); ok {
+		set(resp, "result", protoreflect.ValueOfEnum(enumNumber(resp, "result", "Hit")))
+		set(resp, "cache_body", protoreflect.ValueOfBytes(it.Value))
+	} else {
+		set(resp, "result", protoreflect.ValueOfEnum(enumNumber(resp, "result", "Miss")))
+	}
+	return resp.Interface(), nil
+}
+
+func (s *Server) set(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
+	if err := s.begin(ctx, MethodSet); err != nil {
+		return nil, err
+	}
+	cache, err := cacheName(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := string(getBytes(req, "cache_key"))
+	ttl := time.Duration(getUint(req, "ttl_milliseconds")) * time.Millisecond
+	if ttl <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "momentotest: ttl_milliseconds must be positive")
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.authenticateLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.allowed("cache", cache, key, "CacheReadWrite", "CacheWriteOnly") {
+		return nil, status.Errorf(codes.PermissionDenied, "momentotest: token may not write %q in cache %q", key, cache)
+	}
+	s.setItemLocked(cache, key, getBytes(req, "cache_body"), ttl)
+	resp := newMessage("cache_client._SetResponse")
+	set(resp, "result", protoreflect.ValueOfEnum(enumNumber(resp, "result", "Ok")))
+	return resp.Interface(), nil
+}
+
+func (s *Server) mint(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
+	if err := s.begin(ctx, MethodMint); err != nil {
+		return nil, err
+	}
+	var validFor time.Duration
+	if exp := getMessage(req, "expires"); exp != nil {
+		validFor = time.Duration(getUint(exp, "valid_for_seconds")) * time.Second
+	}
+	if validFor <= 0 || validFor > maxValidFor {
+		return nil, status.Errorf(codes.InvalidArgument, "momentotest: a disposable token must expire within %v, not %v", maxValidFor, validFor)
+	}
+	superUser, grants, err := parsePermissions(getMessage(req, "permissions"))
+	if err != nil {
+		return nil, err
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.authenticateLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if c.mint != nil {
+		return nil, status.Error(codes.PermissionDenied, "momentotest: a disposable token may not mint tokens")
+	}
+	if authToken := getString(req, "auth_token"); authToken != "" {
+		if _, ok := s.keys[authToken]; !ok {
+			return nil, status.Error(codes.Unauthenticated, "momentotest: auth_token does not match an account key")
+		}
+	}
+
+	m := Mint{
+		ID:         len(s.mints) + 1,
+		Caller:     c.keyID,
+		SuperUser:  superUser,
+		Grants:     grants,
+		ValidFor:   validFor,
+		ValidUntil: time.Unix(s.nowLocked().Add(validFor).Unix(), 0),
+		TokenID:    getString(req, "token_id"),
+	}
+	secret := mintedSecret(m)
+	m.Token = v1Token(secret, s.endpoint)
+	s.minted[secret] = len(s.mints)
+	s.mints = append(s.mints, m)
+
+	resp := newMessage("token._GenerateDisposableTokenResponse")
+	set(resp, "api_key", protoreflect.ValueOfString(secret))
+	set(resp, "endpoint", protoreflect.ValueOfString(s.endpoint))
+	set(resp, "valid_until", protoreflect.ValueOfUint64(uint64(m.ValidUntil.Unix())))
+	return resp.Interface(), nil
+}
+
+// mintedSecret returns the api_key of a minted token: an unsigned JWT whose
+// claims spell out its scope, made unique by a random signature.
+func mintedSecret(m Mint) string {
+	enc := base64.RawURLEncoding
+	header, _ := json.Marshal(map[string]string{"alg": "none", "typ": "JWT"})
+	claims, _ := json.Marshal(struct {
+		Issuer string  `json:"iss"`
+		ID     int     `json:"jti"`
+		Expiry int64   `json:"exp"`
+		Scope  []Grant `json:"scope"`
+		Super  bool    `json:"super_user,omitempty"`
+	}{"momentotest", m.ID, m.ValidUntil.Unix(), m.Grants, m.SuperUser})
+	return enc.EncodeToString(header) + "." + enc.EncodeToString(claims) + "." + randomHex(16)
+}
+
+// parsePermissions reads a permission_messages.Permissions.
+func parsePermissions(p protoreflect.Message) (superUser bool, grants []Grant, err error) {
+	if p == nil {
+		return false, nil, status.Error(codes.InvalidArgument, "momentotest: permissions are required")
+	}
+	switch whichOneof(p, "kind") {
+	case "super_user":
+		return true, nil, nil
+	case "explicit":
+	default:
+		return false, nil, status.Error(codes.InvalidArgument, "momentotest: permissions have no kind")
+	}
+	list := getMessage(p, "explicit").Get(field(getMessage(p, "explicit"), "permissions")).List()
+	if list.Len() == 0 {
+		return false, nil, status.Error(codes.InvalidArgument, "momentotest: explicit permissions are empty")
+	}
+	for i := 0; i < list.Len(); i++ {
+		pt := list.Get(i).Message()
+		var g Grant
+		switch whichOneof(pt, "kind") {
+		case "cache_permissions":
+			cp := getMessage(pt, "cache_permissions")
+			g = Grant{Kind: "cache", Role: enumName(cp, "role", getEnum(cp, "role"))}
+			g.Cache, err = cacheSelector(cp)
+			if err != nil {
+				return false, nil, err
+			}
+			switch whichOneof(cp, "cache_item") {
+			case "", "all_items":
+				g.Item = "*"
+			case "item_selector":
+				sel := getMessage(cp, "item_selector")
+				switch whichOneof(sel, "kind") {
+				case "key":
+					g.Item = string(getBytes(sel, "key"))
+				case "key_prefix":
+					g.Item = string(getBytes(sel, "key_prefix")) + "*"
+				default:
+					return false, nil, status.Error(codes.InvalidArgument, "momentotest: empty item selector")
+				}
+			}
+		case "topic_permissions":
+			tp := getMessage(pt, "topic_permissions")
+			g = Grant{Kind: "topic", Role: enumName(tp, "role", getEnum(tp, "role"))}
+			g.Cache, err = cacheSelector(tp)
+			if err != nil {
+				return false, nil, err
+			}
+			switch whichOneof(tp, "topic") {
+			case "all_topics":
+				g.Topic = "*"
+			case "topic_selector":
+				sel := getMessage(tp, "topic_selector")
+				switch whichOneof(sel, "kind") {
+				case "topic_name":
+					g.Topic = getString(sel, "topic_name")
+				case "topic_name_prefix":
+					g.Topic = getString(sel, "topic_name_prefix") + "*"
+				default:
+					return false, nil, status.Error(codes.InvalidArgument, "momentotest: empty topic selector")
+				}
+			default:
+				return false, nil, status.Error(codes.InvalidArgument, "momentotest: topic permission selects no topic")
+			}
+		default:
+			return false, nil, status.Error(codes.InvalidArgument, "momentotest: permission has no kind")
+		}
+		grants = append(grants, g)
+	}
+	return false, grants, nil
+}
+
+// cacheSelector reads the "cache" oneof of a cache or topic permission.
+func cacheSelector(perm protoreflect.Message) (string, error) {
+	switch whichOneof(perm, "cache") {
+	case "all_caches":
+		return "*", nil
+	case "cache_selector":
+		if name := getString(getMessage(perm, "cache_selector"), "cache_name"); name != "" {
+			return name, nil
+		}
+	}
+	return "", status.Error(codes.InvalidArgument, fmt.Sprintf("momentotest: %s selects no cache", perm.Descriptor().Name()))
+}
