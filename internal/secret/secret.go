@@ -1,0 +1,205 @@
+// Package secret reads the Momento API key from Google Cloud Secret Manager.
+//
+// A [Client] reads one secret version with [Client.MomentoKey], verifies its
+// CRC32C checksum and returns the key in it. The payload is either JSON,
+// {"momento": "<key>"}, or the bare key; see [ParsePayload].
+//
+// The payload is the account's API key, so no error from this package ever
+// contains payload bytes or the key.
+//
+// Errors from the service keep their gRPC status: status.Code(err) (from
+// google.golang.org/grpc/status) returns the service's code, for example
+// codes.NotFound, codes.PermissionDenied or codes.Unavailable, and
+// codes.DeadlineExceeded or codes.Canceled when ctx ends first. Payload
+// problems are reported with [ErrChecksum] and [ErrPayload], tested with
+// errors.Is.
+//
+// MomentoKey makes exactly one AccessSecretVersion call: the client library's
+// default retries are turned off, so an outage is reported at once, with its
+// status, and retrying is left to the caller.
+package secret
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"regexp"
+	"strings"
+	"sync"
+	"unicode"
+	"unicode/utf8"
+
+	secretmanager "cloud.google.com/go/secretmanager/apiv1"
+	"cloud.google.com/go/secretmanager/apiv1/secretmanagerpb"
+	"github.com/googleapis/gax-go/v2"
+	"google.golang.org/api/option"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+var (
+	// ErrChecksum means the payload did not match the CRC32C checksum the
+	// service sent with it: it was corrupted on the way.
+	ErrChecksum = errors.New("secret payload failed CRC32C verification")
+
+	// ErrPayload means the payload holds no usable key: it is empty, is JSON
+	// without a non-empty "momento" string, or is a bare value with
+	// whitespace inside it.
+	ErrPayload = errors.New("secret payload holds no Momento API key")
+)
+
+// Client reads secrets from Secret Manager. Its methods are safe for
+// concurrent use.
+type Client struct {
+	sm *secretmanager.Client
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// NewClient builds a Secret Manager client. With emulatorHost ("host:port")
+// non-empty it talks plaintext gRPC to that host without authentication,
+// following Google's *_EMULATOR_HOST convention; otherwise it reaches the
+// real service with Application Default Credentials. opts are applied last,
+// so they override both.
+func NewClient(ctx context.Context, emulatorHost string, opts ...option.ClientOption) (*Client, error) {
+	var all []option.ClientOption
+	if emulatorHost != "" {
+		all = append(all,
+			option.WithEndpoint(emulatorHost),
+			option.WithoutAuthentication(),
+			option.WithGRPCDialOption(grpc.WithTransportCredentials(insecure.NewCredentials())),
+		)
+	}
+	all = append(all, opts...)
+	sm, err := secretmanager.NewClient(ctx, all...)
+	if err != nil {
+		return nil, fmt.Errorf("new secret manager client: %w", err)
+	}
+	return &Client{sm: sm}, nil
+}
+
+// Close closes the client's connections. It is safe to call more than once;
+// every call returns the result of the first.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() { c.closeErr = c.sm.Close() })
+	return c.closeErr
+}
+
+// noRetry replaces the client library's default retry policy for
+// AccessSecretVersion, which retries Unavailable and ResourceExhausted with
+// fully jittered backoff (pauses of up to 2 s, doubling to at most 60 s)
+// until ctx ends, or for 60 s if ctx has no deadline. In an outage that
+// holds the caller for its whole deadline, and a backoff cut short by ctx
+// returns a bare context.DeadlineExceeded in place of the service's
+// Unavailable. MomentoKey makes one attempt; its caller decides whether and
+// when to try again.
+var noRetry = gax.WithRetry(nil)
+
+// MomentoKey returns the Momento API key stored in the secret version name,
+// "projects/P/secrets/S/versions/V"; "projects/P/secrets/S" means
+// ".../versions/latest". It makes a single AccessSecretVersion call, with no
+// retries. It verifies the payload's CRC32C when the service sends one
+// (failing with ErrChecksum) and parses the payload with ParsePayload.
+//
+// An error from the service wraps its gRPC status, so status.Code(err)
+// returns its code; a bare context error is converted to the matching
+// DeadlineExceeded or Canceled status.
+func (c *Client) MomentoKey(ctx context.Context, name string) (string, error) {
+	if err := ValidateName(name); err != nil {
+		return "", err
+	}
+	if strings.Count(name, "/") == 3 {
+		name += "/versions/latest"
+	}
+	resp, err := c.sm.AccessSecretVersion(ctx, &secretmanagerpb.AccessSecretVersionRequest{Name: name}, noRetry)
+	if err != nil {
+		if _, ok := status.FromError(err); !ok && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
+			err = status.FromContextError(err).Err()
+		}
+		return "", fmt.Errorf("access secret version: %w", err)
+	}
+	got := resp.GetName()
+	if got == "" {
+		got = name
+	}
+	p := resp.GetPayload()
+	if p != nil && p.DataCrc32C != nil && int64(crc32.Checksum(p.Data, castagnoli)) != *p.DataCrc32C {
+		return "", fmt.Errorf("%s: %w", got, ErrChecksum)
+	}
+	key, err := ParsePayload(p.GetData())
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", got, err)
+	}
+	return key, nil
+}
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ParsePayload returns the Momento API key in a secret payload: either a JSON
+// object {"momento": "<key>"} (other members are ignored) or the bare key.
+// A payload that starts like other JSON, with '[' or '"', is rejected.
+// Surrounding whitespace and a leading UTF-8 byte order mark are trimmed from
+// the payload and from the key, since `echo key | gcloud secrets create`
+// stores a trailing newline. The key must be non-empty and hold no
+// whitespace or control characters; otherwise the error wraps ErrPayload.
+// Errors never quote the payload.
+func ParsePayload(b []byte) (string, error) {
+	b = bytes.TrimSpace(bytes.TrimPrefix(b, []byte("\ufeff")))
+	if len(b) == 0 {
+		return "", fmt.Errorf("%w: payload is empty", ErrPayload)
+	}
+	var key string
+	switch b[0] {
+	case '[', '"':
+		// No key starts with these; a quoted or listed key is a mistake.
+		return "", fmt.Errorf("%w: payload is JSON but not an object", ErrPayload)
+	case '{':
+		// Decode into raw members rather than a struct: encoding/json
+		// matches struct fields case-insensitively, and its errors can quote
+		// the input, so they are never returned.
+		var doc map[string]json.RawMessage
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return "", fmt.Errorf("%w: payload starts with '{' but is not a JSON object", ErrPayload)
+		}
+		raw, ok := doc["momento"]
+		if !ok {
+			return "", fmt.Errorf("%w: JSON has no \"momento\" member", ErrPayload)
+		}
+		if err := json.Unmarshal(raw, &key); err != nil {
+			return "", fmt.Errorf("%w: JSON \"momento\" is not a string", ErrPayload)
+		}
+		key = strings.TrimSpace(key)
+		if key == "" {
+			return "", fmt.Errorf("%w: JSON \"momento\" is empty", ErrPayload)
+		}
+	default:
+		key = string(b)
+	}
+	if !utf8.ValidString(key) {
+		return "", fmt.Errorf("%w: key is not valid UTF-8", ErrPayload)
+	}
+	if strings.ContainsFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return "", fmt.Errorf("%w: key contains whitespace or control characters", ErrPayload)
+	}
+	return key, nil
+}
+
+// nameRE matches a global secret or secret version name. The project may be
+// an ID (including a domain-scoped "example.com:p") or a number; the secret
+// ID rule is the service's; the version is a number, "latest" or an alias.
+var nameRE = regexp.MustCompile(`^projects/[A-Za-z0-9.:_-]+/secrets/[A-Za-z0-9_-]{1,255}(/versions/[A-Za-z0-9_-]+)?$`)
+
+// ValidateName reports whether name is a secret, "projects/P/secrets/S", or
+// a secret version, "projects/P/secrets/S/versions/V". The error does not
+// quote name, in case a key was configured where its name belongs.
+func ValidateName(name string) error {
+	if !nameRE.MatchString(name) {
+		return errors.New("secret name must be projects/PROJECT/secrets/SECRET or projects/PROJECT/secrets/SECRET/versions/VERSION")
+	}
+	return nil
+}
