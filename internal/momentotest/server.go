@@ -10,8 +10,8 @@
 // Start one with [NewServer] (or [NewServerT] in a test), give clients
 // [Server.APIKey], and inspect what happened with [Server.Mints],
 // [Server.Item] and [Server.Count]. Time is the fake's own clock
-// ([Server.Now]), moved with [Server.FastForward] and [Server.SetTime], so
-// expiry needs no sleeping. Faults and latency are injected per method with
+// ([Server.Now]): it runs in real time until [Server.SetTime] stops it, and
+// [Server.FastForward] moves it, so expiry needs no sleeping. Faults and latency are injected per method with
 // [Server.SetFault] and [Server.SetLatency].
 //
 // What it models: Get and Set of scalar items with TTLs; GenerateDisposableToken,
@@ -158,8 +158,11 @@ type Server struct {
 	stop     sync.Once
 
 	mu sync.Mutex // guards the fields below
-	// offset is added to base to give the fake's clock.
+	// offset is added to base to give the fake's clock, unless frozen.
 	offset time.Duration
+	// frozen is the clock's time once SetTime has stopped it; zero means
+	// the clock runs.
+	frozen time.Time
 	// keys maps an account key's secret (the api_key inside it) to its ID.
 	keys   map[string]string
 	apiKey string // the newest account key, in v1 form
@@ -262,20 +265,30 @@ func (s *Server) Now() time.Time {
 }
 
 // nowLocked returns the time on the fake's clock. s.mu must be held.
-func (s *Server) nowLocked() time.Time { return s.base().Add(s.offset) }
+func (s *Server) nowLocked() time.Time {
+	if !s.frozen.IsZero() {
+		return s.frozen
+	}
+	return s.base().Add(s.offset)
+}
 
 // FastForward moves the fake's clock d ahead.
 func (s *Server) FastForward(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.frozen.IsZero() {
+		s.frozen = s.frozen.Add(d)
+		return
+	}
 	s.offset += d
 }
 
-// SetTime sets the fake's clock to t; it keeps running from there.
+// SetTime stops the fake's clock at t: from then on only FastForward and
+// SetTime move it, so tests can expire items to the millisecond.
 func (s *Server) SetTime(t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.offset = t.Sub(s.base())
+	s.frozen = t
 }
 
 // APIKey returns the account key the fake accepts now, in Momento's v1 form.

@@ -1,0 +1,478 @@
+// Package vending hands out Momento tokens that may only subscribe to the
+// topics of one cache: one token per client key, cached in process (L1) and
+// in Momento, minted only when neither has one with enough life left.
+//
+// Create a [Vendor] with [New] from the Momento clients and [Options], then
+// call [Vendor.Token] per request. A repeat request on the same instance is
+// answered from L1 without a network call; a request whose token another
+// instance minted costs one Momento Get; only a true miss costs a Get, a mint
+// and a Set. Concurrent misses for one key share a single Get and mint.
+package vending
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/momentohq/client-sdk-go/momento"
+	"github.com/momentohq/client-sdk-go/responses"
+	authresp "github.com/momentohq/client-sdk-go/responses/auth"
+	"github.com/momentohq/client-sdk-go/utils"
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ErrUnavailable means Momento could not mint a token just now; retrying
+// later may succeed.
+var ErrUnavailable = errors.New("momento unavailable")
+
+// ErrRejected means Momento rejected the API key, even after it was re-read.
+var ErrRejected = errors.New("momento rejected the API key")
+
+// LimitError means the instance's mint rate limit is reached.
+type LimitError struct {
+	// RetryAfter is how long until a mint will be allowed.
+	RetryAfter time.Duration
+}
+
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("mint rate limit reached; retry after %v", e.RetryAfter)
+}
+
+// Source says how a token was found.
+type Source int
+
+// The ways a token is found.
+const (
+	// FromL1 is a token from the in-process cache: no network call.
+	FromL1 Source = iota + 1
+	// FromMomento is a token cached in Momento, perhaps by another instance.
+	FromMomento
+	// Minted is a token minted for this request.
+	Minted
+	// Shared is a token found or minted for a concurrent request for the
+	// same key, which this request waited for.
+	Shared
+)
+
+// String returns "l1", "momento", "mint" or "shared".
+func (s Source) String() string {
+	switch s {
+	case FromL1:
+		return "l1"
+	case FromMomento:
+		return "momento"
+	case Minted:
+		return "mint"
+	case Shared:
+		return "shared"
+	}
+	return fmt.Sprintf("Source(%d)", int(s))
+}
+
+// Token is a token handed out by a Vendor.
+type Token struct {
+	// Value is the token as Momento's browser SDK takes it.
+	Value string
+	// Expires is when the token expires, to the second.
+	Expires time.Time
+	// Source says how it was found.
+	Source Source
+}
+
+// Clients are the Momento clients a Vendor calls.
+type Clients struct {
+	Cache momento.CacheClient
+	Auth  momento.AuthClient
+}
+
+// Close closes both clients.
+func (c *Clients) Close() {
+	if c.Cache != nil {
+		c.Cache.Close()
+	}
+	if c.Auth != nil {
+		c.Auth.Close()
+	}
+}
+
+// Options configures a Vendor.
+type Options struct {
+	// CacheName is the cache tokens may subscribe in, and where they are cached.
+	CacheName string
+	// TokenTTL is the lifetime of a minted token, in whole seconds.
+	TokenTTL time.Duration
+	// CacheTTL is the longest a token stays cached.
+	CacheTTL time.Duration
+	// Margin is the least lifetime a handed-out token has left; a cached
+	// token with less is a miss, and no cache entry outlives its token's
+	// expiry minus Margin.
+	Margin time.Duration
+	// CallTimeout bounds each Momento call.
+	CallTimeout time.Duration
+	// MintRate and MintBurst shape the token bucket that limits mints.
+	MintRate  float64
+	MintBurst int
+	// L1MaxEntries and L1MaxBytes bound the in-process cache; if either is
+	// 0 there is none.
+	L1MaxEntries int
+	L1MaxBytes   int
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// Logger receives warnings about upstream faults; nil means none. Its
+	// lines never hold a token, and name a client only through Label.
+	Logger *slog.Logger
+	// Label is how a client key appears in logs and errors; nil means
+	// "client".
+	Label func(key string) string
+	// Reconnect re-reads the API key and builds new clients. The Vendor
+	// calls it when Momento rejects the key, at most once per
+	// ReconnectInterval; nil means never.
+	Reconnect func(ctx context.Context) (*Clients, error)
+	// ReconnectInterval is the least time between two Reconnect calls; 0
+	// means 30s.
+	ReconnectInterval time.Duration
+}
+
+// Vendor hands out tokens. Its methods are safe for concurrent use.
+type Vendor struct {
+	opts    Options
+	scope   momento.DisposableTokenScope
+	l1      *l1
+	flights singleflight.Group
+	limiter *rate.Limiter
+	current atomic.Pointer[generation]
+
+	mu            sync.Mutex // serialises reconnects; guards the fields below
+	lastReconnect time.Time
+	retired       []retiree // clients replaced by a reconnect, closing soon
+	closed        bool
+}
+
+// retiree is a set of clients replaced by a reconnect and the timer that
+// will close it.
+type retiree struct {
+	clients *Clients
+	timer   *time.Timer
+}
+
+// generation is one set of clients; a reconnect makes the next.
+type generation struct {
+	clients *Clients
+}
+
+// New returns a Vendor that calls clients. It owns them from then on.
+func New(clients *Clients, opts Options) *Vendor {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Label == nil {
+		opts.Label = func(string) string { return "client" }
+	}
+	if opts.ReconnectInterval == 0 {
+		opts.ReconnectInterval = 30 * time.Second
+	}
+	v := &Vendor{
+		opts:    opts,
+		scope:   momento.TopicSubscribeOnly(momento.CacheName{Name: opts.CacheName}, momento.AllTopics{}),
+		l1:      newL1(opts.L1MaxEntries, opts.L1MaxBytes),
+		limiter: rate.NewLimiter(rate.Limit(opts.MintRate), opts.MintBurst),
+	}
+	v.current.Store(&generation{clients: clients})
+	return v
+}
+
+// Token returns a token for the client known by key: from L1, from Momento,
+// or freshly minted, always with at least Options.Margin of life left.
+//
+// ctx bounds only the wait: the work is shared with concurrent requests for
+// the same key and finishes (bounded by Options.CallTimeout per call) even if
+// ctx ends first, so that its result is cached for them and the next request.
+// The error is a *LimitError, or wraps ErrUnavailable or ErrRejected, or is
+// ctx's error.
+func (v *Vendor) Token(ctx context.Context, key string) (Token, error) {
+	if t, ok := v.l1.get(key, v.opts.Now()); ok {
+		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
+	}
+	var leader bool // set only in the flight this request started
+	ch := v.flights.DoChan(key, func() (any, error) {
+		leader = true
+		return v.fill(context.WithoutCancel(ctx), key)
+	})
+	select {
+	case r := <-ch:
+		if r.Err != nil {
+			return Token{}, r.Err
+		}
+		t := r.Val.(Token)
+		if !leader {
+			t.Source = Shared
+		}
+		return t, nil
+	case <-ctx.Done():
+		return Token{}, ctx.Err()
+	}
+}
+
+// token is a token and its expiry.
+type token struct {
+	value string
+	exp   time.Time
+}
+
+// item is a token as cached in Momento.
+type item struct {
+	Token string `json:"token"`
+	Exp   int64  `json:"exp"` // unix seconds
+	// Until is when the Momento item expires, in unix milliseconds, so that
+	// an instance that reads it can keep it in L1 exactly that long.
+	Until int64 `json:"until,omitempty"`
+}
+
+// fill finds or mints the token for key, caching it in Momento and L1.
+func (v *Vendor) fill(ctx context.Context, key string) (Token, error) {
+	now := v.opts.Now()
+	if t, ok := v.l1.get(key, now); ok {
+		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
+	}
+	gen := v.current.Load()
+	itemKey := key + "-token"
+	if t, until, ok := v.lookup(ctx, gen.clients, key, itemKey, now); ok {
+		v.l1.put(key, t, until)
+		return Token{Value: t.value, Expires: t.exp, Source: FromMomento}, nil
+	}
+
+	if wait := v.reserveMint(now); wait > 0 {
+		return Token{}, &LimitError{RetryAfter: wait}
+	}
+	t, err := v.mint(ctx, gen.clients)
+	if err != nil && rejected(err) {
+		v.opts.Logger.Warn("Momento rejected the API key; re-reading it", "code", codeOf(err).String())
+		if next, ok := v.reconnect(ctx, gen); ok {
+			gen = next
+			t, err = v.mint(ctx, gen.clients)
+		}
+	}
+	if err != nil {
+		kind := ErrUnavailable
+		if rejected(err) {
+			kind = ErrRejected
+		}
+		return Token{}, fmt.Errorf("mint token: %w (%s): %s", kind, codeOf(err), v.redact(err, key))
+	}
+
+	// Momento truncates exp to the second; counting from the start of this
+	// second keeps the TTL a whole CacheTTL. The entry may then outlive
+	// exp-Margin by under a second, which lookup never serves.
+	now = v.opts.Now()
+	if ttl := min(v.opts.CacheTTL, t.exp.Sub(now.Truncate(time.Second))-v.opts.Margin); ttl >= time.Second {
+		until := minTime(now.Add(ttl), t.exp.Add(-v.opts.Margin))
+		v.store(ctx, gen.clients, key, itemKey, item{Token: t.value, Exp: t.exp.Unix(), Until: until.UnixMilli()}, ttl)
+		v.l1.put(key, t, until)
+	}
+	return Token{Value: t.value, Expires: t.exp, Source: Minted}, nil
+}
+
+// lookup returns the token cached in Momento under itemKey and when it stops
+// being served, if it has at least the margin left at now. Failures are
+// logged and count as a miss: a token can still be minted.
+func (v *Vendor) lookup(ctx context.Context, c *Clients, key, itemKey string, now time.Time) (token, time.Time, bool) {
+	ctx, cancel := context.WithTimeout(ctx, v.opts.CallTimeout)
+	defer cancel()
+	resp, err := c.Cache.Get(ctx, &momento.GetRequest{CacheName: v.opts.CacheName, Key: momento.String(itemKey)})
+	if err != nil {
+		v.opts.Logger.Warn("Momento Get failed; treating it as a miss",
+			"client", v.opts.Label(key), "code", codeOf(err).String(), "error", v.redact(err, key))
+		return token{}, time.Time{}, false
+	}
+	hit, ok := resp.(*responses.GetHit)
+	if !ok {
+		return token{}, time.Time{}, false
+	}
+	var it item
+	if err := json.Unmarshal(hit.ValueByte(), &it); err != nil || it.Token == "" || it.Exp <= 0 {
+		v.opts.Logger.Warn("cached token does not parse; treating it as a miss", "client", v.opts.Label(key))
+		return token{}, time.Time{}, false
+	}
+	t := token{value: it.Token, exp: time.Unix(it.Exp, 0)}
+	until := t.exp.Add(-v.opts.Margin)
+	if it.Until > 0 {
+		until = minTime(until, time.UnixMilli(it.Until))
+	} else {
+		until = minTime(until, now.Add(v.opts.CacheTTL))
+	}
+	if !now.Before(until) {
+		return token{}, time.Time{}, false
+	}
+	return t, until, true
+}
+
+// store caches it in Momento for ttl. A failure is logged: the token is
+// still good to hand out.
+func (v *Vendor) store(ctx context.Context, c *Clients, key, itemKey string, it item, ttl time.Duration) {
+	b, err := json.Marshal(it)
+	if err != nil {
+		panic(err) // an item of strings and numbers always marshals
+	}
+	ctx, cancel := context.WithTimeout(ctx, v.opts.CallTimeout)
+	defer cancel()
+	_, err = c.Cache.Set(ctx, &momento.SetRequest{CacheName: v.opts.CacheName, Key: momento.String(itemKey), Value: momento.Bytes(b), Ttl: ttl})
+	if err != nil {
+		v.opts.Logger.Warn("Momento Set failed; the token is served uncached",
+			"client", v.opts.Label(key), "code", codeOf(err).String(), "error", v.redact(err, key))
+	}
+}
+
+// mint asks Momento for a token that may only subscribe to the topics of
+// the cache.
+func (v *Vendor) mint(ctx context.Context, c *Clients) (token, error) {
+	ctx, cancel := context.WithTimeout(ctx, v.opts.CallTimeout)
+	defer cancel()
+	resp, err := c.Auth.GenerateDisposableToken(ctx, &momento.GenerateDisposableTokenRequest{
+		ExpiresIn: utils.ExpiresInSeconds(int64(v.opts.TokenTTL / time.Second)),
+		Scope:     v.scope,
+	})
+	if err != nil {
+		return token{}, err
+	}
+	ok, _ := resp.(*authresp.GenerateDisposableTokenSuccess)
+	if ok == nil || ok.ApiKey == "" {
+		return token{}, fmt.Errorf("unexpected response %T", resp)
+	}
+	t := token{value: ok.ApiKey, exp: time.Unix(int64(ok.ValidUntil), 0)}
+	if left := t.exp.Sub(v.opts.Now()); left < v.opts.Margin {
+		// Only a clock far off Momento's gets here; such a token would
+		// break the promise of Margin.
+		return token{}, fmt.Errorf("minted token has only %v left", left.Round(time.Second))
+	}
+	return t, nil
+}
+
+// reserveMint takes a mint from the bucket, or says how long until one is
+// available.
+func (v *Vendor) reserveMint(now time.Time) time.Duration {
+	r := v.limiter.ReserveN(now, 1)
+	if !r.OK() {
+		return time.Second
+	}
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d
+	}
+	return 0
+}
+
+// reconnect replaces the clients of generation used with new ones built
+// by Options.Reconnect, unless another request already did, or one was
+// tried less than Options.ReconnectInterval ago. It returns the generation
+// to retry with.
+func (v *Vendor) reconnect(ctx context.Context, used *generation) (*generation, bool) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if cur := v.current.Load(); cur != used {
+		return cur, true
+	}
+	if v.opts.Reconnect == nil || v.closed {
+		return nil, false
+	}
+	now := v.opts.Now()
+	if !v.lastReconnect.IsZero() && now.Sub(v.lastReconnect) < v.opts.ReconnectInterval {
+		v.opts.Logger.Warn("API key was re-read recently; not re-reading it again yet",
+			"retry_in", (v.opts.ReconnectInterval - now.Sub(v.lastReconnect)).Round(time.Second).String())
+		return nil, false
+	}
+	v.lastReconnect = now
+	clients, err := v.opts.Reconnect(ctx)
+	if err != nil {
+		v.opts.Logger.Error("re-reading the API key failed", "error", err.Error())
+		return nil, false
+	}
+	next := &generation{clients: clients}
+	v.current.Store(next)
+	// Calls in flight may still use the old clients; each is bounded by
+	// CallTimeout, and a request makes at most three.
+	v.retired = append(v.retired, retiree{used.clients, time.AfterFunc(4*v.opts.CallTimeout+time.Second, used.clients.Close)})
+	v.opts.Logger.Info("reconnected to Momento with the re-read API key")
+	return next, true
+}
+
+// Close closes the clients. Token must not be called after Close.
+func (v *Vendor) Close() {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.closed {
+		return
+	}
+	v.closed = true
+	for _, r := range v.retired {
+		if r.timer.Stop() {
+			r.clients.Close() // it had not fired yet
+		}
+	}
+	v.current.Load().clients.Close()
+}
+
+// L1Stats returns how many tokens the in-process cache holds and their
+// estimated size in bytes.
+func (v *Vendor) L1Stats() (entries, bytes int) { return v.l1.stats() }
+
+// redact returns err's text with the client key replaced by its label: the
+// SDK and Momento may quote the item key, which holds the client's IP.
+func (v *Vendor) redact(err error, key string) string {
+	return strings.ReplaceAll(err.Error(), key, v.opts.Label(key))
+}
+
+// rejected reports whether err says Momento rejected the credentials. The
+// SDK reports every GenerateDisposableToken failure as ClientSdkError and
+// keeps the real one in OriginalErr, so rejected looks through the chain.
+func rejected(err error) bool {
+	switch codeOf(err) {
+	case codes.Unauthenticated, codes.PermissionDenied:
+		return true
+	}
+	return false
+}
+
+// codeOf returns the gRPC status code behind an SDK error, looking through
+// the SDK's OriginalErr chain; codes.Unknown if there is none.
+func codeOf(err error) codes.Code {
+	for err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return codes.DeadlineExceeded
+		}
+		if st, ok := status.FromError(err); ok {
+			return st.Code()
+		}
+		var me momento.MomentoError
+		if errors.As(err, &me) {
+			switch me.Code() {
+			case momento.AuthenticationError:
+				return codes.Unauthenticated
+			case momento.PermissionError:
+				return codes.PermissionDenied
+			}
+			err = me.OriginalErr()
+			continue
+		}
+		err = errors.Unwrap(err)
+	}
+	return codes.Unknown
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

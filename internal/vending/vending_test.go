@@ -1,0 +1,475 @@
+package vending
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
+
+	"example.com/tokenvendingmachine/internal/momentotest"
+)
+
+// env is a Vendor wired to a fake Momento through the real SDK clients.
+type env struct {
+	fake *momentotest.Server
+	v    *Vendor
+	logs *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newFake starts a fake Momento whose clock stands still unless the test
+// moves it.
+func newFake(t *testing.T) *momentotest.Server {
+	t.Helper()
+	fake := momentotest.NewServerT(t)
+	fake.SetTime(time.Date(2026, 11, 28, 12, 0, 0, 250e6, time.UTC))
+	return fake
+}
+
+func testOptions(fake *momentotest.Server) Options {
+	return Options{
+		CacheName:    "pizza",
+		TokenTTL:     time.Hour,
+		CacheTTL:     55 * time.Minute,
+		Margin:       5 * time.Minute,
+		CallTimeout:  2 * time.Second,
+		MintRate:     1000,
+		MintBurst:    1000,
+		L1MaxEntries: 1000,
+		L1MaxBytes:   1 << 20,
+		Now:          fake.Now,
+		Label:        func(key string) string { return "h(" + strings.ReplaceAll(key, ".", "_") + ")" },
+	}
+}
+
+// newVendor starts a Vendor on fake; modify adjusts its options.
+func newVendor(t *testing.T, fake *momentotest.Server, modify func(*Options)) *env {
+	t.Helper()
+	logs := &syncBuffer{}
+	opts := testOptions(fake)
+	opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
+	if modify != nil {
+		modify(&opts)
+	}
+	clients, err := Connect(context.Background(), fake.APIKey(), fake.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatalf("Connect: %v", err)
+	}
+	v := New(clients, opts)
+	t.Cleanup(v.Close)
+	return &env{fake: fake, v: v, logs: logs}
+}
+
+func (e *env) token(t *testing.T, key string) Token {
+	t.Helper()
+	tok, err := e.v.Token(context.Background(), key)
+	if err != nil {
+		t.Fatalf("Token(%q): %v", key, err)
+	}
+	return tok
+}
+
+func TestMintThenL1ThenMomento(t *testing.T) {
+	fake := newFake(t)
+	a := newVendor(t, fake, nil)
+
+	first := a.token(t, "203.0.113.7")
+	if first.Source != Minted {
+		t.Fatalf("first Token source = %v, want mint", first.Source)
+	}
+	if got := fake.Count(momentotest.MethodGet) + fake.Count(momentotest.MethodMint) + fake.Count(momentotest.MethodSet); got != 3 {
+		t.Errorf("Momento calls for a mint = %d, want 3 (Get, mint, Set)", got)
+	}
+	mints := fake.Mints()
+	if len(mints) != 1 {
+		t.Fatalf("mints = %d, want 1", len(mints))
+	}
+	wantScope := []momentotest.Grant{{Kind: "topic", Role: "TopicReadOnly", Cache: "pizza", Topic: "*"}}
+	if diff := cmp.Diff(wantScope, mints[0].Grants); diff != "" || mints[0].ValidFor != time.Hour {
+		t.Errorf("minted scope (-want +got):\n%s\nvalid for %v, want 1h", diff, mints[0].ValidFor)
+	}
+	if mints[0].Token != first.Value || !mints[0].ValidUntil.Equal(first.Expires) {
+		t.Errorf("Token = %+v, does not match the mint %+v", first, mints[0])
+	}
+	it, ok := fake.Item("pizza", "203.0.113.7-token")
+	if !ok || it.TTL != 55*time.Minute {
+		t.Fatalf("cached item = %+v, %v; want one with TTL 55m", it, ok)
+	}
+	var stored item
+	if err := json.Unmarshal(it.Value, &stored); err != nil || stored.Token != first.Value || stored.Exp != first.Expires.Unix() {
+		t.Errorf("cached value %s (err %v) does not hold the token and exp", it.Value, err)
+	}
+
+	fake.ResetCounts()
+	again := a.token(t, "203.0.113.7")
+	if again.Source != FromL1 || again.Value != first.Value || !again.Expires.Equal(first.Expires) {
+		t.Errorf("repeat Token = %v %v, want the same token from l1", again.Source, again.Expires)
+	}
+	if n := fake.TotalCount(); n != 0 {
+		t.Errorf("Momento calls on an L1 hit = %d, want 0", n)
+	}
+
+	// Another instance finds the token in Momento with one Get.
+	b := newVendor(t, fake, nil)
+	other := b.token(t, "203.0.113.7")
+	if other.Source != FromMomento || other.Value != first.Value {
+		t.Errorf("other instance Token source = %v, want the same token from momento", other.Source)
+	}
+	if n, gets := fake.TotalCount(), fake.Count(momentotest.MethodGet); n != 1 || gets != 1 {
+		t.Errorf("Momento calls on a Momento hit = %d (Gets %d), want 1 Get", n, gets)
+	}
+
+	if diff := a.token(t, "198.51.100.1"); diff.Value == first.Value {
+		t.Errorf("another client got the same token")
+	}
+}
+
+func TestExpiry(t *testing.T) {
+	fake := newFake(t)
+	e := newVendor(t, fake, nil)
+	first := e.token(t, "203.0.113.7")
+
+	fake.FastForward(55*time.Minute - time.Second)
+	if got := e.token(t, "203.0.113.7"); got.Source != FromL1 || got.Value != first.Value {
+		t.Errorf("Token just before the cache TTL: source %v, want the cached token from l1", got.Source)
+	}
+	// 58 minutes after the mint the token has 2 minutes left: never served.
+	fake.FastForward(3*time.Minute + time.Second)
+	got := e.token(t, "203.0.113.7")
+	if got.Source != Minted || got.Value == first.Value {
+		t.Errorf("Token 58m after the mint: source %v, same token %v; want a new mint", got.Source, got.Value == first.Value)
+	}
+	if left := got.Expires.Sub(fake.Now()); left < 59*time.Minute {
+		t.Errorf("new token has %v left, want about 1h", left)
+	}
+}
+
+func TestCachedEntriesWithTooLittleLifeAreMisses(t *testing.T) {
+	fake := newFake(t)
+	e := newVendor(t, fake, nil)
+	now := fake.Now()
+	seed := func(key string, v any) {
+		b, _ := json.Marshal(v)
+		fake.SetItem("pizza", key+"-token", b, time.Hour)
+	}
+	seed("192.0.2.1", item{Token: "old", Exp: now.Add(4 * time.Minute).Unix()})
+	fake.SetItem("pizza", "192.0.2.2-token", []byte("not json"), time.Hour)
+	seed("192.0.2.3", item{Token: "", Exp: now.Add(time.Hour).Unix()})
+	seed("192.0.2.4", item{Token: "fine", Exp: now.Add(20 * time.Minute).Unix()})
+
+	for _, key := range []string{"192.0.2.1", "192.0.2.2", "192.0.2.3"} {
+		if got := e.token(t, key); got.Source != Minted {
+			t.Errorf("Token(%s) source = %v, want mint", key, got.Source)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "does not parse") {
+		t.Errorf("no log line about the unparsable cached value")
+	}
+	// A cached token with 20 minutes left is served, and kept in L1 only
+	// until 5 minutes before it expires.
+	if got := e.token(t, "192.0.2.4"); got.Source != FromMomento || got.Value != "fine" {
+		t.Fatalf("Token(192.0.2.4) = %v %q, want the cached token", got.Source, got.Value)
+	}
+	fake.FastForward(15*time.Minute - time.Second)
+	if got := e.token(t, "192.0.2.4"); got.Source != FromL1 {
+		t.Errorf("Token with 5m1s left: source %v, want l1", got.Source)
+	}
+	fake.FastForward(time.Second)
+	if got := e.token(t, "192.0.2.4"); got.Source != Minted {
+		t.Errorf("Token with 5m left: source %v, want mint", got.Source)
+	}
+}
+
+func TestL1NeverOutlivesTheMomentoEntry(t *testing.T) {
+	fake := newFake(t)
+	short := func(o *Options) { o.TokenTTL = 30 * time.Minute; o.CacheTTL = 10 * time.Minute }
+	a := newVendor(t, fake, short)
+	b := newVendor(t, fake, short)
+	minted := a.token(t, "203.0.113.7")
+	it, _ := fake.Item("pizza", "203.0.113.7-token")
+	if it.TTL != 10*time.Minute {
+		t.Fatalf("Set TTL = %v, want CACHE_TTL 10m", it.TTL)
+	}
+
+	fake.FastForward(4 * time.Minute)
+	if got := b.token(t, "203.0.113.7"); got.Source != FromMomento || got.Value != minted.Value {
+		t.Fatalf("instance b: source %v, want the token from momento", got.Source)
+	}
+	// b read the entry 4 minutes into its 10; its L1 copy must go when the
+	// Momento entry does, not 10 minutes after b read it.
+	fake.FastForward(6*time.Minute - time.Millisecond)
+	if got := b.token(t, "203.0.113.7"); got.Source != FromL1 {
+		t.Errorf("instance b just before the entry expires: source %v, want l1", got.Source)
+	}
+	fake.FastForward(time.Millisecond)
+	if _, ok := fake.Item("pizza", "203.0.113.7-token"); ok {
+		t.Fatalf("Momento entry still live after its TTL")
+	}
+	if got := b.token(t, "203.0.113.7"); got.Source != Minted {
+		t.Errorf("instance b after the entry expired: source %v, want mint", got.Source)
+	}
+}
+
+func TestSetTTLIsCappedByTheTokensExpiry(t *testing.T) {
+	fake := newFake(t)
+	// Momento's clock runs 10 minutes behind ours: its token expires 50
+	// minutes from our now, so the entry may live only 45.
+	ahead := func(o *Options) { o.Now = func() time.Time { return fake.Now().Add(10 * time.Minute) } }
+	e := newVendor(t, fake, ahead)
+	e.token(t, "203.0.113.7")
+	it, _ := fake.Item("pizza", "203.0.113.7-token")
+	if it.TTL != 45*time.Minute {
+		t.Errorf("Set TTL = %v, want min(CACHE_TTL 55m, exp-now-margin 45m) = 45m", it.TTL)
+	}
+}
+
+func TestConcurrentMissesMintOnce(t *testing.T) {
+	fake := newFake(t)
+	fake.SetLatency(20 * time.Millisecond) // long enough for the requests to overlap
+	e := newVendor(t, fake, nil)
+
+	var wg sync.WaitGroup
+	tokens := make([]Token, 200)
+	for i := range tokens {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			tok, err := e.v.Token(context.Background(), "203.0.113.7")
+			if err != nil {
+				t.Errorf("Token: %v", err)
+			}
+			tokens[i] = tok
+		}()
+	}
+	wg.Wait()
+	if n := len(fake.Mints()); n != 1 {
+		t.Errorf("200 concurrent requests minted %d tokens, want 1", n)
+	}
+	if n := fake.Count(momentotest.MethodGet); n != 1 {
+		t.Errorf("200 concurrent requests made %d Gets, want 1", n)
+	}
+	minted := 0
+	for _, tok := range tokens {
+		if tok.Value != tokens[0].Value {
+			t.Fatalf("concurrent requests got different tokens")
+		}
+		if tok.Source == Minted {
+			minted++
+		}
+	}
+	if minted != 1 {
+		t.Errorf("%d requests report source mint, want 1 (the rest shared or l1)", minted)
+	}
+}
+
+func TestManyClientsMintOncePerClient(t *testing.T) {
+	fake := newFake(t)
+	e := newVendor(t, fake, nil)
+	const requests, clients, workers = 2000, 100, 64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := next.Add(1) - 1
+				if i >= requests {
+					return
+				}
+				if _, err := e.v.Token(context.Background(), fmt.Sprintf("10.0.%d.%d", i%clients/256, i%clients%256)); err != nil {
+					t.Errorf("Token: %v", err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if n := len(fake.Mints()); n != clients {
+		t.Errorf("%d requests over %d clients minted %d tokens, want %d", requests, clients, n, clients)
+	}
+}
+
+func TestWaitIsBoundedByTheCallersContext(t *testing.T) {
+	fake := newFake(t)
+	fake.SetFault(momentotest.MethodMint, momentotest.Fault{Latency: 300 * time.Millisecond})
+	e := newVendor(t, fake, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := e.v.Token(ctx, "203.0.113.7"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Token with a short deadline: err %v, want DeadlineExceeded", err)
+	}
+	// The shared work went on: the next request joins it, or finds its
+	// result in L1, and nothing is minted twice.
+	got := e.token(t, "203.0.113.7")
+	if got.Source == Minted || len(fake.Mints()) != 1 {
+		t.Errorf("after an abandoned wait: source %v, %d mints; want the first mint's token", got.Source, len(fake.Mints()))
+	}
+}
+
+func TestUpstreamFaults(t *testing.T) {
+	tests := []struct {
+		name       string
+		method     momentotest.Method
+		fault      momentotest.Fault
+		wantErr    error
+		wantCached bool
+		wantLog    string
+	}{
+		{name: "get fails", method: momentotest.MethodGet, fault: momentotest.Fault{Code: codes.Unavailable}, wantCached: true, wantLog: "Momento Get failed"},
+		{name: "get hangs", method: momentotest.MethodGet, fault: momentotest.Fault{Latency: time.Minute}, wantCached: true, wantLog: "Momento Get failed"},
+		{name: "set fails", method: momentotest.MethodSet, fault: momentotest.Fault{Code: codes.Internal}, wantLog: "Momento Set failed"},
+		{name: "mint fails", method: momentotest.MethodMint, fault: momentotest.Fault{Code: codes.Unavailable}, wantErr: ErrUnavailable},
+		{name: "mint hangs", method: momentotest.MethodMint, fault: momentotest.Fault{Latency: time.Minute}, wantErr: ErrUnavailable},
+		{name: "mint limited by Momento", method: momentotest.MethodMint, fault: momentotest.Fault{Code: codes.ResourceExhausted}, wantErr: ErrUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake(t)
+			fake.SetFault(tt.method, tt.fault)
+			e := newVendor(t, fake, func(o *Options) { o.CallTimeout = 200 * time.Millisecond })
+			tok, err := e.v.Token(context.Background(), "203.0.113.7")
+			if !errors.Is(err, tt.wantErr) {
+				t.Fatalf("Token: err %v, want %v", err, tt.wantErr)
+			}
+			if tt.wantErr != nil {
+				if _, ok := fake.Item("pizza", "203.0.113.7-token"); ok {
+					t.Errorf("a token is cached after a failed mint")
+				}
+				if strings.Contains(err.Error(), "203.0.113.7") {
+					t.Errorf("error %q names the client's IP", err)
+				}
+				return
+			}
+			if tok.Source != Minted || tok.Value == "" {
+				t.Errorf("Token = %v %q, want a minted token", tok.Source, tok.Value)
+			}
+			if _, ok := fake.Item("pizza", "203.0.113.7-token"); ok != tt.wantCached {
+				t.Errorf("token cached in Momento = %v, want %v", ok, tt.wantCached)
+			}
+			if logs := e.logs.String(); !strings.Contains(logs, tt.wantLog) || strings.Contains(logs, "203.0.113.7") || strings.Contains(logs, tok.Value) {
+				t.Errorf("logs = %s\nwant a line with %q and neither the IP nor the token", logs, tt.wantLog)
+			}
+		})
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	fake := newFake(t)
+	var reconnects atomic.Int32
+	e := newVendor(t, fake, func(o *Options) {
+		o.Reconnect = func(ctx context.Context) (*Clients, error) {
+			reconnects.Add(1)
+			return Connect(ctx, fake.APIKey(), fake.Addr(), time.Second)
+		}
+	})
+	e.token(t, "192.0.2.1") // connect with the first key
+	fake.RotateAPIKey()
+
+	got := e.token(t, "192.0.2.2")
+	if got.Source != Minted {
+		t.Fatalf("Token after rotation: source %v, want mint", got.Source)
+	}
+	if n := reconnects.Load(); n != 1 {
+		t.Errorf("reconnects = %d, want 1", n)
+	}
+	if m, _ := fake.MintOf(got.Value); m.Caller != "key-2" {
+		t.Errorf("token minted by %q, want the rotated key-2", m.Caller)
+	}
+	if _, ok := fake.Item("pizza", "192.0.2.2-token"); !ok {
+		t.Errorf("token minted after rotation was not cached with the new clients")
+	}
+
+	// Rejected again within 30s: the key is not re-read again.
+	fake.RotateAPIKey()
+	fake.FastForward(10 * time.Second)
+	if _, err := e.v.Token(context.Background(), "192.0.2.3"); !errors.Is(err, ErrRejected) {
+		t.Errorf("Token rejected again within 30s: err %v, want ErrRejected", err)
+	}
+	if n := reconnects.Load(); n != 1 {
+		t.Errorf("reconnects = %d after a second rejection within 30s, want 1", n)
+	}
+	fake.FastForward(30 * time.Second)
+	if got := e.token(t, "192.0.2.3"); got.Source != Minted {
+		t.Errorf("Token 40s after the last re-read: source %v, want mint", got.Source)
+	}
+	if n := reconnects.Load(); n != 2 {
+		t.Errorf("reconnects = %d, want 2", n)
+	}
+}
+
+func TestMintRateLimit(t *testing.T) {
+	fake := newFake(t)
+	now := fake.Now()
+	clock := func() time.Time { return now }
+	e := newVendor(t, fake, func(o *Options) { o.MintRate = 1; o.MintBurst = 3; o.Now = clock })
+
+	for i := range 3 {
+		e.token(t, fmt.Sprintf("192.0.2.%d", i))
+	}
+	_, err := e.v.Token(context.Background(), "192.0.2.99")
+	var limit *LimitError
+	if !errors.As(err, &limit) || limit.RetryAfter <= 0 || limit.RetryAfter > time.Second {
+		t.Fatalf("Token beyond the burst: err %v, want a LimitError with RetryAfter in (0, 1s]", err)
+	}
+	if got := e.token(t, "192.0.2.0"); got.Source != FromL1 {
+		t.Errorf("cached client while limited: source %v, want l1", got.Source)
+	}
+	if n := len(fake.Mints()); n != 3 {
+		t.Errorf("mints = %d, want 3", n)
+	}
+	now = now.Add(time.Second)
+	if got := e.token(t, "192.0.2.99"); got.Source != Minted {
+		t.Errorf("Token a second later: source %v, want mint", got.Source)
+	}
+}
+
+func TestL1Bound(t *testing.T) {
+	c := newL1(100, 100*(entryOverhead+64))
+	now := time.Now()
+	for i := range 100_000 {
+		key := fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255)
+		c.put(key, token{value: strings.Repeat("t", 40), exp: now.Add(time.Hour)}, now.Add(time.Hour))
+		if n, b := c.stats(); n > 100 || b > 100*(entryOverhead+64) {
+			t.Fatalf("after %d puts: %d entries, %d bytes; bound is 100 entries, %d bytes", i+1, n, b, 100*(entryOverhead+64))
+		}
+	}
+	if _, ok := c.get("10.1.134.159", now); !ok { // the most recent put
+		t.Errorf("most recent entry was evicted")
+	}
+	if _, ok := c.get("10.0.0.0", now); ok {
+		t.Errorf("oldest entry was kept")
+	}
+	byBytes := newL1(1000, 3*(entryOverhead+50))
+	for i := range 10 {
+		byBytes.put(fmt.Sprintf("k%d", i), token{value: strings.Repeat("t", 40)}, now.Add(time.Hour))
+	}
+	if n, b := byBytes.stats(); n != 3 || b > 3*(entryOverhead+50) {
+		t.Errorf("byte-bounded L1 holds %d entries, %d bytes; want 3 within %d", n, b, 3*(entryOverhead+50))
+	}
+}
