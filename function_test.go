@@ -1,0 +1,550 @@
+package tokenvendingmachine
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/momentohq/client-sdk-go/config"
+	"github.com/momentohq/client-sdk-go/config/logger"
+	"github.com/momentohq/client-sdk-go/momento"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"example.com/tokenvendingmachine/internal/momentotest"
+	"example.com/tokenvendingmachine/internal/secretmanagertest"
+)
+
+// secretID is the secret the tests keep the Momento key in.
+const secretID = "projects/test-project/secrets/momento"
+
+// harness is the function wired to fake Momento and Secret Manager servers,
+// reached through the real SDK clients over loopback gRPC.
+type harness struct {
+	momento *momentotest.Server
+	secrets *secretmanagertest.Server
+	h       *handler
+	logs    *syncBuffer
+
+	mu  sync.Mutex
+	ips map[string]bool // every client IP a request used
+}
+
+// newHarness starts the fakes and the function. env holds the function's
+// environment on top of the defaults (SECRET_ID and both emulator hosts); a
+// value of "" removes a default.
+func newHarness(t *testing.T, env map[string]string) *harness {
+	t.Helper()
+	hs := &harness{
+		momento: momentotest.NewServerT(t),
+		secrets: secretmanagertest.NewServerT(t),
+		logs:    &syncBuffer{},
+		ips:     make(map[string]bool),
+	}
+	hs.momento.SetTime(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	hs.secrets.AddVersion(secretID, []byte(`{"momento": "`+hs.momento.APIKey()+`"}`))
+	vars := map[string]string{
+		"SECRET_ID":                   secretID,
+		"MOMENTO_EMULATOR_HOST":       hs.momento.Addr(),
+		"SECRETMANAGER_EMULATOR_HOST": hs.secrets.Addr(),
+	}
+	for k, v := range env {
+		vars[k] = v
+	}
+	getenv := func(k string) string { return vars[k] }
+	hs.h = newHandler(deps{getenv: getenv, stdout: hs.logs, now: hs.momento.Now})
+	t.Cleanup(func() {
+		hs.h.close()
+		hs.checkLogs(t)
+	})
+	return hs
+}
+
+// do sends a request from client IP ip (through X-Forwarded-For, as Google's
+// front end does) and returns the response.
+func (hs *harness) do(method, ip string, header http.Header) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, "/", nil)
+	r.RemoteAddr = "169.254.1.1:43210" // the front end's address, as on Cloud Functions
+	for k, vs := range header {
+		r.Header[k] = vs
+	}
+	if ip != "" {
+		r.Header.Add("X-Forwarded-For", ip)
+		hs.mu.Lock()
+		hs.ips[ip] = true
+		hs.mu.Unlock()
+	}
+	w := httptest.NewRecorder()
+	hs.h.ServeHTTP(w, r)
+	return w
+}
+
+func (hs *harness) get(ip string) *httptest.ResponseRecorder { return hs.do(http.MethodGet, ip, nil) }
+
+// token sends a GET from ip and decodes a 200 response.
+func (hs *harness) token(t *testing.T, ip string) response {
+	t.Helper()
+	w := hs.get(ip)
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET from %s: status %d, body %s", ip, w.Code, w.Body)
+	}
+	return decode(t, w)
+}
+
+func decode(t *testing.T, w *httptest.ResponseRecorder) response {
+	t.Helper()
+	var fields map[string]any
+	if err := json.Unmarshal(w.Body.Bytes(), &fields); err != nil {
+		t.Fatalf("body %q is not JSON: %v", w.Body, err)
+	}
+	var keys []string
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	if len(keys) != 3 || fields["token"] == nil || fields["exp"] == nil || fields["expires_in"] == nil {
+		t.Fatalf("body has fields %v, want token, exp and expires_in", keys)
+	}
+	var r response
+	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || r.Token == "" {
+		t.Fatalf("body %q does not decode to a token: %v", w.Body, err)
+	}
+	return r
+}
+
+// checkLogs fails t if any log line holds an API key, a token, or a client IP.
+func (hs *harness) checkLogs(t *testing.T) {
+	t.Helper()
+	logs := hs.logs.String()
+	for i, line := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if line != "" && !json.Valid([]byte(line)) {
+			t.Errorf("log line %d is not JSON: %s", i, line)
+		}
+	}
+	secrets := map[string]string{"API key": hs.momento.APIKey(), "API key secret": innerKey(hs.momento.APIKey())}
+	for _, m := range hs.momento.Mints() {
+		secrets["token"] = m.Token
+		secrets["token secret"] = innerKey(m.Token)
+		if leak := strings.Contains(logs, m.Token) || strings.Contains(logs, innerKey(m.Token)); leak {
+			t.Errorf("logs contain token %d", m.ID)
+		}
+	}
+	for what, s := range secrets {
+		if s != "" && strings.Contains(logs, s) {
+			t.Errorf("logs contain the %s", what)
+		}
+	}
+	hs.mu.Lock()
+	defer hs.mu.Unlock()
+	for ip := range hs.ips {
+		for _, part := range strings.Split(ip, ",") {
+			if part = strings.TrimSpace(part); part != "" && strings.Contains(logs, part) {
+				t.Errorf("logs contain the client address %q", part)
+			}
+		}
+	}
+}
+
+// innerKey returns the api_key inside a v1 key or token.
+func innerKey(v1 string) string {
+	b, err := base64.StdEncoding.DecodeString(v1)
+	if err != nil {
+		return ""
+	}
+	var m map[string]string
+	json.Unmarshal(b, &m)
+	return m["api_key"]
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// logLines returns the decoded log lines whose message is msg.
+func (hs *harness) logLines(t *testing.T, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(hs.logs.String()), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["message"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestFirstRequestMintsASubscribeOnlyToken(t *testing.T) {
+	hs := newHarness(t, nil)
+	w := hs.get("203.0.113.7")
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET: status %d, body %s", w.Code, w.Body)
+	}
+	wantHeaders := map[string]string{
+		"Content-Type":                "application/json",
+		"Access-Control-Allow-Origin": "*",
+		"Cache-Control":               "no-store",
+	}
+	for k, want := range wantHeaders {
+		if got := w.Header().Get(k); got != want {
+			t.Errorf("header %s = %q, want %q", k, got, want)
+		}
+	}
+	body := decode(t, w)
+
+	mints := hs.momento.Mints()
+	if len(mints) != 1 {
+		t.Fatalf("mints = %d, want 1", len(mints))
+	}
+	m := mints[0]
+	wantScope := []momentotest.Grant{{Kind: "topic", Role: "TopicReadOnly", Cache: "pizza", Topic: "*"}}
+	if diff := cmp.Diff(wantScope, m.Grants); diff != "" {
+		t.Errorf("minted scope (-want +got):\n%s", diff)
+	}
+	if m.ValidFor != time.Hour || m.SuperUser {
+		t.Errorf("minted for %v (super user %v), want 1h, not super user", m.ValidFor, m.SuperUser)
+	}
+	if body.Token != m.Token || body.Exp != m.ValidUntil.Unix() {
+		t.Errorf("response token/exp do not match the mint")
+	}
+	now := hs.momento.Now()
+	if body.Exp != now.Add(time.Hour).Unix() || body.ExpiresIn != 3600 {
+		t.Errorf("exp = %d, expires_in = %d; want %d and 3600 on the fake's clock", body.Exp, body.ExpiresIn, now.Add(time.Hour).Unix())
+	}
+	it, ok := hs.momento.Item("pizza", "203.0.113.7-token")
+	if !ok || it.TTL != 55*time.Minute {
+		t.Fatalf("cached item %+v, %v; want one under 203.0.113.7-token with TTL 55m", it, ok)
+	}
+	var cached struct {
+		Token string `json:"token"`
+		Exp   int64  `json:"exp"`
+	}
+	if err := json.Unmarshal(it.Value, &cached); err != nil || cached.Token != body.Token || cached.Exp != body.Exp {
+		t.Errorf("cached value %s holds token/exp other than the response's", it.Value)
+	}
+	if n := hs.secrets.AccessCount(); n != 1 {
+		t.Errorf("secret accesses = %d, want 1", n)
+	}
+}
+
+func TestRepeatRequestsGetTheSameToken(t *testing.T) {
+	hs := newHarness(t, nil)
+	first := hs.token(t, "203.0.113.7")
+	hs.momento.FastForward(10 * time.Minute)
+	again := hs.token(t, "203.0.113.7")
+	if again.Token != first.Token || again.Exp != first.Exp {
+		t.Errorf("second request got another token or exp")
+	}
+	if again.ExpiresIn != 50*60 {
+		t.Errorf("expires_in 10 minutes later = %d, want %d", again.ExpiresIn, 50*60)
+	}
+	// Entries to the left of the one Google's front end appends are the
+	// caller's to write: they do not change who the client is.
+	spoofed := hs.do(http.MethodGet, "", http.Header{"X-Forwarded-For": {"1.1.1.1, 203.0.113.7"}})
+	if got := decode(t, spoofed); got.Token != first.Token {
+		t.Errorf("a spoofed leftmost X-Forwarded-For entry changed the client")
+	}
+	other := hs.token(t, "198.51.100.23")
+	if other.Token == first.Token {
+		t.Errorf("another IP got the same token")
+	}
+	if n := len(hs.momento.Mints()); n != 2 {
+		t.Errorf("mints = %d, want 2 (one per IP)", n)
+	}
+}
+
+func TestExpiredCacheEntryMintsANewToken(t *testing.T) {
+	hs := newHarness(t, nil)
+	first := hs.token(t, "203.0.113.7")
+	hs.momento.FastForward(58 * time.Minute) // the entry expired at 55m
+	second := hs.token(t, "203.0.113.7")
+	if second.Token == first.Token {
+		t.Fatalf("token cached 58 minutes ago was served again")
+	}
+	if n := len(hs.momento.Mints()); n != 2 {
+		t.Errorf("mints = %d, want 2", n)
+	}
+	if want := hs.momento.Now().Add(time.Hour).Unix(); second.Exp != want || second.ExpiresIn != 3600 {
+		t.Errorf("new token exp %d, expires_in %d; want %d, 3600", second.Exp, second.ExpiresIn, want)
+	}
+	// A token cached by another instance 58 minutes ago is not served
+	// either, though its Momento entry is still alive.
+	b, _ := json.Marshal(map[string]any{"token": "stale", "exp": hs.momento.Now().Add(2 * time.Minute).Unix()})
+	hs.momento.SetItem("pizza", "192.0.2.9-token", b, time.Hour)
+	if got := hs.token(t, "192.0.2.9"); got.Token == "stale" {
+		t.Errorf("a cached token with 2 minutes left was served")
+	}
+}
+
+func TestSecretIsReadOncePerInstance(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.momento.SetLatency(5 * time.Millisecond) // so the first requests overlap
+	var wg sync.WaitGroup
+	for i := range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if w := hs.get(fmt.Sprintf("192.0.2.%d", i)); w.Code != http.StatusOK {
+				t.Errorf("concurrent first request: status %d, body %s", w.Code, w.Body)
+			}
+		}()
+	}
+	wg.Wait()
+	for i := range 20 {
+		hs.token(t, fmt.Sprintf("198.51.100.%d", i))
+	}
+	if n := hs.secrets.AccessCount(); n != 1 {
+		t.Errorf("secret accesses after 50 concurrent and 20 sequential requests = %d, want 1", n)
+	}
+	if n := len(hs.logLines(t, "instance ready")); n != 1 {
+		t.Errorf("instance set up %d times, want 1", n)
+	}
+}
+
+func TestSecretManagerFaults(t *testing.T) {
+	tests := []struct {
+		name       string
+		code       codes.Code
+		wantStatus int
+	}{
+		{"not found", codes.NotFound, http.StatusInternalServerError},
+		{"permission denied", codes.PermissionDenied, http.StatusInternalServerError},
+		{"unavailable", codes.Unavailable, http.StatusServiceUnavailable},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, nil)
+			hs.secrets.SetError(tt.code)
+			w := hs.get("203.0.113.7")
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d (body %s)", w.Code, tt.wantStatus, w.Body)
+			}
+			checkErrorBody(t, w)
+			if tt.wantStatus == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
+				t.Errorf("503 without Retry-After")
+			}
+			lines := hs.logLines(t, "instance setup failed; the next request will try again")
+			if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), tt.code.String()) {
+				t.Errorf("setup failure log lines %v, want one naming %v", lines, tt.code)
+			}
+
+			hs.secrets.SetError(codes.OK)
+			if w := hs.get("203.0.113.7"); w.Code != http.StatusOK {
+				t.Errorf("after the fault cleared: status %d, want 200 without a restart", w.Code)
+			}
+		})
+	}
+}
+
+func TestBadSecretPayload(t *testing.T) {
+	tests := []struct {
+		name    string
+		seed    func(hs *harness)
+		wantLog string
+	}{
+		{
+			name: "checksum mismatch",
+			seed: func(hs *harness) {
+				wrong := int64(12345)
+				hs.secrets.AddVersionWithChecksum(secretID, []byte(hs.momento.APIKey()), &wrong)
+			},
+			wantLog: "CRC32C",
+		},
+		{
+			name:    "JSON without momento",
+			seed:    func(hs *harness) { hs.secrets.AddVersion(secretID, []byte(`{"key": "`+hs.momento.APIKey()+`"}`)) },
+			wantLog: "momento",
+		},
+		{
+			name:    "not a Momento key",
+			seed:    func(hs *harness) { hs.secrets.AddVersion(secretID, []byte("not-a-momento-key")) },
+			wantLog: "not a valid Momento API key",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, nil)
+			tt.seed(hs) // the newest version is "latest"
+			w := hs.get("203.0.113.7")
+			if w.Code < 500 {
+				t.Fatalf("status %d, want an error", w.Code)
+			}
+			checkErrorBody(t, w)
+			lines := hs.logLines(t, "instance setup failed; the next request will try again")
+			if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), tt.wantLog) {
+				t.Errorf("setup failure log lines %v, want one mentioning %q", lines, tt.wantLog)
+			}
+			if n := len(hs.momento.Mints()); n != 0 {
+				t.Errorf("minted %d tokens with a bad key", n)
+			}
+		})
+	}
+}
+
+func TestKeyFromEnvironment(t *testing.T) {
+	hs := newHarness(t, map[string]string{"SECRET_ID": "", "SECRETMANAGER_EMULATOR_HOST": ""})
+	// newHarness's getenv reads its map at call time; set the key now.
+	hs.h.getenv = func(k string) string {
+		switch k {
+		case "MOMENTO_API_KEY":
+			return hs.momento.APIKey()
+		case "MOMENTO_EMULATOR_HOST":
+			return hs.momento.Addr()
+		}
+		return ""
+	}
+	hs.token(t, "203.0.113.7")
+	if n := hs.secrets.AccessCount(); n != 0 {
+		t.Errorf("secret accesses = %d with MOMENTO_API_KEY set, want 0", n)
+	}
+}
+
+// checkErrorBody checks that w is a JSON error a page can read.
+func checkErrorBody(t *testing.T, w *httptest.ResponseRecorder) {
+	t.Helper()
+	var body map[string]string
+	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["message"] == "" || len(body) != 1 {
+		t.Errorf("error body %q, want {\"message\": ...}", w.Body)
+	}
+	if w.Header().Get("Access-Control-Allow-Origin") == "" {
+		t.Errorf("error response without Access-Control-Allow-Origin")
+	}
+	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
+		t.Errorf("error Content-Type %q", ct)
+	}
+	for _, internal := range []string{"rpc", "momento", "secret", "grpc", "127.0.0.1", "projects/"} {
+		if strings.Contains(strings.ToLower(w.Body.String()), internal) {
+			t.Errorf("error body %q reveals %q", w.Body, internal)
+		}
+	}
+}
+
+func TestMintFailure(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.momento.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.Unavailable})
+	w := hs.get("203.0.113.7")
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("status %d, Retry-After %q; want 503 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+	}
+	checkErrorBody(t, w)
+	if _, ok := hs.momento.Item("pizza", "203.0.113.7-token"); ok {
+		t.Errorf("a token is cached after the mint failed")
+	}
+	hs.momento.ClearFaults()
+	hs.token(t, "203.0.113.7")
+}
+
+func TestUpstreamFaultsStillServeTokens(t *testing.T) {
+	tests := []struct {
+		name   string
+		method momentotest.Method
+		fault  momentotest.Fault
+	}{
+		{"get fails", momentotest.MethodGet, momentotest.Fault{Code: codes.Internal}},
+		{"get hangs", momentotest.MethodGet, momentotest.Fault{Latency: time.Minute}},
+		{"set fails", momentotest.MethodSet, momentotest.Fault{Code: codes.Unavailable}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, map[string]string{"UPSTREAM_TIMEOUT": "200ms"})
+			hs.momento.SetFault(tt.method, tt.fault)
+			hs.token(t, "203.0.113.7")
+			if n := len(hs.momento.Mints()); n != 1 {
+				t.Errorf("mints = %d, want 1", n)
+			}
+		})
+	}
+}
+
+func TestMintedTokenCanOnlySubscribe(t *testing.T) {
+	hs := newHarness(t, nil)
+	tok := hs.token(t, "203.0.113.7")
+	cp, err := hs.momento.CredentialProvider(tok.Token)
+	if err != nil {
+		t.Fatalf("the served token is not a Momento key: %v", err)
+	}
+	quiet := logger.NewNoopMomentoLoggerFactory()
+	cache, err := momento.NewCacheClientWithEagerConnectTimeout(config.LaptopLatestWithLogger(quiet), cp, time.Minute, 5*time.Second)
+	if err != nil {
+		t.Fatalf("NewCacheClient: %v", err)
+	}
+	defer cache.Close()
+	ctx := context.Background()
+	_, err = cache.Get(ctx, &momento.GetRequest{CacheName: "pizza", Key: momento.String("203.0.113.7-token")})
+	if got := codeOf(err); got != codes.PermissionDenied {
+		t.Errorf("Get with the served token: code %v (err %v), want PermissionDenied", got, err)
+	}
+	_, err = cache.Set(ctx, &momento.SetRequest{CacheName: "pizza", Key: momento.String("k"), Value: momento.String("v")})
+	if got := codeOf(err); got != codes.PermissionDenied {
+		t.Errorf("Set with the served token: code %v (err %v), want PermissionDenied", got, err)
+	}
+	topics, err := momento.NewTopicClient(config.TopicsDefaultWithLogger(quiet), cp)
+	if err != nil {
+		t.Fatalf("NewTopicClient: %v", err)
+	}
+	// Not closed: TopicClient.Close races with its own goroutine in SDK v1.38.0.
+	subCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	sub, err := topics.Subscribe(subCtx, &momento.TopicSubscribeRequest{CacheName: "pizza", TopicName: "order-42"})
+	if err != nil {
+		t.Fatalf("Subscribe in the token's cache: %v", err)
+	}
+	defer sub.Close()
+	if _, err := topics.Publish(ctx, &momento.TopicPublishRequest{CacheName: "pizza", TopicName: "order-42", Value: momento.String("x")}); codeOf(err) != codes.PermissionDenied {
+		t.Errorf("Publish with the served token: err %v, want PermissionDenied", err)
+	}
+	if _, err := topics.Subscribe(ctx, &momento.TopicSubscribeRequest{CacheName: "other", TopicName: "order-42"}); codeOf(err) != codes.PermissionDenied {
+		t.Errorf("Subscribe in another cache: err %v, want PermissionDenied", err)
+	}
+}
+
+// codeOf returns the gRPC code behind an SDK error.
+func codeOf(err error) codes.Code {
+	for err != nil {
+		if st, ok := status.FromError(err); ok {
+			return st.Code()
+		}
+		me, ok := err.(momento.MomentoError)
+		if !ok {
+			break
+		}
+		err = me.OriginalErr()
+	}
+	return codes.Unknown
+}
+
+func TestInvalidConfiguration(t *testing.T) {
+	hs := newHarness(t, map[string]string{"CACHE_TTL": "58m"})
+	w := hs.get("203.0.113.7")
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", w.Code)
+	}
+	checkErrorBody(t, w)
+	lines := hs.logLines(t, "invalid configuration; fix the environment variables and redeploy")
+	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), "CACHE_TTL") {
+		t.Errorf("configuration log lines %v, want one naming CACHE_TTL", lines)
+	}
+	if n := hs.secrets.AccessCount(); n != 0 {
+		t.Errorf("secret read %d times with an invalid configuration", n)
+	}
+}

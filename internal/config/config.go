@@ -1,0 +1,295 @@
+// Package config reads the function's configuration from its environment.
+//
+// Everything is parsed and checked in one place, [FromEnv], from a getenv
+// function (os.Getenv in production, a map in tests). An invalid value is an
+// error that names its variable; all such errors are reported together.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"example.com/tokenvendingmachine/internal/secret"
+)
+
+// RefreshMargin is the least lifetime a served token has left. Browsers
+// refresh a token before it expires; the margin leaves them time to do so.
+const RefreshMargin = 5 * time.Minute
+
+// MaxTokenTTL is the longest lifetime Momento grants a disposable token.
+const MaxTokenTTL = time.Hour
+
+// Config is the function's configuration.
+type Config struct {
+	// SecretID is the Secret Manager secret version holding the Momento API
+	// key: projects/P/secrets/S/versions/V, or projects/P/secrets/S for the
+	// latest version. Exactly one of SecretID and APIKey is set.
+	SecretID string
+	// APIKey is the Momento API key itself. Never log it.
+	APIKey string
+	// CacheName is the cache tokens may subscribe in, and where they are cached.
+	CacheName string
+	// TokenTTL is the lifetime of a minted token: (0, MaxTokenTTL], whole seconds.
+	TokenTTL time.Duration
+	// CacheTTL is how long a token is cached: at least a minute and at most
+	// TokenTTL minus RefreshMargin.
+	CacheTTL time.Duration
+	// AllowedOrigins are the origins CORS lets read a token; nil means any ("*").
+	AllowedOrigins []string
+	// TrustedProxies is how many proxies in front of the function append to
+	// X-Forwarded-For.
+	TrustedProxies int
+	// UpstreamTimeout bounds every call to Momento and Secret Manager.
+	UpstreamTimeout time.Duration
+	// MintRate is how many tokens an instance may mint per second, on average.
+	MintRate float64
+	// MintBurst is how many tokens an instance may mint at once.
+	MintBurst int
+	// L1MaxEntries bounds the in-process token cache's entries; 0 turns it off.
+	L1MaxEntries int
+	// L1MaxBytes bounds the in-process token cache's size.
+	L1MaxBytes int
+	// MomentoEmulatorHost, if set, is the host:port of a plaintext
+	// Momento-compatible server that every Momento call goes to.
+	MomentoEmulatorHost string
+	// SecretManagerEmulatorHost, if set, is the host:port of a plaintext
+	// Secret Manager-compatible server.
+	SecretManagerEmulatorHost string
+}
+
+// Defaults, as documented in the README.
+const (
+	DefaultCacheName       = "pizza"
+	DefaultTokenTTL        = time.Hour
+	DefaultCacheTTL        = 55 * time.Minute
+	DefaultTrustedProxies  = 1
+	DefaultUpstreamTimeout = 2 * time.Second
+	DefaultMintRate        = 10
+	DefaultMintBurst       = 100
+	DefaultL1MaxEntries    = 10_000
+	DefaultL1MaxBytes      = 8 << 20
+)
+
+// FromEnv reads the configuration through getenv and checks it.
+func FromEnv(getenv func(string) string) (Config, error) {
+	p := parser{getenv: getenv}
+	c := Config{
+		SecretID:                  p.str("SECRET_ID"),
+		APIKey:                    strings.TrimSpace(getenv("MOMENTO_API_KEY")),
+		CacheName:                 p.strOr("CACHE_NAME", DefaultCacheName),
+		TokenTTL:                  p.duration("TOKEN_TTL", DefaultTokenTTL),
+		CacheTTL:                  p.duration("CACHE_TTL", DefaultCacheTTL),
+		AllowedOrigins:            p.origins("ALLOWED_ORIGINS"),
+		TrustedProxies:            p.integer("TRUSTED_PROXIES", DefaultTrustedProxies, 1, 16),
+		UpstreamTimeout:           p.duration("UPSTREAM_TIMEOUT", DefaultUpstreamTimeout),
+		MintRate:                  p.float("MINT_RATE", DefaultMintRate),
+		MintBurst:                 p.integer("MINT_BURST", DefaultMintBurst, 1, 1_000_000),
+		L1MaxEntries:              p.integer("L1_MAX_ENTRIES", DefaultL1MaxEntries, 0, 10_000_000),
+		L1MaxBytes:                p.integer("L1_MAX_BYTES", DefaultL1MaxBytes, 0, 1<<30),
+		MomentoEmulatorHost:       p.hostPort("MOMENTO_EMULATOR_HOST"),
+		SecretManagerEmulatorHost: p.hostPort("SECRETMANAGER_EMULATOR_HOST"),
+	}
+
+	switch {
+	case c.SecretID == "" && c.APIKey == "":
+		p.fail("SECRET_ID or MOMENTO_API_KEY must be set")
+	case c.SecretID != "" && c.APIKey != "":
+		p.fail("set SECRET_ID or MOMENTO_API_KEY, not both")
+	case c.SecretID != "":
+		if err := secret.ValidateName(c.SecretID); err != nil {
+			p.fail("SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
+		}
+	case strings.ContainsFunc(c.APIKey, unicode.IsSpace):
+		// Never quote the key itself.
+		p.fail("MOMENTO_API_KEY must not contain spaces")
+	}
+	if !validCacheName(c.CacheName) {
+		p.fail("CACHE_NAME must be 1 to 255 letters, digits, '-', '_' or '.'")
+	}
+	if p.ok("TOKEN_TTL") {
+		switch {
+		case c.TokenTTL <= 0 || c.TokenTTL > MaxTokenTTL:
+			p.invalid("TOKEN_TTL", "must be more than 0 and at most %v, got %v", MaxTokenTTL, c.TokenTTL)
+		case c.TokenTTL%time.Second != 0:
+			p.invalid("TOKEN_TTL", "must be whole seconds, got %v", c.TokenTTL)
+		}
+	}
+	if p.ok("CACHE_TTL") && p.ok("TOKEN_TTL") {
+		switch {
+		case c.CacheTTL < time.Minute:
+			p.fail("CACHE_TTL must be at least 1m, got %v", c.CacheTTL)
+		case c.CacheTTL > c.TokenTTL-RefreshMargin:
+			p.fail("CACHE_TTL must be at most TOKEN_TTL minus the %v refresh margin (%v), got %v",
+				RefreshMargin, c.TokenTTL-RefreshMargin, c.CacheTTL)
+		}
+	}
+	if p.ok("UPSTREAM_TIMEOUT") && (c.UpstreamTimeout < 10*time.Millisecond || c.UpstreamTimeout > time.Minute) {
+		p.fail("UPSTREAM_TIMEOUT must be between 10ms and 1m, got %v", c.UpstreamTimeout)
+	}
+	if p.ok("MINT_RATE") && !(c.MintRate > 0 && c.MintRate <= 1_000_000) { // NaN fails too
+		p.fail("MINT_RATE must be more than 0 and at most 1000000 per second, got %v", c.MintRate)
+	}
+	if err := errors.Join(p.errs...); err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+// parser collects the errors of the variables it reads.
+type parser struct {
+	getenv func(string) string
+	errs   []error
+	bad    map[string]bool // variables that failed to parse
+}
+
+func (p *parser) fail(format string, args ...any) {
+	p.errs = append(p.errs, fmt.Errorf(format, args...))
+}
+
+// invalid records that name failed to parse.
+func (p *parser) invalid(name, format string, args ...any) {
+	if p.bad == nil {
+		p.bad = make(map[string]bool)
+	}
+	p.bad[name] = true
+	p.fail(name+" "+format, args...)
+}
+
+// ok reports whether name parsed (or was unset).
+func (p *parser) ok(name string) bool { return !p.bad[name] }
+
+func (p *parser) str(name string) string { return strings.TrimSpace(p.getenv(name)) }
+
+func (p *parser) strOr(name, def string) string {
+	if v := p.str(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) duration(name string, def time.Duration) time.Duration {
+	v := p.str(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		p.invalid(name, "must be a duration such as 55m or 1h, got %q", v)
+		return def
+	}
+	return d
+}
+
+func (p *parser) integer(name string, def, lo, hi int) int {
+	v := p.str(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		p.invalid(name, "must be a whole number from %d to %d, got %q", lo, hi, v)
+		return def
+	}
+	return n
+}
+
+func (p *parser) float(name string, def float64) float64 {
+	v := p.str(name)
+	if v == "" {
+		return def
+	}
+	f, err := strconv.ParseFloat(v, 64)
+	if err != nil {
+		p.invalid(name, "must be a number, got %q", v)
+		return def
+	}
+	return f
+}
+
+func (p *parser) hostPort(name string) string {
+	v := p.str(name)
+	if v == "" {
+		return ""
+	}
+	host, port, err := net.SplitHostPort(v)
+	if n, perr := strconv.ParseUint(port, 10, 16); err != nil || host == "" || perr != nil || n == 0 {
+		p.invalid(name, "must be host:port, got %q", v)
+		return ""
+	}
+	return v
+}
+
+// origins parses a comma-separated list of origins; "*" (or unset) means any.
+func (p *parser) origins(name string) []string {
+	v := p.str(name)
+	if v == "" || v == "*" {
+		return nil
+	}
+	var out []string
+	for _, o := range strings.Split(v, ",") {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		canon, ok := CanonicalOrigin(o)
+		if !ok {
+			p.invalid(name, "must be * or a comma-separated list of origins such as https://shop.example.com, got %q", o)
+			continue
+		}
+		out = append(out, canon)
+	}
+	if len(out) == 0 && p.ok(name) {
+		p.invalid(name, "lists no origin")
+	}
+	return out
+}
+
+// CanonicalOrigin returns origin o as a browser sends it in the Origin header,
+// scheme://host[:port] in lower case without a default port or a path, and
+// reports whether o is an http or https origin at all.
+func CanonicalOrigin(o string) (string, bool) {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		return "", false
+	}
+	host := strings.ToLower(u.Hostname())
+	port := u.Port()
+	if strings.HasSuffix(u.Host, ":") {
+		return "", false
+	}
+	if port != "" {
+		n, err := strconv.ParseUint(port, 10, 16)
+		if err != nil || n == 0 {
+			return "", false
+		}
+		port = strconv.FormatUint(n, 10)
+	}
+	if (u.Scheme == "https" && port == "443") || (u.Scheme == "http" && port == "80") {
+		port = ""
+	}
+	if port != "" {
+		host = net.JoinHostPort(host, port)
+	} else if strings.Contains(host, ":") {
+		host = "[" + host + "]"
+	}
+	return u.Scheme + "://" + host, true
+}
+
+func validCacheName(s string) bool {
+	if s == "" || len(s) > 255 {
+		return false
+	}
+	for _, r := range s {
+		if !(r == '-' || r == '_' || r == '.' || r < unicode.MaxASCII && (unicode.IsLetter(r) || unicode.IsDigit(r))) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,420 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+// testKey is a distinctive Momento API key; no error may ever contain it.
+const testKey = "sekrit-KEY-123"
+
+// env returns a getenv that reads m; a missing variable reads as "".
+func env(m map[string]string) func(string) string {
+	return func(name string) string { return m[name] }
+}
+
+// withKey returns m plus MOMENTO_API_KEY=testKey.
+func withKey(m map[string]string) map[string]string {
+	out := map[string]string{"MOMENTO_API_KEY": testKey}
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// defaults returns the Config that FromEnv makes from MOMENTO_API_KEY=testKey alone.
+func defaults() Config {
+	return Config{
+		APIKey:          testKey,
+		CacheName:       "pizza",
+		TokenTTL:        time.Hour,
+		CacheTTL:        55 * time.Minute,
+		AllowedOrigins:  nil,
+		TrustedProxies:  1,
+		UpstreamTimeout: 2 * time.Second,
+		MintRate:        10,
+		MintBurst:       100,
+		L1MaxEntries:    10000,
+		L1MaxBytes:      8 << 20,
+	}
+}
+
+func TestFromEnvDefaults(t *testing.T) {
+	m := map[string]string{"MOMENTO_API_KEY": testKey}
+	got, err := FromEnv(env(m))
+	if err != nil {
+		t.Fatalf("FromEnv(%v) error: %v", m, err)
+	}
+	if diff := cmp.Diff(defaults(), got); diff != "" {
+		t.Errorf("FromEnv(%v) mismatch (-want +got):\n%s", m, diff)
+	}
+}
+
+func TestFromEnvValid(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want func(*Config) // applied to defaults()
+	}{
+		{
+			name: "secret id",
+			env:  map[string]string{"SECRET_ID": "projects/p/secrets/momento-key"},
+			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/p/secrets/momento-key" },
+		},
+		{
+			name: "secret version",
+			env:  map[string]string{"SECRET_ID": "projects/p/secrets/momento-key/versions/3"},
+			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/p/secrets/momento-key/versions/3" },
+		},
+		{
+			name: "secret id trimmed",
+			env:  map[string]string{"SECRET_ID": "  projects/p/secrets/s/versions/latest\n"},
+			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/p/secrets/s/versions/latest" },
+		},
+		{
+			name: "api key trimmed",
+			env:  map[string]string{"MOMENTO_API_KEY": " " + testKey + "\n"},
+			want: func(c *Config) {},
+		},
+		{
+			name: "short token and cache ttl",
+			env:  withKey(map[string]string{"TOKEN_TTL": "10m", "CACHE_TTL": "5m"}),
+			want: func(c *Config) { c.TokenTTL = 10 * time.Minute; c.CacheTTL = 5 * time.Minute },
+		},
+		{
+			name: "cache ttl exactly token ttl minus margin",
+			env:  withKey(map[string]string{"TOKEN_TTL": "1h", "CACHE_TTL": "55m"}),
+			want: func(c *Config) {},
+		},
+		{
+			name: "cache ttl exactly 1m",
+			env:  withKey(map[string]string{"CACHE_TTL": "1m"}),
+			want: func(c *Config) { c.CacheTTL = time.Minute },
+		},
+		{
+			name: "any origin",
+			env:  withKey(map[string]string{"ALLOWED_ORIGINS": "*"}),
+			want: func(c *Config) {},
+		},
+		{
+			name: "origins canonicalized",
+			env:  withKey(map[string]string{"ALLOWED_ORIGINS": "https://Shop.Example.com, http://localhost:8081"}),
+			want: func(c *Config) { c.AllowedOrigins = []string{"https://shop.example.com", "http://localhost:8081"} },
+		},
+		{
+			name: "origin default port dropped",
+			env:  withKey(map[string]string{"ALLOWED_ORIGINS": "https://a.example:443"}),
+			want: func(c *Config) { c.AllowedOrigins = []string{"https://a.example"} },
+		},
+		{
+			name: "origins with empty items",
+			env:  withKey(map[string]string{"ALLOWED_ORIGINS": ",https://a.example,,"}),
+			want: func(c *Config) { c.AllowedOrigins = []string{"https://a.example"} },
+		},
+		{
+			name: "trusted proxies",
+			env:  withKey(map[string]string{"TRUSTED_PROXIES": "2"}),
+			want: func(c *Config) { c.TrustedProxies = 2 },
+		},
+		{
+			name: "trusted proxies max",
+			env:  withKey(map[string]string{"TRUSTED_PROXIES": "16"}),
+			want: func(c *Config) { c.TrustedProxies = 16 },
+		},
+		{
+			name: "upstream timeout",
+			env:  withKey(map[string]string{"UPSTREAM_TIMEOUT": "500ms"}),
+			want: func(c *Config) { c.UpstreamTimeout = 500 * time.Millisecond },
+		},
+		{
+			name: "fractional mint rate",
+			env:  withKey(map[string]string{"MINT_RATE": "0.5"}),
+			want: func(c *Config) { c.MintRate = 0.5 },
+		},
+		{
+			name: "mint burst 1",
+			env:  withKey(map[string]string{"MINT_BURST": "1"}),
+			want: func(c *Config) { c.MintBurst = 1 },
+		},
+		{
+			name: "l1 off",
+			env:  withKey(map[string]string{"L1_MAX_ENTRIES": "0"}),
+			want: func(c *Config) { c.L1MaxEntries = 0 },
+		},
+		{
+			name: "l1 max bytes",
+			env:  withKey(map[string]string{"L1_MAX_BYTES": "1024"}),
+			want: func(c *Config) { c.L1MaxBytes = 1024 },
+		},
+		{
+			name: "emulator hosts",
+			env: withKey(map[string]string{
+				"MOMENTO_EMULATOR_HOST":       "127.0.0.1:9000",
+				"SECRETMANAGER_EMULATOR_HOST": "localhost:9001",
+			}),
+			want: func(c *Config) {
+				c.MomentoEmulatorHost = "127.0.0.1:9000"
+				c.SecretManagerEmulatorHost = "localhost:9001"
+			},
+		},
+		{
+			name: "cache name",
+			env:  withKey(map[string]string{"CACHE_NAME": "my-cache_1.x"}),
+			want: func(c *Config) { c.CacheName = "my-cache_1.x" },
+		},
+		{
+			name: "cache name 255 chars",
+			env:  withKey(map[string]string{"CACHE_NAME": strings.Repeat("a", 255)}),
+			want: func(c *Config) { c.CacheName = strings.Repeat("a", 255) },
+		},
+		{
+			name: "blank cache name is the default",
+			env:  withKey(map[string]string{"CACHE_NAME": "  "}),
+			want: func(c *Config) {},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			want := defaults()
+			tt.want(&want)
+			got, err := FromEnv(env(tt.env))
+			if err != nil {
+				t.Fatalf("FromEnv(%v) error: %v", tt.env, err)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("FromEnv(%v) mismatch (-want +got):\n%s", tt.env, diff)
+			}
+		})
+	}
+}
+
+func TestFromEnvInvalid(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		// names are the variables the error must name.
+		names []string
+	}{
+		{
+			name:  "neither secret id nor key",
+			env:   map[string]string{},
+			names: []string{"SECRET_ID", "MOMENTO_API_KEY"},
+		},
+		{
+			name:  "both secret id and key",
+			env:   withKey(map[string]string{"SECRET_ID": "projects/p/secrets/s"}),
+			names: []string{"SECRET_ID", "MOMENTO_API_KEY"},
+		},
+		{
+			name:  "malformed secret id",
+			env:   map[string]string{"SECRET_ID": "projects/p/secret/s"},
+			names: []string{"SECRET_ID"},
+		},
+		{
+			name:  "secret id with bad version",
+			env:   map[string]string{"SECRET_ID": "projects/p/secrets/s/versions/"},
+			names: []string{"SECRET_ID"},
+		},
+		{
+			// A key configured where its name belongs must not be echoed.
+			name:  "key as secret id",
+			env:   map[string]string{"SECRET_ID": testKey},
+			names: []string{"SECRET_ID"},
+		},
+		{
+			name:  "key with space",
+			env:   map[string]string{"MOMENTO_API_KEY": "abc def"},
+			names: []string{"MOMENTO_API_KEY"},
+		},
+		{
+			name:  "distinctive key with space",
+			env:   map[string]string{"MOMENTO_API_KEY": "sekrit-KEY 123"},
+			names: []string{"MOMENTO_API_KEY"},
+		},
+
+		{name: "token ttl 0", env: withKey(map[string]string{"TOKEN_TTL": "0"}), names: []string{"TOKEN_TTL"}},
+		{name: "token ttl negative", env: withKey(map[string]string{"TOKEN_TTL": "-1h"}), names: []string{"TOKEN_TTL"}},
+		{name: "token ttl over 1h", env: withKey(map[string]string{"TOKEN_TTL": "61m"}), names: []string{"TOKEN_TTL"}},
+		{name: "token ttl not whole seconds", env: withKey(map[string]string{"TOKEN_TTL": "1500ms"}), names: []string{"TOKEN_TTL"}},
+		{
+			name:  "token ttl not whole seconds with valid cache ttl",
+			env:   withKey(map[string]string{"TOKEN_TTL": "10m500ms", "CACHE_TTL": "5m"}),
+			names: []string{"TOKEN_TTL"},
+		},
+		{name: "token ttl garbage", env: withKey(map[string]string{"TOKEN_TTL": "an hour"}), names: []string{"TOKEN_TTL"}},
+		{name: "token ttl without unit", env: withKey(map[string]string{"TOKEN_TTL": "3600"}), names: []string{"TOKEN_TTL"}},
+
+		{name: "cache ttl under 1m", env: withKey(map[string]string{"CACHE_TTL": "59s"}), names: []string{"CACHE_TTL"}},
+		{
+			name:  "cache ttl within refresh margin",
+			env:   withKey(map[string]string{"TOKEN_TTL": "1h", "CACHE_TTL": "56m"}),
+			names: []string{"CACHE_TTL"},
+		},
+		{
+			name:  "default cache ttl too long for short token ttl",
+			env:   withKey(map[string]string{"TOKEN_TTL": "10m"}),
+			names: []string{"CACHE_TTL"},
+		},
+		{name: "cache ttl garbage", env: withKey(map[string]string{"CACHE_TTL": "soon"}), names: []string{"CACHE_TTL"}},
+
+		{name: "origins with path", env: withKey(map[string]string{"ALLOWED_ORIGINS": "https://a.example/app"}), names: []string{"ALLOWED_ORIGINS"}},
+		{name: "origins with query", env: withKey(map[string]string{"ALLOWED_ORIGINS": "https://a.example?x=1"}), names: []string{"ALLOWED_ORIGINS"}},
+		{name: "origins ftp", env: withKey(map[string]string{"ALLOWED_ORIGINS": "ftp://x"}), names: []string{"ALLOWED_ORIGINS"}},
+		{name: "origins null", env: withKey(map[string]string{"ALLOWED_ORIGINS": "null"}), names: []string{"ALLOWED_ORIGINS"}},
+		{name: "origins bare hostname", env: withKey(map[string]string{"ALLOWED_ORIGINS": "shop.example.com"}), names: []string{"ALLOWED_ORIGINS"}},
+		{name: "origins only commas", env: withKey(map[string]string{"ALLOWED_ORIGINS": ",,"}), names: []string{"ALLOWED_ORIGINS"}},
+		{
+			name:  "origins one bad among good",
+			env:   withKey(map[string]string{"ALLOWED_ORIGINS": "https://a.example, https://b.example/path"}),
+			names: []string{"ALLOWED_ORIGINS"},
+		},
+		{name: "origins star in list", env: withKey(map[string]string{"ALLOWED_ORIGINS": "*, https://a.example"}), names: []string{"ALLOWED_ORIGINS"}},
+
+		{name: "trusted proxies 0", env: withKey(map[string]string{"TRUSTED_PROXIES": "0"}), names: []string{"TRUSTED_PROXIES"}},
+		{name: "trusted proxies 17", env: withKey(map[string]string{"TRUSTED_PROXIES": "17"}), names: []string{"TRUSTED_PROXIES"}},
+		{name: "trusted proxies garbage", env: withKey(map[string]string{"TRUSTED_PROXIES": "x"}), names: []string{"TRUSTED_PROXIES"}},
+
+		{name: "upstream timeout too short", env: withKey(map[string]string{"UPSTREAM_TIMEOUT": "5ms"}), names: []string{"UPSTREAM_TIMEOUT"}},
+		{name: "upstream timeout too long", env: withKey(map[string]string{"UPSTREAM_TIMEOUT": "2m"}), names: []string{"UPSTREAM_TIMEOUT"}},
+		{name: "upstream timeout garbage", env: withKey(map[string]string{"UPSTREAM_TIMEOUT": "x"}), names: []string{"UPSTREAM_TIMEOUT"}},
+
+		{name: "mint rate 0", env: withKey(map[string]string{"MINT_RATE": "0"}), names: []string{"MINT_RATE"}},
+		{name: "mint rate negative", env: withKey(map[string]string{"MINT_RATE": "-1"}), names: []string{"MINT_RATE"}},
+		{name: "mint rate garbage", env: withKey(map[string]string{"MINT_RATE": "x"}), names: []string{"MINT_RATE"}},
+		{name: "mint rate infinite", env: withKey(map[string]string{"MINT_RATE": "Inf"}), names: []string{"MINT_RATE"}},
+		{name: "mint burst 0", env: withKey(map[string]string{"MINT_BURST": "0"}), names: []string{"MINT_BURST"}},
+		{name: "mint burst garbage", env: withKey(map[string]string{"MINT_BURST": "many"}), names: []string{"MINT_BURST"}},
+
+		{name: "l1 max entries negative", env: withKey(map[string]string{"L1_MAX_ENTRIES": "-1"}), names: []string{"L1_MAX_ENTRIES"}},
+		{name: "l1 max entries garbage", env: withKey(map[string]string{"L1_MAX_ENTRIES": "lots"}), names: []string{"L1_MAX_ENTRIES"}},
+		{name: "l1 max bytes negative", env: withKey(map[string]string{"L1_MAX_BYTES": "-1"}), names: []string{"L1_MAX_BYTES"}},
+
+		{name: "momento emulator no port", env: withKey(map[string]string{"MOMENTO_EMULATOR_HOST": "localhost"}), names: []string{"MOMENTO_EMULATOR_HOST"}},
+		{name: "momento emulator no host", env: withKey(map[string]string{"MOMENTO_EMULATOR_HOST": ":9000"}), names: []string{"MOMENTO_EMULATOR_HOST"}},
+		{name: "momento emulator bad port", env: withKey(map[string]string{"MOMENTO_EMULATOR_HOST": "h:99999"}), names: []string{"MOMENTO_EMULATOR_HOST"}},
+		{name: "secret manager emulator no port", env: withKey(map[string]string{"SECRETMANAGER_EMULATOR_HOST": "localhost"}), names: []string{"SECRETMANAGER_EMULATOR_HOST"}},
+		{name: "secret manager emulator no host", env: withKey(map[string]string{"SECRETMANAGER_EMULATOR_HOST": ":9000"}), names: []string{"SECRETMANAGER_EMULATOR_HOST"}},
+		{name: "secret manager emulator bad port", env: withKey(map[string]string{"SECRETMANAGER_EMULATOR_HOST": "h:99999"}), names: []string{"SECRETMANAGER_EMULATOR_HOST"}},
+
+		{name: "cache name with space", env: withKey(map[string]string{"CACHE_NAME": "my cache"}), names: []string{"CACHE_NAME"}},
+		{name: "cache name 256 chars", env: withKey(map[string]string{"CACHE_NAME": strings.Repeat("a", 256)}), names: []string{"CACHE_NAME"}},
+		{name: "cache name non-ascii", env: withKey(map[string]string{"CACHE_NAME": "café"}), names: []string{"CACHE_NAME"}},
+
+		{
+			name: "several bad variables",
+			env: withKey(map[string]string{
+				"CACHE_NAME":            "my cache",
+				"TOKEN_TTL":             "forever",
+				"ALLOWED_ORIGINS":       "null",
+				"TRUSTED_PROXIES":       "17",
+				"UPSTREAM_TIMEOUT":      "x",
+				"MINT_RATE":             "0",
+				"MINT_BURST":            "0",
+				"L1_MAX_ENTRIES":        "-1",
+				"MOMENTO_EMULATOR_HOST": "localhost",
+			}),
+			names: []string{
+				"CACHE_NAME", "TOKEN_TTL", "ALLOWED_ORIGINS", "TRUSTED_PROXIES", "UPSTREAM_TIMEOUT",
+				"MINT_RATE", "MINT_BURST", "L1_MAX_ENTRIES", "MOMENTO_EMULATOR_HOST",
+			},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := FromEnv(env(tt.env))
+			if err == nil {
+				t.Fatalf("FromEnv(%v) = %+v, want an error naming %v", tt.env, got, tt.names)
+			}
+			if diff := cmp.Diff(Config{}, got); diff != "" {
+				t.Errorf("FromEnv(%v) returned a non-zero Config with its error (-want +got):\n%s", tt.env, diff)
+			}
+			for _, name := range tt.names {
+				if !strings.Contains(err.Error(), name) {
+					t.Errorf("FromEnv(%v) error %q does not name %s", tt.env, err, name)
+				}
+			}
+			// No error may quote the key, nor any word of it.
+			secrets := []string{testKey}
+			if k := strings.TrimSpace(tt.env["MOMENTO_API_KEY"]); k != "" {
+				secrets = append(secrets, k)
+				secrets = append(secrets, strings.Fields(k)...)
+			}
+			for _, s := range secrets {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("FromEnv(%v) error %q contains the key text %q", tt.env, err, s)
+				}
+			}
+		})
+	}
+}
+
+func TestCanonicalOrigin(t *testing.T) {
+	tests := []struct {
+		name   string
+		in     string
+		want   string
+		wantOK bool
+	}{
+		{name: "https", in: "https://shop.example.com", want: "https://shop.example.com", wantOK: true},
+		{name: "upper case", in: "HTTPS://Shop.Example.COM", want: "https://shop.example.com", wantOK: true},
+		{name: "trailing slash", in: "https://a.example/", want: "https://a.example", wantOK: true},
+		{name: "https default port", in: "https://a.example:443", want: "https://a.example", wantOK: true},
+		{name: "http default port", in: "http://a.example:80", want: "http://a.example", wantOK: true},
+		{name: "https on port 80 kept", in: "https://a.example:80", want: "https://a.example:80", wantOK: true},
+		{name: "http on port 443 kept", in: "http://a.example:443", want: "http://a.example:443", wantOK: true},
+		{name: "other port", in: "http://localhost:8081", want: "http://localhost:8081", wantOK: true},
+		{name: "ipv4", in: "http://127.0.0.1:3000", want: "http://127.0.0.1:3000", wantOK: true},
+		{name: "ipv6 with port", in: "http://[::1]:8080", want: "http://[::1]:8080", wantOK: true},
+		{name: "ipv6 default port", in: "http://[::1]:80", want: "http://[::1]", wantOK: true},
+		{name: "ipv6 without port", in: "https://[2001:DB8::1]", want: "https://[2001:db8::1]", wantOK: true},
+		{name: "path", in: "https://a.example/app", wantOK: false},
+		{name: "query", in: "https://a.example?x=1", wantOK: false},
+		{name: "fragment", in: "https://a.example#top", wantOK: false},
+		{name: "user info", in: "https://user@a.example", wantOK: false},
+		{name: "ftp", in: "ftp://x", wantOK: false},
+		{name: "null", in: "null", wantOK: false},
+		{name: "bare hostname", in: "shop.example.com", wantOK: false},
+		{name: "no host", in: "https://", wantOK: false},
+		{name: "star", in: "*", wantOK: false},
+		{name: "empty", in: "", wantOK: false},
+		{name: "unparsable", in: "https://a.example:port", wantOK: false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, ok := CanonicalOrigin(tt.in)
+			if got != tt.want || ok != tt.wantOK {
+				t.Errorf("CanonicalOrigin(%q) = %q, %v, want %q, %v", tt.in, got, ok, tt.want, tt.wantOK)
+			}
+		})
+	}
+}
+
+func TestFromEnvRejectsLooseValues(t *testing.T) {
+	tests := []struct {
+		name, variable, value string
+	}{
+		{"NaN rate", "MINT_RATE", "NaN"},
+		{"port 0", "MOMENTO_EMULATOR_HOST", "h:0"},
+		{"origin port out of range", "ALLOWED_ORIGINS", "http://a.example:99999"},
+		{"origin with empty port", "ALLOWED_ORIGINS", "https://a.example:"},
+		{"origin with empty query", "ALLOWED_ORIGINS", "https://a.example?"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := FromEnv(env(map[string]string{"MOMENTO_API_KEY": "k", tt.variable: tt.value}))
+			if err == nil || !strings.Contains(err.Error(), tt.variable) {
+				t.Errorf("FromEnv(%s=%q) = %v, want an error naming %s", tt.variable, tt.value, err, tt.variable)
+			}
+		})
+	}
+	_, err := FromEnv(env(map[string]string{"MOMENTO_API_KEY": "k", "TOKEN_TTL": "0"}))
+	if err == nil || strings.Contains(err.Error(), "CACHE_TTL") {
+		t.Errorf("FromEnv(TOKEN_TTL=0) = %v, want an error about TOKEN_TTL only", err)
+	}
+	if got, ok := CanonicalOrigin("https://a.example:0443"); !ok || got != "https://a.example" {
+		t.Errorf("CanonicalOrigin(https://a.example:0443) = %q, %v; want https://a.example", got, ok)
+	}
+}
