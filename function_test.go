@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -546,5 +547,315 @@ func TestInvalidConfiguration(t *testing.T) {
 	}
 	if n := hs.secrets.AccessCount(); n != 0 {
 		t.Errorf("secret read %d times with an invalid configuration", n)
+	}
+}
+
+func TestPreflight(t *testing.T) {
+	hs := newHarness(t, nil)
+	w := hs.do(http.MethodOptions, "203.0.113.7", http.Header{
+		"Origin":                         {"https://shop.example.com"},
+		"Access-Control-Request-Method":  {"GET"},
+		"Access-Control-Request-Headers": {"x-request-id, content-type"},
+	})
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("preflight status %d, want 204", w.Code)
+	}
+	want := map[string]string{
+		"Access-Control-Allow-Origin":  "*",
+		"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+		"Access-Control-Allow-Headers": "x-request-id, content-type",
+		"Access-Control-Max-Age":       "7200",
+	}
+	for k, v := range want {
+		if got := w.Header().Get(k); got != v {
+			t.Errorf("preflight header %s = %q, want %q", k, got, v)
+		}
+	}
+	// A header list that is not a list of names is not echoed.
+	w = hs.do(http.MethodOptions, "203.0.113.7", http.Header{
+		"Origin":                         {"https://shop.example.com"},
+		"Access-Control-Request-Method":  {"GET"},
+		"Access-Control-Request-Headers": {"x-ok, bad header\r"},
+	})
+	if got := w.Header().Get("Access-Control-Allow-Headers"); got != "" {
+		t.Errorf("preflight echoed a malformed header list: %q", got)
+	}
+	if n := len(hs.momento.Mints()) + hs.secrets.AccessCount(); n != 0 {
+		t.Errorf("preflights minted or read the secret (%d)", n)
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	hs := newHarness(t, nil)
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		w := hs.do(method, "203.0.113.7", nil)
+		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD, OPTIONS" {
+			t.Errorf("%s: status %d, Allow %q; want 405 with Allow: GET, HEAD, OPTIONS", method, w.Code, w.Header().Get("Allow"))
+		}
+		checkErrorBody(t, w)
+	}
+	if n := len(hs.momento.Mints()); n != 0 {
+		t.Errorf("refused methods minted %d tokens", n)
+	}
+	w := hs.do(http.MethodHead, "203.0.113.7", nil)
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("HEAD: status %d, Content-Type %q; want 200 application/json", w.Code, w.Header().Get("Content-Type"))
+	}
+}
+
+func TestAllowedOrigins(t *testing.T) {
+	hs := newHarness(t, map[string]string{"ALLOWED_ORIGINS": "https://shop.example.com, http://localhost:8081"})
+	tests := []struct {
+		name       string
+		method     string
+		origin     string
+		wantStatus int
+		wantACAO   string
+	}{
+		{"allowed origin", http.MethodGet, "https://shop.example.com", http.StatusOK, "https://shop.example.com"},
+		{"allowed origin, other case", http.MethodGet, "https://SHOP.example.com", http.StatusOK, "https://SHOP.example.com"},
+		{"second allowed origin", http.MethodGet, "http://localhost:8081", http.StatusOK, "http://localhost:8081"},
+		{"disallowed origin", http.MethodGet, "https://evil.example", http.StatusForbidden, ""},
+		{"lookalike origin", http.MethodGet, "https://shop.example.com.evil.example", http.StatusForbidden, ""},
+		{"null origin", http.MethodGet, "null", http.StatusForbidden, ""},
+		{"no origin: not a CORS request", http.MethodGet, "", http.StatusOK, ""},
+		{"preflight from a disallowed origin", http.MethodOptions, "https://evil.example", http.StatusForbidden, ""},
+		{"preflight from an allowed origin", http.MethodOptions, "https://shop.example.com", http.StatusNoContent, "https://shop.example.com"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ip := fmt.Sprintf("192.0.2.%d", i+1)
+			header := http.Header{"Access-Control-Request-Method": {"GET"}}
+			if tt.origin != "" {
+				header.Set("Origin", tt.origin)
+			}
+			before := len(hs.momento.Mints())
+			w := hs.do(tt.method, ip, header)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d", w.Code, tt.wantStatus)
+			}
+			if got := w.Header().Get("Access-Control-Allow-Origin"); got != tt.wantACAO {
+				t.Errorf("Access-Control-Allow-Origin = %q, want %q", got, tt.wantACAO)
+			}
+			if got := w.Header().Get("Vary"); !strings.Contains(got, "Origin") {
+				t.Errorf("Vary = %q, want it to name Origin", got)
+			}
+			minted := len(hs.momento.Mints()) - before
+			if wantMint := tt.wantStatus == http.StatusOK && tt.method == http.MethodGet; (minted == 1) != wantMint {
+				t.Errorf("minted %d tokens, want a mint: %v", minted, wantMint)
+			}
+		})
+	}
+}
+
+func TestClientKey(t *testing.T) {
+	hs := newHarness(t, map[string]string{"TRUSTED_PROXIES": "2"})
+	// Behind a load balancer: the client's address is second from the right.
+	w := hs.do(http.MethodGet, "", http.Header{"X-Forwarded-For": {"6.6.6.6, 198.51.100.9, 35.191.0.1"}})
+	if w.Code != http.StatusOK {
+		t.Fatalf("status %d", w.Code)
+	}
+	if _, ok := hs.momento.Item("pizza", "198.51.100.9-token"); !ok {
+		t.Errorf("token not cached under the client's address; keys %v", hs.momento.Keys("pizza"))
+	}
+	// One IPv6 /64 is one client.
+	a := decode(t, hs.do(http.MethodGet, "", http.Header{"X-Forwarded-For": {"2001:db8:1:2::aaaa, 35.191.0.1"}}))
+	b := decode(t, hs.do(http.MethodGet, "", http.Header{"X-Forwarded-For": {"2001:db8:1:2:ffff::1, 35.191.0.1"}}))
+	c := decode(t, hs.do(http.MethodGet, "", http.Header{"X-Forwarded-For": {"2001:db8:1:3::1, 35.191.0.1"}}))
+	if a.Token != b.Token || a.Token == c.Token {
+		t.Errorf("IPv6 grouping: same /64 same token %v, other /64 other token %v", a.Token == b.Token, a.Token != c.Token)
+	}
+	// A junk entry is never a key: the connection's address is used, and
+	// the fallback is logged without the header's text.
+	w = hs.do(http.MethodGet, "", http.Header{"X-Forwarded-For": {"1.2.3.4, unknown-proxy-entry, 35.191.0.1"}})
+	if w.Code != http.StatusOK {
+		t.Fatalf("junk header: status %d", w.Code)
+	}
+	if _, ok := hs.momento.Item("pizza", "169.254.1.1-token"); !ok {
+		t.Errorf("junk header: token not keyed by the connection's address; keys %v", hs.momento.Keys("pizza"))
+	}
+	if lines := hs.logLines(t, "X-Forwarded-For entry is not an IP address; using the connection's address"); len(lines) != 1 {
+		t.Errorf("junk header logged %d times, want once", len(lines))
+	}
+	if strings.Contains(hs.logs.String(), "unknown-proxy-entry") {
+		t.Errorf("logs quote the junk header")
+	}
+	for _, k := range hs.momento.Keys("pizza") {
+		if k == "6.6.6.6-token" || k == "35.191.0.1-token" || strings.Contains(k, "unknown") {
+			t.Errorf("cached under a key the caller or proxy chose: %q", k)
+		}
+	}
+}
+
+func TestExpiresInFollowsTheClock(t *testing.T) {
+	hs := newHarness(t, nil)
+	first := hs.token(t, "203.0.113.7")
+	for _, d := range []time.Duration{time.Minute, 20 * time.Minute, 33*time.Minute + 59*time.Second} {
+		hs.momento.FastForward(d)
+		got := hs.token(t, "203.0.113.7")
+		if got.Exp != first.Exp {
+			t.Fatalf("exp changed from %d to %d for a cached token", first.Exp, got.Exp)
+		}
+		if want := got.Exp - hs.momento.Now().Unix(); got.ExpiresIn != want {
+			t.Errorf("expires_in = %d, want exp - now = %d", got.ExpiresIn, want)
+		}
+		if got.ExpiresIn < 300 {
+			t.Errorf("served a token with %ds left, less than the 5 minute margin", got.ExpiresIn)
+		}
+	}
+}
+
+func TestConcurrentRequestsFromOneIPMintOnce(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.momento.SetLatency(10 * time.Millisecond) // so the requests overlap
+	var wg sync.WaitGroup
+	tokens := make(chan string, 200)
+	for range 200 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w := hs.get("203.0.113.7")
+			if w.Code != http.StatusOK {
+				t.Errorf("status %d: %s", w.Code, w.Body)
+				return
+			}
+			var r response
+			json.Unmarshal(w.Body.Bytes(), &r)
+			tokens <- r.Token
+		}()
+	}
+	wg.Wait()
+	close(tokens)
+	distinct := map[string]bool{}
+	for tok := range tokens {
+		distinct[tok] = true
+	}
+	if n := len(hs.momento.Mints()); n != 1 || len(distinct) != 1 {
+		t.Errorf("200 concurrent requests from one IP: %d mints, %d distinct tokens; want 1 and 1", n, len(distinct))
+	}
+}
+
+func TestManyIPsMintOncePerIP(t *testing.T) {
+	hs := newHarness(t, map[string]string{"MINT_BURST": "1000"})
+	const requests, ips, workers = 2000, 100, 64
+	work := make(chan int)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if w := hs.get(fmt.Sprintf("10.1.%d.%d", i%ips/250, i%ips%250)); w.Code != http.StatusOK {
+					t.Errorf("status %d: %s", w.Code, w.Body)
+				}
+			}
+		}()
+	}
+	for i := range requests {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if n := len(hs.momento.Mints()); n != ips {
+		t.Errorf("%d requests over %d IPs minted %d tokens, want %d", requests, ips, n, ips)
+	}
+}
+
+func TestMintRateLimit(t *testing.T) {
+	hs := newHarness(t, map[string]string{"MINT_BURST": "3", "MINT_RATE": "0.01"})
+	cached := hs.token(t, "192.0.2.1")
+	hs.token(t, "192.0.2.2")
+	hs.token(t, "192.0.2.3")
+	for i := 4; i <= 6; i++ {
+		w := hs.get(fmt.Sprintf("192.0.2.%d", i))
+		if w.Code != http.StatusTooManyRequests {
+			t.Fatalf("new IP beyond the burst: status %d, want 429", w.Code)
+		}
+		if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 {
+			t.Errorf("429 Retry-After = %q, want a positive number of seconds", w.Header().Get("Retry-After"))
+		}
+		checkErrorBody(t, w)
+		if got := hs.token(t, "192.0.2.1"); got.Token != cached.Token {
+			t.Errorf("cached IP got another token while limited")
+		}
+	}
+	if n := len(hs.momento.Mints()); n != 3 {
+		t.Errorf("mints = %d, want 3", n)
+	}
+	limited := 0
+	for _, l := range hs.logLines(t, "request") {
+		if l["outcome"] == "limited" {
+			limited++
+		}
+	}
+	if limited != 3 {
+		t.Errorf("%d request lines with outcome limited, want 3", limited)
+	}
+}
+
+func TestKeyRotationWithoutRedeploy(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.token(t, "192.0.2.1")
+	// The account's key is rotated: Momento accepts only the new one, which
+	// is stored as the secret's new version.
+	newKey := hs.momento.RotateAPIKey()
+	hs.secrets.AddVersion(secretID, []byte(`{"momento": "`+newKey+`"}`))
+
+	tok := hs.token(t, "192.0.2.2")
+	if n := hs.secrets.AccessCount(); n != 2 {
+		t.Errorf("secret accesses = %d, want 2 (setup, then one re-read)", n)
+	}
+	if m, ok := hs.momento.MintOf(tok.Token); !ok || m.Caller != "key-2" {
+		t.Errorf("token minted by %q, want the new key-2", m.Caller)
+	}
+	hs.token(t, "192.0.2.3")
+	if n := hs.secrets.AccessCount(); n != 2 {
+		t.Errorf("secret accesses = %d after another request, want still 2", n)
+	}
+	if len(hs.logLines(t, "Momento rejected the API key; re-reading it")) != 1 {
+		t.Errorf("rotation not logged once")
+	}
+}
+
+func TestRequestLogLine(t *testing.T) {
+	hs := newHarness(t, nil)
+	const trace = "105445aa7843bc8bf206b12000100000"
+	hs.do(http.MethodGet, "203.0.113.7", http.Header{"X-Cloud-Trace-Context": {trace + "/1;o=1"}})
+	hs.do(http.MethodGet, "203.0.113.7", http.Header{"X-Cloud-Trace-Context": {"not-a-trace"}})
+	hs.momento.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.Unavailable})
+	hs.get("198.51.100.1")
+
+	lines := hs.logLines(t, "request")
+	if len(lines) != 3 {
+		t.Fatalf("%d request lines, want 3", len(lines))
+	}
+	want := []map[string]any{
+		{"severity": "INFO", "outcome": "mint", "source": "mint", "status": 200.0,
+			"logging.googleapis.com/trace": "projects/test-project/traces/" + trace},
+		{"severity": "INFO", "outcome": "hit", "source": "l1", "status": 200.0},
+		{"severity": "ERROR", "outcome": "error", "status": 503.0},
+	}
+	for i, w := range want {
+		got := map[string]any{}
+		for k := range w {
+			if v, ok := lines[i][k]; ok {
+				got[k] = v
+			}
+		}
+		if diff := cmp.Diff(w, got); diff != "" {
+			t.Errorf("request line %d (-want +got):\n%s", i, diff)
+		}
+		if _, ok := lines[i]["latency_ms"].(float64); !ok {
+			t.Errorf("request line %d has no latency_ms", i)
+		}
+		if c, _ := lines[i]["client"].(string); len(c) != 12 {
+			t.Errorf("request line %d client = %q, want a 12-digit hash", i, c)
+		}
+	}
+	if _, ok := lines[1]["logging.googleapis.com/trace"]; ok {
+		t.Errorf("a malformed trace header was logged")
+	}
+	if lines[0]["client"] != lines[1]["client"] || lines[0]["client"] == lines[2]["client"] {
+		t.Errorf("client hashes do not follow the client")
 	}
 }
