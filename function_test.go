@@ -43,7 +43,7 @@ type harness struct {
 // newHarness starts the fakes and the function. env holds the function's
 // environment on top of the defaults (SECRET_ID and both emulator hosts); a
 // value of "" removes a default.
-func newHarness(t *testing.T, env map[string]string) *harness {
+func newHarness(t testing.TB, env map[string]string) *harness {
 	t.Helper()
 	hs := &harness{
 		momento: momentotest.NewServerT(t),
@@ -122,7 +122,7 @@ func decode(t *testing.T, w *httptest.ResponseRecorder) response {
 }
 
 // checkLogs fails t if any log line holds an API key, a token, or a client IP.
-func (hs *harness) checkLogs(t *testing.T) {
+func (hs *harness) checkLogs(t testing.TB) {
 	t.Helper()
 	logs := hs.logs.String()
 	for i, line := range strings.Split(strings.TrimSpace(logs), "\n") {

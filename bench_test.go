@@ -1,0 +1,85 @@
+package tokenvendingmachine
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"example.com/tokenvendingmachine/internal/cloudlog"
+	"example.com/tokenvendingmachine/internal/momentotest"
+)
+
+// benchWriter is a ResponseWriter that keeps nothing, so a benchmark
+// measures the handler rather than a recorder.
+type benchWriter struct {
+	h    http.Header
+	code int
+}
+
+func (w *benchWriter) Header() http.Header         { return w.h }
+func (w *benchWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *benchWriter) WriteHeader(code int)        { w.code = code }
+
+// BenchmarkHandler measures one request on each of the function's paths,
+// against the fake Momento on loopback (no injected latency), and reports
+// the Momento calls each made.
+//
+//	go test -run '^$' -bench Handler -benchmem .
+func BenchmarkHandler(b *testing.B) {
+	paths := []struct {
+		name string
+		env  map[string]string
+		ip   func(i int) string
+	}{
+		// A repeat visit: answered from the instance's L1.
+		{"l1-hit", nil, func(int) string { return "203.0.113.7" }},
+		// A visit whose token another instance minted: one Get.
+		{"momento-hit", map[string]string{"L1_MAX_ENTRIES": "0"}, func(int) string { return "203.0.113.7" }},
+		// A new visitor: Get, mint, Set.
+		{"mint", map[string]string{"MINT_RATE": "1000000", "MINT_BURST": "1000000"},
+			func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }},
+	}
+	for _, p := range paths {
+		b.Run(p.name, func(b *testing.B) {
+			hs := newHarness(b, p.env)
+			hs.h.log = cloudlog.New(io.Discard) // the lines are still made, not kept
+			warm := hs.get("203.0.113.7")       // set up the instance, and cache this IP
+			if warm.Code != http.StatusOK {
+				b.Fatalf("warm-up: status %d", warm.Code)
+			}
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.RemoteAddr = "169.254.1.1:43210"
+			w := &benchWriter{h: http.Header{}}
+			ips := make([]string, 0, 1)
+			if p.name == "mint" {
+				ips = make([]string, b.N)
+				for i := range ips {
+					ips[i] = p.ip(i)
+				}
+			}
+			hs.momento.ResetCounts()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				ip := "203.0.113.7"
+				if len(ips) > 0 {
+					ip = ips[i]
+				}
+				r.Header["X-Forwarded-For"] = []string{ip}
+				clear(w.h)
+				w.code = 0
+				hs.h.ServeHTTP(w, r)
+				if w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(hs.momento.TotalCount())/float64(b.N), "momento-calls/op")
+			for _, m := range []momentotest.Method{momentotest.MethodGet, momentotest.MethodMint, momentotest.MethodSet} {
+				b.ReportMetric(float64(hs.momento.Count(m))/float64(b.N), string(m)+"/op")
+			}
+		})
+	}
+}

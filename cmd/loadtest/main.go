@@ -1,0 +1,292 @@
+// Command loadtest measures the function under load: it runs the real HTTP
+// server, through the functions framework, in a child process against the
+// Momento emulator with a per-call latency, and drives it from many client
+// IPs at a chosen concurrency.
+//
+//	go run ./cmd/loadtest -requests 100000 -ips 1000 -concurrency 8
+//
+// It prints the cold start (from starting the server process to its first
+// token), requests per second, p50/p90/p99 latency, Momento calls per
+// request, mints, and the server's peak and final resident memory. It exits
+// 1 if any request failed or the mints differ from the distinct IPs.
+//
+// Each request carries X-Forwarded-For with its client's IP, as Google's
+// front end adds it. Request i comes from IP i mod -ips, so the first -ips
+// requests mint and the rest are repeat visits. The server's mint limit is
+// raised (MINT_RATE, MINT_BURST) so that it does not shape the run.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+
+	_ "example.com/tokenvendingmachine" // registers the function, for the server role
+	"example.com/tokenvendingmachine/internal/momentotest"
+)
+
+// serverRoleEnv, set in the child's environment, makes the binary serve the
+// function instead of driving it.
+const serverRoleEnv = "LOADTEST_SERVER_PORT"
+
+func main() {
+	if port := os.Getenv(serverRoleEnv); port != "" {
+		if err := funcframework.StartHostPort("127.0.0.1", port); err != nil {
+			fmt.Fprintln(os.Stderr, "server:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := run(ctx, os.Args[1:], os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+	if rep.Failed > 0 || rep.Mints != rep.IPs {
+		os.Exit(1)
+	}
+}
+
+// Report is what a run measured.
+type Report struct {
+	Requests, IPs, Concurrency int
+	Latency                    time.Duration // injected per Momento call
+	ColdStart                  time.Duration // server process start to first token
+	Elapsed                    time.Duration
+	P50, P90, P99, Max         time.Duration
+	Failed                     int            // requests without a 200
+	Calls                      map[string]int // Momento calls by method, during the run
+	Mints                      int
+	PeakRSS, FinalRSS          int64 // bytes; 0 if unknown
+}
+
+// RPS returns requests per second.
+func (r Report) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+
+// CallsPerRequest returns Momento calls per request.
+func (r Report) CallsPerRequest() float64 {
+	n := 0
+	for _, c := range r.Calls {
+		n += c
+	}
+	return float64(n) / float64(r.Requests)
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	requests := fs.Int("requests", 100_000, "requests to send")
+	ips := fs.Int("ips", 1000, "distinct client IPs")
+	concurrency := fs.Int("concurrency", 8, "requests in flight at once")
+	latency := fs.Duration("latency", 2*time.Millisecond, "latency the emulator adds to each Momento call")
+	if err := fs.Parse(args); err != nil {
+		return Report{}, err
+	}
+	if *requests < 1 || *ips < 1 || *ips > 1<<24 || *concurrency < 1 {
+		return Report{}, errors.New("-requests, -ips (at most 16777216) and -concurrency must be positive")
+	}
+	rep := Report{Requests: *requests, IPs: *ips, Concurrency: *concurrency, Latency: *latency}
+
+	emu, err := momentotest.NewServer(momentotest.Options{})
+	if err != nil {
+		return rep, err
+	}
+	defer emu.Close()
+	emu.SetLatency(*latency)
+
+	srv, err := startServer(emu)
+	if err != nil {
+		return rep, err
+	}
+	defer srv.stop()
+	rep.ColdStart = srv.firstToken
+	emu.ResetCounts() // count the run's calls, not the cold start's
+
+	client := &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: *concurrency, MaxIdleConns: *concurrency},
+	}
+	var next atomic.Int64
+	var failed atomic.Int64
+	lat := make([][]time.Duration, *concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range *concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= *requests {
+					return
+				}
+				t0 := time.Now()
+				ok := get(client, srv.url, ipOf(i%*ips))
+				lat[w] = append(lat[w], time.Since(t0))
+				if !ok {
+					failed.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	rep.Elapsed = time.Since(start)
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
+	rep.P50, rep.P90, rep.P99, rep.Max = pct(0.50), pct(0.90), pct(0.99), all[len(all)-1]
+	rep.Failed = int(failed.Load())
+	rep.Calls = map[string]int{}
+	for _, m := range []momentotest.Method{momentotest.MethodGet, momentotest.MethodMint, momentotest.MethodSet} {
+		rep.Calls[string(m)] = emu.Count(m)
+	}
+	rep.Mints = len(emu.Mints()) // all of the server's life: the cold start's request came from ipOf(0)
+	rep.PeakRSS, rep.FinalRSS = srv.rss()
+	print(stdout, rep)
+	return rep, nil
+}
+
+// ipOf returns the i-th client IP, in 10.0.0.0/8.
+func ipOf(i int) string {
+	return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
+}
+
+// get sends one request from ip and reports whether it got a 200.
+func get(c *http.Client, url, ip string) bool {
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("X-Forwarded-For", ip)
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+func print(w io.Writer, r Report) {
+	ms := func(d time.Duration) string { return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) + " ms" }
+	fmt.Fprintf(w, "%d requests over %d IPs, concurrency %d, Momento latency %v per call\n", r.Requests, r.IPs, r.Concurrency, r.Latency)
+	fmt.Fprintf(w, "cold start     %s from starting the server process to its first token\n", ms(r.ColdStart))
+	fmt.Fprintf(w, "throughput     %.0f requests/s (%v)\n", r.RPS(), r.Elapsed.Round(time.Millisecond))
+	fmt.Fprintf(w, "latency        p50 %s   p90 %s   p99 %s   max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
+	fmt.Fprintf(w, "momento calls  %.4f per request (Get %d, GenerateDisposableToken %d, Set %d)\n",
+		r.CallsPerRequest(), r.Calls["Get"], r.Calls["GenerateDisposableToken"], r.Calls["Set"])
+	verdict := "= distinct IPs"
+	if r.Mints != r.IPs {
+		verdict = fmt.Sprintf("!= %d distinct IPs", r.IPs)
+	}
+	fmt.Fprintf(w, "mints          %d %s\n", r.Mints, verdict)
+	fmt.Fprintf(w, "failed         %d\n", r.Failed)
+	if r.PeakRSS > 0 {
+		fmt.Fprintf(w, "server memory  peak RSS %.1f MiB, RSS at the end %.1f MiB\n", float64(r.PeakRSS)/(1<<20), float64(r.FinalRSS)/(1<<20))
+	}
+}
+
+// server is the function, served by a child process.
+type server struct {
+	cmd        *exec.Cmd
+	url        string
+	firstToken time.Duration
+}
+
+// startServer starts this binary as the function's server against emu and
+// waits for its first token.
+func startServer(emu *momentotest.Server) (*server, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+	l.Close()
+
+	cmd := exec.Command(self)
+	cmd.Env = append(os.Environ(),
+		serverRoleEnv+"="+port,
+		"FUNCTION_TARGET=TokenVendingMachine",
+		"MOMENTO_API_KEY="+emu.APIKey(),
+		"MOMENTO_EMULATOR_HOST="+emu.Addr(),
+		"SECRET_ID=",
+		"MINT_RATE=1000000",
+		"MINT_BURST=1000000",
+	)
+	cmd.Stdout = io.Discard // one log line per request; not what is measured
+	cmd.Stderr = os.Stderr
+	s := &server{cmd: cmd, url: "http://127.0.0.1:" + port + "/"}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	for {
+		if get(client, s.url, ipOf(0)) {
+			s.firstToken = time.Since(start)
+			return s, nil
+		}
+		if time.Since(start) > 30*time.Second {
+			s.stop()
+			return nil, errors.New("the server gave no token within 30s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// rss returns the server's peak and current resident memory, from /proc.
+func (s *server) rss() (peak, now int64) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0, 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, value, _ := strings.Cut(sc.Text(), ":")
+		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
+		switch name {
+		case "VmHWM":
+			peak = kb << 10
+		case "VmRSS":
+			now = kb << 10
+		}
+	}
+	return peak, now
+}
+
+func (s *server) stop() {
+	s.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		s.cmd.Process.Kill()
+		<-done
+	}
+}

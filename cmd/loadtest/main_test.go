@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestMain lets the test binary serve the function when run's child starts
+// it, as the loadtest binary does.
+func TestMain(m *testing.M) {
+	if os.Getenv(serverRoleEnv) != "" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func TestRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a server process")
+	}
+	var out strings.Builder
+	rep, err := run(context.Background(), []string{"-requests", "3000", "-ips", "150", "-concurrency", "16", "-latency", "1ms"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+	if rep.Failed != 0 {
+		t.Errorf("%d requests failed", rep.Failed)
+	}
+	if rep.Mints != 150 {
+		t.Errorf("mints = %d, want one per distinct IP, 150", rep.Mints)
+	}
+	// The cold start minted for the first IP; the run minted for the other
+	// 149 (Get, mint, Set each) and found the first in L1.
+	if want := map[string]int{"Get": 149, "GenerateDisposableToken": 149, "Set": 149}; rep.Calls["Get"] != want["Get"] ||
+		rep.Calls["GenerateDisposableToken"] != want["GenerateDisposableToken"] || rep.Calls["Set"] != want["Set"] {
+		t.Errorf("Momento calls = %v, want %v", rep.Calls, want)
+	}
+	if rep.P50 <= 0 || rep.P99 < rep.P50 || rep.ColdStart <= 0 {
+		t.Errorf("report %+v has impossible latencies", rep)
+	}
+	for _, want := range []string{"requests/s", "p50", "p99", "per request", "mints          150 = distinct IPs", "cold start"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
