@@ -192,13 +192,17 @@ func ParsePayload(b []byte) (string, error) {
 // nameRE matches a global secret or secret version name. The project may be
 // an ID (including a domain-scoped "example.com:p") or a number; the secret
 // ID rule is the service's; the version is a number, "latest" or an alias.
-var nameRE = regexp.MustCompile(`^projects/[A-Za-z0-9.:_-]+/secrets/[A-Za-z0-9_-]{1,255}(/versions/[A-Za-z0-9_-]+)?$`)
+// It is compiled on first use, not at init: every millisecond of package
+// init is paid by each cold start.
+var nameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^projects/[A-Za-z0-9.:_-]+/secrets/[A-Za-z0-9_-]{1,255}(/versions/[A-Za-z0-9_-]+)?$`)
+})
 
 // ValidateName reports whether name is a secret, "projects/P/secrets/S", or
 // a secret version, "projects/P/secrets/S/versions/V". The error does not
 // quote name, in case a key was configured where its name belongs.
 func ValidateName(name string) error {
-	if !nameRE.MatchString(name) {
+	if !nameRE().MatchString(name) {
 		return errors.New("secret name must be projects/PROJECT/secrets/SECRET or projects/PROJECT/secrets/SECRET/versions/VERSION")
 	}
 	return nil

@@ -1,0 +1,677 @@
+package tokenvendingmachine
+
+// The tests in this file check that Google Cloud Functions' Go buildpack
+// (github.com/GoogleCloudPlatform/buildpacks, cmd/go/functions_framework)
+// can build this module, and that what it builds serves a token. They
+// mirror what the buildpack does: it moves the upload into
+// serverless_function_source_code/, checks that the root holds exactly one
+// package (test files included), writes a main package at functions.local/app
+// inside our own module that blank-imports ours, runs go mod tidy, and builds
+// that main package.
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"go/parser"
+	"go/token"
+	"go/version"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"example.com/tokenvendingmachine/internal/momentotest"
+)
+
+// deployReadme is the README whose deploy command names the runtime.
+var deployReadme = "README.md"
+
+// What the buildpack uses and requires.
+const (
+	// deployFunctionsPackage is the import that makes the buildpack choose
+	// its declarative template.
+	deployFunctionsPackage = "github.com/GoogleCloudPlatform/functions-framework-go/functions"
+	// deployFrameworkModule is added to go.mod at deployFrameworkVersion
+	// when go.mod does not already require it.
+	deployFrameworkModule  = "github.com/GoogleCloudPlatform/functions-framework-go"
+	deployFrameworkVersion = "v1.9.2"
+	// deploySourceDir is where the buildpack moves the upload.
+	deploySourceDir = "serverless_function_source_code"
+	// deployAppDir is where, inside the source, it writes the main package.
+	deployAppDir = "functions.local/app"
+)
+
+// Errors from the checks, for errors.Is.
+var (
+	deployErrMultiplePackages = errors.New("multiple packages in user code directory")
+	deployErrNotImportable    = errors.New("package cannot be imported by the buildpack's main")
+	deployErrModulePath       = errors.New("module path must contain a dot in its first element")
+	deployErrTooNew           = errors.New("newer than the deploy runtime")
+	deployErrNoRuntime        = errors.New("no --runtime goNNN")
+)
+
+// deployMainTemplate is the buildpack's declarative template
+// (cmd/go/functions_framework/lib/template_declarative.go), verbatim.
+var deployMainTemplate = template.Must(template.New("main").Parse(`package main
+
+import (
+	"log"
+	"net/http"
+	"os"
+
+	// Blank import the function package to run the init(), which is where
+	// declarative function signatures are expected to be registered.
+	_ "{{.Package}}"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
+)
+
+func main() {
+	// Don't invoke the function for reserved URLs.
+	http.HandleFunc("/robots.txt", http.NotFound)
+	http.HandleFunc("/favicon.ico", http.NotFound)
+
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "8080"
+	}
+	if err := funcframework.Start(port); err != nil {
+		log.Fatalf("Function failed to start: %v\n", err)
+	}
+}
+`))
+
+// deployPackage parses the Go files in dir as the buildpack does: every
+// file ending in .go, test files included, imports only. It returns the one
+// package's name and the imports of all its files.
+func deployPackage(dir string) (name string, imports map[string]bool, err error) {
+	// ParseDir is deprecated, but it is what the buildpack calls, and it
+	// ignores build constraints and _test suffixes just as the buildpack does.
+	pkgs, err := parser.ParseDir(token.NewFileSet(), dir, nil, parser.ImportsOnly)
+	if err != nil {
+		return "", nil, err
+	}
+	var names []string
+	for n := range pkgs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	switch {
+	case len(names) == 0:
+		return "", nil, fmt.Errorf("no Go package in %s", dir)
+	case len(names) > 1:
+		return "", nil, fmt.Errorf("%w: %s", deployErrMultiplePackages, strings.Join(names, ", "))
+	}
+	name = names[0]
+	if name == "main" || strings.HasSuffix(name, "_test") {
+		return "", nil, fmt.Errorf("package %s: %w", name, deployErrNotImportable)
+	}
+	imports = make(map[string]bool)
+	for _, f := range pkgs[name].Files {
+		for _, spec := range f.Imports {
+			path, err := strconv.Unquote(spec.Path.Value)
+			if err != nil {
+				return "", nil, err
+			}
+			imports[path] = true
+		}
+	}
+	return name, imports, nil
+}
+
+// deployCheckModulePath reports whether the buildpack accepts a module path.
+func deployCheckModulePath(path string) error {
+	first, _, _ := strings.Cut(path, "/")
+	if !strings.Contains(first, ".") {
+		return fmt.Errorf("%q: %w", path, deployErrModulePath)
+	}
+	return nil
+}
+
+// deployGoMod is what the checks read from a go.mod.
+type deployGoMod struct {
+	Module    string
+	Go        string // the go directive, e.g. "1.25.0"; "" if absent
+	Toolchain string // the toolchain directive, e.g. "go1.25.3"; "" if absent
+}
+
+// deployParseGoMod reads the module, go and toolchain directives of a
+// go.mod. It reads no other directive.
+func deployParseGoMod(data []byte) (deployGoMod, error) {
+	var m deployGoMod
+	for line := range strings.Lines(string(data)) {
+		line, _, _ = strings.Cut(line, "//")
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
+		}
+		switch f[0] {
+		case "module":
+			m.Module = f[1]
+			if unq, err := strconv.Unquote(f[1]); err == nil {
+				m.Module = unq
+			}
+		case "go":
+			m.Go = f[1]
+		case "toolchain":
+			m.Toolchain = f[1]
+		}
+	}
+	if m.Module == "" {
+		return m, errors.New("go.mod has no module directive")
+	}
+	return m, nil
+}
+
+// deployRuntimeRE matches a deploy command's runtime flag.
+var deployRuntimeRE = regexp.MustCompile(`--runtime[= ]+go(\d)(\d+)\b`)
+
+// deployReadmeRuntime returns the Go version, as "go1.25", of the runtime
+// the README's deploy commands name with --runtime goNNN. They must all
+// name the same one.
+func deployReadmeRuntime(readme []byte) (string, error) {
+	var runtime string
+	for _, m := range deployRuntimeRE.FindAllSubmatch(readme, -1) {
+		v := fmt.Sprintf("go%s.%s", m[1], m[2])
+		if runtime != "" && v != runtime {
+			return "", fmt.Errorf("deploy commands name runtimes %s and %s", runtime, v)
+		}
+		runtime = v
+	}
+	if runtime == "" {
+		return "", deployErrNoRuntime
+	}
+	return runtime, nil
+}
+
+// deployCheckGoVersions reports whether the buildpack's toolchain for
+// runtime (e.g. "go1.25", the latest 1.25.x) can build a go.mod with the
+// given go and toolchain directives without fetching another toolchain.
+func deployCheckGoVersions(goDirective, toolchain, runtime string) error {
+	if goDirective == "" {
+		return errors.New("go.mod has no go directive")
+	}
+	if err := deployCheckGoVersion("go "+goDirective, "go"+goDirective, runtime); err != nil {
+		return err
+	}
+	if toolchain != "" && toolchain != "default" {
+		return deployCheckGoVersion("toolchain "+toolchain, toolchain, runtime)
+	}
+	return nil
+}
+
+// deployCheckGoVersion checks one go.mod directive, what, whose version is v
+// (as "go1.25.0"). It compares language versions: the runtime goNNN is the
+// newest patch release of Go 1.N.
+func deployCheckGoVersion(what, v, runtime string) error {
+	if !version.IsValid(v) {
+		return fmt.Errorf("%s: not a Go version", what)
+	}
+	if version.Compare(version.Lang(v), runtime) > 0 {
+		return fmt.Errorf("%s is %w %s", what, deployErrTooNew, runtime)
+	}
+	return nil
+}
+
+func TestBuildpackLayout(t *testing.T) {
+	name, imports, err := deployPackage(".")
+	if err != nil {
+		t.Errorf("the buildpack would reject the module root: %v", err)
+	} else if !imports[deployFunctionsPackage] {
+		t.Errorf("package %s does not import %s, so the buildpack would not use its declarative template", name, deployFunctionsPackage)
+	}
+
+	data, err := os.ReadFile("go.mod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := deployParseGoMod(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := deployCheckModulePath(mod.Module); err != nil {
+		t.Errorf("go.mod: %v", err)
+	}
+
+	runtime := deployRuntime(t)
+	if err := deployCheckGoVersions(mod.Go, mod.Toolchain, runtime); err != nil {
+		t.Errorf("go.mod: %v", err)
+	}
+}
+
+// deployRuntime returns the runtime named in deployReadme, as "go1.25".
+func deployRuntime(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile(deployReadme)
+	if err != nil {
+		t.Fatalf("%v; the README's deploy command (gcloud functions deploy ... --runtime goNNN) names the Go runtime that go.mod must not outrun", err)
+	}
+	runtime, err := deployReadmeRuntime(readme)
+	if err != nil {
+		t.Fatalf("%s: %v; its deploy command must name the runtime, as in gcloud functions deploy ... --runtime go125", deployReadme, err)
+	}
+	return runtime
+}
+
+func TestBuildpackChecksCatchMistakes(t *testing.T) {
+	tests := []struct {
+		name    string
+		check   func(t *testing.T) error
+		wantErr error // nil means the check passes
+	}{
+		{"external test package", func(t *testing.T) error {
+			return deployPackageIn(t, map[string]string{"a.go": "package foo\n", "a_test.go": "package foo_test\n"})
+		}, deployErrMultiplePackages},
+		{"internal test package", func(t *testing.T) error {
+			return deployPackageIn(t, map[string]string{"a.go": "package foo\n", "a_test.go": "package foo\n"})
+		}, nil},
+		{"main package", func(t *testing.T) error {
+			return deployPackageIn(t, map[string]string{"main.go": "package main\n"})
+		}, deployErrNotImportable},
+		{"module path without a dot", func(*testing.T) error { return deployCheckModulePath("example/foo") }, deployErrModulePath},
+		{"module path with a dot", func(*testing.T) error { return deployCheckModulePath("example.com/foo") }, nil},
+		{"go directive newer than the runtime", func(*testing.T) error { return deployCheckGoVersions("1.26.0", "", "go1.25") }, deployErrTooNew},
+		{"go directive of the runtime", func(*testing.T) error { return deployCheckGoVersions("1.25.0", "", "go1.25") }, nil},
+		{"older go directive", func(*testing.T) error { return deployCheckGoVersions("1.24", "", "go1.25") }, nil},
+		{"toolchain newer than the runtime", func(*testing.T) error { return deployCheckGoVersions("1.25.0", "go1.26.1", "go1.25") }, deployErrTooNew},
+		{"README without a runtime", func(*testing.T) error {
+			_, err := deployReadmeRuntime([]byte("gcloud functions deploy tvm --gen2\n"))
+			return err
+		}, deployErrNoRuntime},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.check(t)
+			if !errors.Is(err, tt.wantErr) {
+				t.Errorf("err = %v, want %v", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestBuildpackReadmeRuntime(t *testing.T) {
+	readme := "```\ngcloud functions deploy token-vending-machine \\\n  --gen2 --runtime go125 \\\n  --entry-point TokenVendingMachine\n```\n"
+	got, err := deployReadmeRuntime([]byte(readme))
+	if got != "go1.25" || err != nil {
+		t.Errorf("deployReadmeRuntime(%q) = %q, %v, want go1.25", readme, got, err)
+	}
+}
+
+// deployPackageIn writes files into a new directory and runs deployPackage
+// on it.
+func deployPackageIn(t *testing.T, files map[string]string) error {
+	t.Helper()
+	dir := t.TempDir()
+	for name, src := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, _, err := deployPackage(dir)
+	return err
+}
+
+// TestBuildpackBuildAndServe builds the function as the buildpack does, runs
+// it as Cloud Functions does, and fetches a token from it.
+func TestBuildpackBuildAndServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the function as Cloud Functions does")
+	}
+	tmp := t.TempDir()
+	src := filepath.Join(tmp, deploySourceDir)
+	deployCopyModule(t, ".", src)
+	if _, _, err := deployPackage(src); err != nil {
+		t.Fatalf("the buildpack would reject the source: %v", err)
+	}
+
+	module := strings.TrimSpace(deployGo(t, src, "list", "-m"))
+	if err := deployCheckModulePath(module); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deployGoCmd(src, "list", "-m", deployFrameworkModule); err != nil {
+		t.Logf("go.mod does not require %s; adding it as the buildpack does", deployFrameworkModule)
+		deployGo(t, src, "mod", "edit", "-require", deployFrameworkModule+"@"+deployFrameworkVersion)
+	}
+	deployWriteMain(t, filepath.Join(src, deployAppDir, "main.go"), module)
+
+	before := deployReadModFiles(t, src)
+	start := time.Now()
+	deployGo(t, src, "mod", "tidy")
+	t.Logf("go mod tidy: %v", time.Since(start).Round(time.Millisecond))
+	after := deployReadModFiles(t, src)
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("go mod tidy changed the deployed module; run go mod tidy here (-before +after):\n%s", diff)
+	}
+	mod, err := deployParseGoMod([]byte(after["go.mod"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(deployReadme); err != nil {
+		t.Logf("no %s to check go.mod's go directive against; TestBuildpackLayout reports it", deployReadme)
+	} else if err := deployCheckGoVersions(mod.Go, mod.Toolchain, deployRuntime(t)); err != nil {
+		t.Errorf("go.mod after go mod tidy: %v", err)
+	}
+
+	bin := filepath.Join(tmp, "main")
+	start = time.Now()
+	deployGo(t, src, "build", "-o", bin, "./"+deployAppDir)
+	t.Logf("go build: %v", time.Since(start).Round(time.Millisecond))
+
+	fake := momentotest.NewServerT(t)
+	base := deployStart(t, bin, map[string]string{
+		"FUNCTION_TARGET":       EntryPoint,
+		"K_SERVICE":             "token-vending-machine", // as on Cloud Functions: the instance sets up at start
+		"MOMENTO_API_KEY":       fake.APIKey(),
+		"MOMENTO_EMULATOR_HOST": fake.Addr(),
+	})
+
+	resp, body := deployGet(t, base+"/")
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET / = %d %s, want 200", resp.StatusCode, body)
+	}
+	tok := deployDecodeToken(t, body)
+	mints := fake.Mints()
+	if len(mints) != 1 {
+		t.Fatalf("after GET /: %d mints, want 1", len(mints))
+	}
+	wantScope := []momentotest.Grant{{Kind: "topic", Role: "TopicReadOnly", Cache: "pizza", Topic: "*"}}
+	if diff := cmp.Diff(wantScope, mints[0].Grants); diff != "" {
+		t.Errorf("minted token's scope (-want +got):\n%s", diff)
+	}
+	if mints[0].Token != tok.Token {
+		t.Errorf("GET / returned a token the fake did not mint")
+	}
+
+	// The template's handlers for these paths are on http.DefaultServeMux,
+	// which funcframework.Start does not serve: the function must refuse
+	// them itself.
+	resp, body = deployGet(t, base+"/favicon.ico")
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /favicon.ico = %d %s, want 404", resp.StatusCode, body)
+	}
+	if n := len(fake.Mints()); n != 1 {
+		t.Errorf("after GET /favicon.ico: %d mints, want 1", n)
+	}
+}
+
+// deployCopyModule copies what the function needs from the module in dir
+// into dst: go.mod, go.sum, the root's .go files, and internal/ and cmd/.
+func deployCopyModule(t *testing.T, dir, dst string) {
+	t.Helper()
+	roots, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots = append(roots, filepath.Join(dir, "go.mod"), filepath.Join(dir, "go.sum"),
+		filepath.Join(dir, "internal"), filepath.Join(dir, "cmd"))
+	for _, root := range roots {
+		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			if d.IsDir() && (d.Name() == ".git" || d.Name() == "testoutput") {
+				return filepath.SkipDir
+			}
+			if !d.Type().IsRegular() {
+				return nil
+			}
+			rel, err := filepath.Rel(dir, path)
+			if err != nil {
+				return err
+			}
+			return deployCopyFile(path, filepath.Join(dst, rel))
+		})
+		if err != nil {
+			t.Fatalf("copy the module: %v", err)
+		}
+	}
+}
+
+// deployMaxFileSize is the largest file deployCopyModule copies; larger ones
+// are build outputs, not source.
+const deployMaxFileSize = 1 << 20
+
+// deployCopyFile copies the regular file src to dst, making dst's directory,
+// unless src is larger than deployMaxFileSize.
+func deployCopyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	if fi, err := in.Stat(); err != nil || fi.Size() > deployMaxFileSize {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return err
+	}
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// deployWriteMain renders the buildpack's main package for module into path.
+func deployWriteMain(t *testing.T, path, module string) {
+	t.Helper()
+	var b bytes.Buffer
+	if err := deployMainTemplate.Execute(&b, struct{ Package string }{module}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// deployReadModFiles returns the contents of go.mod and go.sum in dir.
+func deployReadModFiles(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	files := make(map[string]string)
+	for _, name := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[name] = string(b)
+	}
+	return files
+}
+
+// deployGo runs the go command in dir and returns its standard output,
+// failing t with its output if it fails.
+func deployGo(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	out, err := deployGoCmd(dir, args...)
+	if err != nil {
+		t.Fatalf("go %s: %v", strings.Join(args, " "), err)
+	}
+	return out
+}
+
+// deployGoCmd runs the go command in dir, with the test's environment (so
+// the module cache and proxy settings carry over) and the local toolchain.
+func deployGoCmd(dir string, args ...string) (string, error) {
+	cmd := exec.Command("go", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOWORK=off")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return string(out), fmt.Errorf("%w\n%s%s", err, out, stderr.Bytes())
+	}
+	return string(out), nil
+}
+
+// deployStart runs the function's binary as Cloud Functions does, on a free
+// port, with env on top of the test's environment less the function's
+// configuration. It returns the function's URL once it answers; the process
+// is killed when the test ends.
+func deployStart(t *testing.T, bin string, env map[string]string) string {
+	t.Helper()
+	port := deployFreePort(t)
+	cmd := exec.Command(bin)
+	cmd.Env = deployEnv(os.Environ(), env)
+	cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
+	var output deployBuffer
+	cmd.Stdout, cmd.Stderr = &output, &output
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-exited
+		if t.Failed() {
+			t.Logf("function output:\n%s", output.String())
+		}
+	})
+
+	// Poll a path the function refuses, so that polling mints no token.
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	start := time.Now()
+	for deadline := start.Add(20 * time.Second); ; {
+		resp, err := http.Get(base + "/robots.txt")
+		if err == nil {
+			resp.Body.Close()
+			t.Logf("function answered %v after start", time.Since(start).Round(time.Millisecond))
+			return base
+		}
+		select {
+		case err := <-exited:
+			exited <- err // for the cleanup
+			t.Fatalf("function exited before answering: %v", err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("function did not answer within 20s: %v", err)
+		}
+	}
+}
+
+// deployEnv returns environ without the function's configuration and the
+// variables Cloud Functions sets, plus set.
+func deployEnv(environ []string, set map[string]string) []string {
+	var env []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		switch {
+		case strings.HasPrefix(name, "MOMENTO_"), strings.HasPrefix(name, "SECRETMANAGER_"):
+			continue
+		}
+		switch name {
+		case "SECRET_ID", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "PORT", "FUNCTION_TARGET",
+			"CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS", "TRUSTED_PROXIES",
+			"UPSTREAM_TIMEOUT", "MINT_RATE", "MINT_BURST", "L1_MAX_ENTRIES", "L1_MAX_BYTES":
+			continue
+		}
+		env = append(env, kv)
+	}
+	for k, v := range set {
+		env = append(env, k+"="+v)
+	}
+	return env
+}
+
+// deployFreePort returns a port nothing listens on just now.
+func deployFreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// deployGet sends a GET from a client behind Google's front end, as
+// X-Forwarded-For tells, and returns the response and its body.
+func deployGet(t *testing.T, url string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	return resp, body
+}
+
+// deployDecodeToken decodes a token response, which must have exactly the
+// fields token, exp and expires_in, for about an hour.
+func deployDecodeToken(t *testing.T, body []byte) response {
+	t.Helper()
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(body, &fields); err != nil {
+		t.Fatalf("body %q is not a JSON object: %v", body, err)
+	}
+	var keys []string
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	if want := []string{"exp", "expires_in", "token"}; !slices.Equal(keys, want) {
+		t.Fatalf("body has fields %v, want %v", keys, want)
+	}
+	var r response
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatalf("body %q: %v", body, err)
+	}
+	now := time.Now().Unix()
+	if r.Token == "" || r.ExpiresIn < 3500 || r.ExpiresIn > 3600 || r.Exp < now+3500 || r.Exp > now+3601 {
+		t.Fatalf("body = %+v at %d, want a token for about an hour", r, now)
+	}
+	return r
+}
+
+// deployBuffer is a bytes.Buffer safe for concurrent use, for a process's
+// output.
+type deployBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *deployBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *deployBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
