@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -471,5 +472,35 @@ func TestL1Bound(t *testing.T) {
 	}
 	if n, b := byBytes.stats(); n != 3 || b > 3*(entryOverhead+50) {
 		t.Errorf("byte-bounded L1 holds %d entries, %d bytes; want 3 within %d", n, b, 3*(entryOverhead+50))
+	}
+}
+
+// TestL1DefaultBound fills an L1 with the function's default bounds from
+// 100,000 distinct clients, with tokens the size Momento's are.
+func TestL1DefaultBound(t *testing.T) {
+	const maxEntries, maxBytes = 10_000, 8 << 20 // config.DefaultL1MaxEntries, DefaultL1MaxBytes
+	c := newL1(maxEntries, maxBytes)
+	base := strings.Repeat("t", 422) // a v1 disposable token is about 430 bytes
+	now := time.Now()
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for i := range 100_000 {
+		tok := fmt.Sprintf("%s%08d", base, i) // each token its own string, as in life
+		c.put(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), token{value: tok, exp: now.Add(time.Hour)}, now.Add(55*time.Minute))
+		if n, b := c.stats(); n > maxEntries || b > maxBytes {
+			t.Fatalf("after %d clients: %d entries, %d bytes; bound is %d entries, %d bytes", i+1, n, b, maxEntries, maxBytes)
+		}
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	n, b := c.stats()
+	t.Logf("after 100,000 clients: %d entries, %d estimated bytes, heap grew %.1f MiB", n, b, float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20))
+	if n != maxEntries {
+		t.Errorf("L1 holds %d entries, want it full at %d", n, maxEntries)
+	}
+	if grew := int64(after.HeapAlloc) - int64(before.HeapAlloc); grew > int64(b)*115/100 {
+		t.Errorf("heap grew %d bytes for %d estimated bytes: the estimate, and so L1_MAX_BYTES, is too low", grew, b)
 	}
 }
