@@ -18,6 +18,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -251,7 +252,9 @@ func startServer(emu *momentotest.Server, kService bool) (*server, error) {
 		cmd.Env = append(cmd.Env, "K_SERVICE=loadtest")
 	}
 	cmd.Stdout = io.Discard // one log line per request; not what is measured
-	cmd.Stderr = os.Stderr
+	// With K_SERVICE set, the functions framework writes an empty line to
+	// stderr after every request, to flush Cloud Logging; keep only the rest.
+	cmd.Stderr = &nonBlankLines{w: os.Stderr}
 	s := &server{cmd: cmd, url: "http://127.0.0.1:" + port + "/"}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
@@ -280,6 +283,26 @@ func startServer(emu *momentotest.Server, kService bool) (*server, error) {
 			return nil, errors.New("the server gave no token within 30s")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// nonBlankLines passes on the lines written to it that are not blank.
+type nonBlankLines struct {
+	w       io.Writer
+	partial []byte
+}
+
+func (n *nonBlankLines) Write(b []byte) (int, error) {
+	n.partial = append(n.partial, b...)
+	for {
+		i := bytes.IndexByte(n.partial, '\n')
+		if i < 0 {
+			return len(b), nil
+		}
+		if line := n.partial[:i+1]; len(bytes.TrimSpace(line)) > 0 {
+			n.w.Write(line)
+		}
+		n.partial = n.partial[i+1:]
 	}
 }
 
