@@ -38,7 +38,8 @@ type Config struct {
 	// TokenTTL is the lifetime of a minted token: (0, MaxTokenTTL], whole seconds.
 	TokenTTL time.Duration
 	// CacheTTL is how long a token is cached: at least a minute and at most
-	// TokenTTL minus RefreshMargin.
+	// TokenTTL minus RefreshMargin. Unset, it is DefaultCacheTTL, or TokenTTL
+	// minus RefreshMargin if that is shorter.
 	CacheTTL time.Duration
 	// AllowedOrigins are the origins CORS lets read a token; nil means any ("*").
 	AllowedOrigins []string
@@ -51,6 +52,11 @@ type Config struct {
 	MintRate float64
 	// MintBurst is how many tokens an instance may mint at once.
 	MintBurst int
+	// LookupRate is how many Momento lookups (requests not answered from the
+	// in-process cache) an instance may make per second, on average.
+	LookupRate float64
+	// LookupBurst is how many Momento lookups an instance may make at once.
+	LookupBurst int
 	// L1MaxEntries bounds the in-process token cache's entries; 0 turns it off.
 	L1MaxEntries int
 	// L1MaxBytes bounds the in-process token cache's size.
@@ -72,9 +78,18 @@ const (
 	DefaultUpstreamTimeout = 2 * time.Second
 	DefaultMintRate        = 10
 	DefaultMintBurst       = 100
+	DefaultLookupRate      = 100
+	DefaultLookupBurst     = 1000
 	DefaultL1MaxEntries    = 10_000
 	DefaultL1MaxBytes      = 8 << 20
 )
+
+// Variables are the environment variables FromEnv reads.
+var Variables = []string{
+	"SECRET_ID", "MOMENTO_API_KEY", "CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS",
+	"TRUSTED_PROXIES", "UPSTREAM_TIMEOUT", "MINT_RATE", "MINT_BURST", "LOOKUP_RATE", "LOOKUP_BURST",
+	"L1_MAX_ENTRIES", "L1_MAX_BYTES", "MOMENTO_EMULATOR_HOST", "SECRETMANAGER_EMULATOR_HOST",
+}
 
 // FromEnv reads the configuration through getenv and checks it.
 func FromEnv(getenv func(string) string) (Config, error) {
@@ -84,12 +99,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		APIKey:                    strings.TrimSpace(getenv("MOMENTO_API_KEY")),
 		CacheName:                 p.strOr("CACHE_NAME", DefaultCacheName),
 		TokenTTL:                  p.duration("TOKEN_TTL", DefaultTokenTTL),
-		CacheTTL:                  p.duration("CACHE_TTL", DefaultCacheTTL),
+		CacheTTL:                  p.duration("CACHE_TTL", 0),
 		AllowedOrigins:            p.origins("ALLOWED_ORIGINS"),
 		TrustedProxies:            p.integer("TRUSTED_PROXIES", DefaultTrustedProxies, 1, 16),
 		UpstreamTimeout:           p.duration("UPSTREAM_TIMEOUT", DefaultUpstreamTimeout),
 		MintRate:                  p.float("MINT_RATE", DefaultMintRate),
 		MintBurst:                 p.integer("MINT_BURST", DefaultMintBurst, 1, 1_000_000),
+		LookupRate:                p.float("LOOKUP_RATE", DefaultLookupRate),
+		LookupBurst:               p.integer("LOOKUP_BURST", DefaultLookupBurst, 1, 1_000_000),
 		L1MaxEntries:              p.integer("L1_MAX_ENTRIES", DefaultL1MaxEntries, 0, 10_000_000),
 		L1MaxBytes:                p.integer("L1_MAX_BYTES", DefaultL1MaxBytes, 0, 1<<30),
 		MomentoEmulatorHost:       p.hostPort("MOMENTO_EMULATOR_HOST"),
@@ -118,7 +135,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			p.invalid("TOKEN_TTL", "must be more than 0 and at most %v, got %v", MaxTokenTTL, c.TokenTTL)
 		case c.TokenTTL%time.Second != 0:
 			p.invalid("TOKEN_TTL", "must be whole seconds, got %v", c.TokenTTL)
+		case c.TokenTTL < RefreshMargin+time.Minute:
+			p.invalid("TOKEN_TTL", "must be at least the %v refresh margin plus a minute of caching (%v), got %v",
+				RefreshMargin, RefreshMargin+time.Minute, c.TokenTTL)
 		}
+	}
+	if p.str("CACHE_TTL") == "" {
+		c.CacheTTL = min(DefaultCacheTTL, c.TokenTTL-RefreshMargin)
 	}
 	if p.ok("CACHE_TTL") && p.ok("TOKEN_TTL") {
 		switch {
@@ -134,6 +157,9 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if p.ok("MINT_RATE") && !(c.MintRate > 0 && c.MintRate <= 1_000_000) { // NaN fails too
 		p.fail("MINT_RATE must be more than 0 and at most 1000000 per second, got %v", c.MintRate)
+	}
+	if p.ok("LOOKUP_RATE") && !(c.LookupRate > 0 && c.LookupRate <= 1_000_000) {
+		p.fail("LOOKUP_RATE must be more than 0 and at most 1000000 per second, got %v", c.LookupRate)
 	}
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, err

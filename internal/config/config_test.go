@@ -37,6 +37,8 @@ func defaults() Config {
 		UpstreamTimeout: 2 * time.Second,
 		MintRate:        10,
 		MintBurst:       100,
+		LookupRate:      100,
+		LookupBurst:     1000,
 		L1MaxEntries:    10000,
 		L1MaxBytes:      8 << 20,
 	}
@@ -253,11 +255,10 @@ func TestFromEnvInvalid(t *testing.T) {
 			env:   withKey(map[string]string{"TOKEN_TTL": "1h", "CACHE_TTL": "56m"}),
 			names: []string{"CACHE_TTL"},
 		},
-		{
-			name:  "default cache ttl too long for short token ttl",
-			env:   withKey(map[string]string{"TOKEN_TTL": "10m"}),
-			names: []string{"CACHE_TTL"},
-		},
+		{name: "explicit cache ttl 0", env: withKey(map[string]string{"CACHE_TTL": "0s"}), names: []string{"CACHE_TTL"}},
+		{name: "token ttl shorter than margin plus a minute", env: withKey(map[string]string{"TOKEN_TTL": "5m59s"}), names: []string{"TOKEN_TTL"}},
+		{name: "lookup rate 0", env: withKey(map[string]string{"LOOKUP_RATE": "0"}), names: []string{"LOOKUP_RATE"}},
+		{name: "lookup burst 0", env: withKey(map[string]string{"LOOKUP_BURST": "0"}), names: []string{"LOOKUP_BURST"}},
 		{name: "cache ttl garbage", env: withKey(map[string]string{"CACHE_TTL": "soon"}), names: []string{"CACHE_TTL"}},
 
 		{name: "origins with path", env: withKey(map[string]string{"ALLOWED_ORIGINS": "https://a.example/app"}), names: []string{"ALLOWED_ORIGINS"}},
@@ -392,6 +393,23 @@ func TestCanonicalOrigin(t *testing.T) {
 	}
 }
 
+func TestCacheTTLDefaultFollowsTokenTTL(t *testing.T) {
+	tests := []struct {
+		tokenTTL string
+		want     time.Duration
+	}{
+		{"1h", 55 * time.Minute},
+		{"30m", 25 * time.Minute},
+		{"6m", time.Minute},
+	}
+	for _, tt := range tests {
+		got, err := FromEnv(env(withKey(map[string]string{"TOKEN_TTL": tt.tokenTTL})))
+		if err != nil || got.CacheTTL != tt.want {
+			t.Errorf("FromEnv(TOKEN_TTL=%s).CacheTTL = %v, %v; want %v", tt.tokenTTL, got.CacheTTL, err, tt.want)
+		}
+	}
+}
+
 func TestFromEnvRejectsLooseValues(t *testing.T) {
 	tests := []struct {
 		name, variable, value string
@@ -416,5 +434,21 @@ func TestFromEnvRejectsLooseValues(t *testing.T) {
 	}
 	if got, ok := CanonicalOrigin("https://a.example:0443"); !ok || got != "https://a.example" {
 		t.Errorf("CanonicalOrigin(https://a.example:0443) = %q, %v; want https://a.example", got, ok)
+	}
+}
+
+// TestVariablesListsEveryVariableRead checks Variables against the
+// variables FromEnv actually asks for.
+func TestVariablesListsEveryVariableRead(t *testing.T) {
+	asked := map[string]bool{}
+	FromEnv(func(name string) string { asked[name] = true; return "" })
+	for _, v := range Variables {
+		if !asked[v] {
+			t.Errorf("Variables lists %s, which FromEnv does not read", v)
+		}
+		delete(asked, v)
+	}
+	for v := range asked {
+		t.Errorf("FromEnv reads %s, which Variables does not list", v)
 	}
 }

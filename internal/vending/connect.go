@@ -47,8 +47,10 @@ func Connect(ctx context.Context, apiKey, emulatorHost string, timeout time.Dura
 	if d, ok := ctx.Deadline(); ok {
 		eager = min(eager, time.Until(d))
 	}
+	lazy := false
 	cache, err := momento.NewCacheClientWithEagerConnectTimeout(cfg, cp, time.Hour, max(eager, time.Millisecond))
 	if err != nil {
+		lazy = true
 		cache, err = momento.NewCacheClientWithEagerConnectTimeout(cfg, cp, time.Hour, 0)
 		if err != nil {
 			return nil, err
@@ -59,5 +61,5 @@ func Connect(ctx context.Context, apiKey, emulatorHost string, timeout time.Dura
 		cache.Close()
 		return nil, err
 	}
-	return &Clients{Cache: cache, Auth: authClient}, nil
+	return &Clients{Cache: cache, Auth: authClient, Lazy: lazy}, nil
 }

@@ -90,8 +90,13 @@ type Token struct {
 
 // Clients are the Momento clients a Vendor calls.
 type Clients struct {
+	// Cache gets and sets cached tokens.
 	Cache momento.CacheClient
-	Auth  momento.AuthClient
+	// Auth mints tokens.
+	Auth momento.AuthClient
+	// Lazy reports that Connect could not reach the cache endpoint, so
+	// Cache connects on its first call instead.
+	Lazy bool
 }
 
 // Close closes both clients.
@@ -118,11 +123,18 @@ type Options struct {
 	Margin time.Duration
 	// CallTimeout bounds each Momento call.
 	CallTimeout time.Duration
-	// MintRate and MintBurst shape the token bucket that limits mints.
+	// MintRate is how many tokens the Vendor may mint per second, on
+	// average; MintBurst how many at once.
 	MintRate  float64
 	MintBurst int
-	// L1MaxEntries and L1MaxBytes bound the in-process cache; if either is
-	// 0 there is none.
+	// LookupRate is how many Momento lookups (L1 misses) the Vendor may
+	// make per second, on average; LookupBurst how many at once. They bound
+	// the Momento operations that requests from ever new client keys can
+	// cost. 0 means no limit.
+	LookupRate  float64
+	LookupBurst int
+	// L1MaxEntries bounds the in-process cache's entries and L1MaxBytes
+	// its estimated size; if either is 0 there is no in-process cache.
 	L1MaxEntries int
 	L1MaxBytes   int
 	// Now is the clock; nil means time.Now.
@@ -148,13 +160,17 @@ type Vendor struct {
 	scope   momento.DisposableTokenScope
 	l1      *l1
 	flights singleflight.Group
-	limiter *rate.Limiter
+	mints   *rate.Limiter
+	lookups *rate.Limiter // nil: no limit
 	current atomic.Pointer[generation]
 
-	mu            sync.Mutex // serialises reconnects; guards the fields below
-	lastReconnect time.Time
-	retired       []retiree // clients replaced by a reconnect, closing soon
-	closed        bool
+	mu sync.Mutex // serialises reconnects; guards the fields below
+	// nextReconnect is the earliest time Reconnect may be called again.
+	nextReconnect time.Time
+	// reconnectErr is the error of the last Reconnect, nil if it succeeded.
+	reconnectErr error
+	retired      []*retiree // clients replaced by a reconnect, closing soon
+	closed       bool
 }
 
 // retiree is a set of clients replaced by a reconnect and the timer that
@@ -162,6 +178,7 @@ type Vendor struct {
 type retiree struct {
 	clients *Clients
 	timer   *time.Timer
+	done    bool // the timer closed the clients; guarded by Vendor.mu
 }
 
 // generation is one set of clients; a reconnect makes the next.
@@ -184,10 +201,13 @@ func New(clients *Clients, opts Options) *Vendor {
 		opts.ReconnectInterval = 30 * time.Second
 	}
 	v := &Vendor{
-		opts:    opts,
-		scope:   momento.TopicSubscribeOnly(momento.CacheName{Name: opts.CacheName}, momento.AllTopics{}),
-		l1:      newL1(opts.L1MaxEntries, opts.L1MaxBytes),
-		limiter: rate.NewLimiter(rate.Limit(opts.MintRate), opts.MintBurst),
+		opts:  opts,
+		scope: momento.TopicSubscribeOnly(momento.CacheName{Name: opts.CacheName}, momento.AllTopics{}),
+		l1:    newL1(opts.L1MaxEntries, opts.L1MaxBytes),
+		mints: rate.NewLimiter(rate.Limit(opts.MintRate), opts.MintBurst),
+	}
+	if opts.LookupRate > 0 {
+		v.lookups = rate.NewLimiter(rate.Limit(opts.LookupRate), max(opts.LookupBurst, 1))
 	}
 	v.current.Store(&generation{clients: clients})
 	return v
@@ -246,6 +266,9 @@ func (v *Vendor) fill(ctx context.Context, key string) (Token, error) {
 	if t, ok := v.l1.get(key, now); ok {
 		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
 	}
+	if wait := reserve(v.lookups, now); wait > 0 {
+		return Token{}, &LimitError{RetryAfter: wait}
+	}
 	gen := v.current.Load()
 	itemKey := key + "-token"
 	if t, until, ok := v.lookup(ctx, gen.clients, key, itemKey, now); ok {
@@ -253,13 +276,19 @@ func (v *Vendor) fill(ctx context.Context, key string) (Token, error) {
 		return Token{Value: t.value, Expires: t.exp, Source: FromMomento}, nil
 	}
 
-	if wait := v.reserveMint(now); wait > 0 {
+	if wait := reserve(v.mints, now); wait > 0 {
 		return Token{}, &LimitError{RetryAfter: wait}
 	}
 	t, err := v.mint(ctx, gen.clients)
 	if err != nil && rejected(err) {
-		v.opts.Logger.Warn("Momento rejected the API key; re-reading it", "code", codeOf(err).String())
-		if next, ok := v.reconnect(ctx, gen); ok {
+		v.opts.Logger.Warn("Momento rejected the API key; re-reading it", "code", StatusCode(err).String())
+		next, rerr := v.reconnect(ctx, gen)
+		if rerr != nil {
+			// The key could not be re-read (Secret Manager is down, say):
+			// that passes, unlike a key Momento rejects after a re-read.
+			return Token{}, fmt.Errorf("mint token: %w: re-read the API key: %v", ErrUnavailable, rerr)
+		}
+		if next != nil {
 			gen = next
 			t, err = v.mint(ctx, gen.clients)
 		}
@@ -269,7 +298,7 @@ func (v *Vendor) fill(ctx context.Context, key string) (Token, error) {
 		if rejected(err) {
 			kind = ErrRejected
 		}
-		return Token{}, fmt.Errorf("mint token: %w (%s): %s", kind, codeOf(err), v.redact(err, key))
+		return Token{}, fmt.Errorf("mint token: %w (%s): %s", kind, StatusCode(err), v.redact(err, key))
 	}
 
 	// Momento truncates exp to the second; counting from the start of this
@@ -293,7 +322,7 @@ func (v *Vendor) lookup(ctx context.Context, c *Clients, key, itemKey string, no
 	resp, err := c.Cache.Get(ctx, &momento.GetRequest{CacheName: v.opts.CacheName, Key: momento.String(itemKey)})
 	if err != nil {
 		v.opts.Logger.Warn("Momento Get failed; treating it as a miss",
-			"client", v.opts.Label(key), "code", codeOf(err).String(), "error", v.redact(err, key))
+			"client", v.opts.Label(key), "code", StatusCode(err).String(), "error", v.redact(err, key))
 		return token{}, time.Time{}, false
 	}
 	hit, ok := resp.(*responses.GetHit)
@@ -330,7 +359,7 @@ func (v *Vendor) store(ctx context.Context, c *Clients, key, itemKey string, it 
 	_, err = c.Cache.Set(ctx, &momento.SetRequest{CacheName: v.opts.CacheName, Key: momento.String(itemKey), Value: momento.Bytes(b), Ttl: ttl})
 	if err != nil {
 		v.opts.Logger.Warn("Momento Set failed; the token is served uncached",
-			"client", v.opts.Label(key), "code", codeOf(err).String(), "error", v.redact(err, key))
+			"client", v.opts.Label(key), "code", StatusCode(err).String(), "error", v.redact(err, key))
 	}
 }
 
@@ -359,13 +388,13 @@ func (v *Vendor) mint(ctx context.Context, c *Clients) (token, error) {
 	return t, nil
 }
 
-// reserveMint takes a mint from the bucket, or says how long until one is
-// available.
-func (v *Vendor) reserveMint(now time.Time) time.Duration {
-	r := v.limiter.ReserveN(now, 1)
-	if !r.OK() {
-		return time.Second
+// reserve takes a token from the bucket lim, or says how long until one is
+// available. A nil lim has no limit.
+func reserve(lim *rate.Limiter, now time.Time) time.Duration {
+	if lim == nil {
+		return 0
 	}
+	r := lim.ReserveN(now, 1) // always OK: every bucket holds at least one
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
 		return d
@@ -374,37 +403,69 @@ func (v *Vendor) reserveMint(now time.Time) time.Duration {
 }
 
 // reconnect replaces the clients of generation used with new ones built
-// by Options.Reconnect, unless another request already did, or one was
-// tried less than Options.ReconnectInterval ago. It returns the generation
-// to retry with.
-func (v *Vendor) reconnect(ctx context.Context, used *generation) (*generation, bool) {
+// by Options.Reconnect, unless another request already did. It returns the
+// generation to retry with, or nil if there is none to try: no Reconnect,
+// or one was made less than Options.ReconnectInterval ago. A non-nil error
+// means Reconnect failed, just now or on its last try less than a few
+// seconds ago.
+func (v *Vendor) reconnect(ctx context.Context, used *generation) (*generation, error) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	if cur := v.current.Load(); cur != used {
-		return cur, true
+		return cur, nil
 	}
 	if v.opts.Reconnect == nil || v.closed {
-		return nil, false
+		return nil, nil
 	}
 	now := v.opts.Now()
-	if !v.lastReconnect.IsZero() && now.Sub(v.lastReconnect) < v.opts.ReconnectInterval {
+	if now.Before(v.nextReconnect) {
+		if v.reconnectErr != nil {
+			return nil, v.reconnectErr
+		}
 		v.opts.Logger.Warn("API key was re-read recently; not re-reading it again yet",
-			"retry_in", (v.opts.ReconnectInterval - now.Sub(v.lastReconnect)).Round(time.Second).String())
-		return nil, false
+			"retry_in", v.nextReconnect.Sub(now).Round(time.Second).String())
+		return nil, nil
 	}
-	v.lastReconnect = now
 	clients, err := v.opts.Reconnect(ctx)
+	v.reconnectErr = err
 	if err != nil {
+		// Try again soon: the key is still rejected, and the re-read may
+		// have failed only for now.
+		v.nextReconnect = now.Add(reconnectRetry)
 		v.opts.Logger.Error("re-reading the API key failed", "error", err.Error())
-		return nil, false
+		return nil, err
 	}
+	v.nextReconnect = now.Add(v.opts.ReconnectInterval)
 	next := &generation{clients: clients}
 	v.current.Store(next)
-	// Calls in flight may still use the old clients; each is bounded by
-	// CallTimeout, and a request makes at most three.
-	v.retired = append(v.retired, retiree{used.clients, time.AfterFunc(4*v.opts.CallTimeout+time.Second, used.clients.Close)})
+	v.retire(used.clients)
 	v.opts.Logger.Info("reconnected to Momento with the re-read API key")
-	return next, true
+	return next, nil
+}
+
+// reconnectRetry is how soon a failed Reconnect may be tried again.
+const reconnectRetry = 5 * time.Second
+
+// retire closes clients once the calls in flight on them are done: each
+// is bounded by CallTimeout, and a request makes at most three. v.mu must
+// be held.
+func (v *Vendor) retire(clients *Clients) {
+	live := v.retired[:0]
+	for _, r := range v.retired {
+		if !r.done {
+			live = append(live, r)
+		}
+	}
+	r := &retiree{clients: clients}
+	r.timer = time.AfterFunc(4*v.opts.CallTimeout+time.Second, func() {
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if !r.done {
+			r.done = true
+			r.clients.Close()
+		}
+	})
+	v.retired = append(live, r)
 }
 
 // Close closes the clients. Token must not be called after Close.
@@ -416,8 +477,10 @@ func (v *Vendor) Close() {
 	}
 	v.closed = true
 	for _, r := range v.retired {
-		if r.timer.Stop() {
-			r.clients.Close() // it had not fired yet
+		r.timer.Stop()
+		if !r.done {
+			r.done = true
+			r.clients.Close()
 		}
 	}
 	v.current.Load().clients.Close()
@@ -433,20 +496,20 @@ func (v *Vendor) redact(err error, key string) string {
 	return strings.ReplaceAll(err.Error(), key, v.opts.Label(key))
 }
 
-// rejected reports whether err says Momento rejected the credentials. The
-// SDK reports every GenerateDisposableToken failure as ClientSdkError and
-// keeps the real one in OriginalErr, so rejected looks through the chain.
+// rejected reports whether err says Momento rejected the credentials.
 func rejected(err error) bool {
-	switch codeOf(err) {
+	switch StatusCode(err) {
 	case codes.Unauthenticated, codes.PermissionDenied:
 		return true
 	}
 	return false
 }
 
-// codeOf returns the gRPC status code behind an SDK error, looking through
-// the SDK's OriginalErr chain; codes.Unknown if there is none.
-func codeOf(err error) codes.Code {
+// StatusCode returns the gRPC status code behind an error of the Momento
+// SDK, looking through the SDK's OriginalErr chain: the SDK reports every
+// GenerateDisposableToken failure as a ClientSdkError that keeps the real
+// one there. It returns codes.Unknown if there is none.
+func StatusCode(err error) codes.Code {
 	for err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return codes.DeadlineExceeded

@@ -504,3 +504,62 @@ func TestL1DefaultBound(t *testing.T) {
 		t.Errorf("heap grew %d bytes for %d estimated bytes: the estimate, and so L1_MAX_BYTES, is too low", grew, b)
 	}
 }
+
+func TestReconnectFailure(t *testing.T) {
+	fake := newFake(t)
+	var calls atomic.Int32
+	var secretDown atomic.Bool
+	secretDown.Store(true)
+	e := newVendor(t, fake, func(o *Options) {
+		o.Reconnect = func(ctx context.Context) (*Clients, error) {
+			calls.Add(1)
+			if secretDown.Load() {
+				return nil, errors.New("secret manager: Unavailable")
+			}
+			return Connect(ctx, fake.APIKey(), fake.Addr(), time.Second)
+		}
+	})
+	e.token(t, "192.0.2.1")
+	fake.RotateAPIKey()
+
+	// The key is rejected and cannot be re-read: that may pass, so it is
+	// ErrUnavailable (503), not ErrRejected (500).
+	for i := range 2 {
+		if _, err := e.v.Token(context.Background(), fmt.Sprintf("192.0.2.%d", 10+i)); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Token with the key rejected and the secret down: err %v, want ErrUnavailable", err)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("Reconnect called %d times within 5s of a failure, want 1", n)
+	}
+	secretDown.Store(false)
+	fake.FastForward(5 * time.Second)
+	if got := e.token(t, "192.0.2.20"); got.Source != Minted {
+		t.Errorf("Token once the secret is back: source %v, want mint", got.Source)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("Reconnect called %d times, want 2", n)
+	}
+}
+
+func TestLookupRateLimit(t *testing.T) {
+	fake := newFake(t)
+	e := newVendor(t, fake, func(o *Options) { o.LookupRate = 1; o.LookupBurst = 2 })
+	first := e.token(t, "192.0.2.1")
+	e.token(t, "192.0.2.2")
+	_, err := e.v.Token(context.Background(), "192.0.2.3")
+	var limit *LimitError
+	if !errors.As(err, &limit) || limit.RetryAfter != time.Second {
+		t.Fatalf("third new client within a second: err %v, want a LimitError with RetryAfter 1s", err)
+	}
+	if n := fake.Count(momentotest.MethodGet); n != 2 {
+		t.Errorf("Momento Gets = %d, want 2: the limited request must not cost one", n)
+	}
+	if got := e.token(t, "192.0.2.1"); got.Source != FromL1 || got.Value != first.Value {
+		t.Errorf("an L1 hit while lookups are limited: source %v, want l1", got.Source)
+	}
+	fake.FastForward(time.Second)
+	if got := e.token(t, "192.0.2.3"); got.Source != Minted {
+		t.Errorf("a second later: source %v, want mint", got.Source)
+	}
+}
