@@ -46,7 +46,9 @@ func init() {
 	functions.HTTP(EntryPoint, h.ServeHTTP)
 	// On Cloud Functions (K_SERVICE is set there), read the secret and
 	// connect to Momento while the instance starts, so its first request
-	// does not wait for that. Anywhere else, setup waits for a request.
+	// does not wait for that; it is best effort, as the platform may
+	// throttle the CPU between starting and the first request. Anywhere
+	// else, setup waits for a request.
 	if os.Getenv("K_SERVICE") != "" {
 		go h.instance(context.Background()) //nolint:errcheck // a failure is logged, and retried by the next request
 	}
@@ -70,9 +72,11 @@ type handler struct {
 	cfg     config.Config
 	cfgErr  error
 
-	mu      sync.Mutex // guards inst and pending
-	inst    *instance  // nil until a setup succeeds
-	pending *setupCall // the setup in progress, if any
+	mu       sync.Mutex // guards the fields below
+	inst     *instance  // nil until a setup succeeds
+	pending  *setupCall // the setup in progress, if any
+	failed   error      // the last setup's error, if it failed
+	failedAt time.Time  // when it failed, on the now clock
 }
 
 // instance is what an instance sets up once: its vendor and the clients it
@@ -91,9 +95,12 @@ type setupCall struct {
 
 func newHandler(d deps) *handler {
 	key := make([]byte, 16)
-	rand.Read(key)
+	rand.Read(key) // never fails (Go 1.24+)
 	h := &handler{deps: d, log: cloudlog.New(d.stdout), labelKey: key}
-	h.project = d.getenv("GOOGLE_CLOUD_PROJECT")
+	h.project = strings.TrimSpace(d.getenv("GOOGLE_CLOUD_PROJECT"))
+	if rest, ok := strings.CutPrefix(strings.TrimSpace(d.getenv("SECRET_ID")), "projects/"); h.project == "" && ok {
+		h.project, _, _ = strings.Cut(rest, "/")
+	}
 	return h
 }
 
@@ -120,21 +127,28 @@ func (h *handler) config() (config.Config, error) {
 		if h.cfgErr != nil {
 			h.log.Error("invalid configuration; fix the environment variables and redeploy", "error", h.cfgErr.Error())
 		}
-		if h.project == "" && h.cfg.SecretID != "" {
-			h.project = strings.Split(h.cfg.SecretID, "/")[1]
-		}
 	})
 	return h.cfg, h.cfgErr
 }
 
+// setupRetryDelay is how long after a failed setup requests get its error
+// without trying again: long enough that an outage or a broken secret does
+// not cost a Secret Manager call per request, short enough to recover fast.
+const setupRetryDelay = 2 * time.Second
+
 // instance returns the instance's setup, running it if no request has yet
-// succeeded. Concurrent callers share one run; after a failure the next
-// caller runs it again. ctx bounds only the wait.
+// succeeded. Concurrent callers share one run; after a failure, the first
+// caller setupRetryDelay later runs it again. ctx bounds only the wait.
 func (h *handler) instance(ctx context.Context) (*instance, error) {
 	h.mu.Lock()
 	if inst := h.inst; inst != nil {
 		h.mu.Unlock()
 		return inst, nil
+	}
+	if h.pending == nil && h.failed != nil && h.now().Sub(h.failedAt) < setupRetryDelay {
+		err := h.failed
+		h.mu.Unlock()
+		return nil, err
 	}
 	call := h.pending
 	if call == nil {
@@ -168,7 +182,9 @@ func (h *handler) runSetup(call *setupCall) {
 	call.inst, call.err = inst, err
 	h.mu.Lock()
 	if err == nil {
-		h.inst = inst
+		h.inst, h.failed = inst, nil
+	} else {
+		h.failed, h.failedAt = err, h.now()
 	}
 	h.pending = nil
 	h.mu.Unlock()
@@ -193,9 +209,10 @@ func (h *handler) setup(ctx context.Context) (*instance, error) {
 	inst := &instance{}
 	readKey := func(context.Context) (string, error) { return cfg.APIKey, nil }
 	if cfg.SecretID != "" {
-		inst.secrets, err = secret.NewClient(ctx, cfg.SecretManagerEmulatorHost)
+		// The client outlives setup: its credentials refresh with this ctx.
+		inst.secrets, err = secret.NewClient(context.WithoutCancel(ctx), cfg.SecretManagerEmulatorHost)
 		if err != nil {
-			return nil, &setupError{http.StatusServiceUnavailable, fmt.Errorf("secret manager client: %w", err)}
+			return nil, &setupError{http.StatusServiceUnavailable, err}
 		}
 		readKey = func(ctx context.Context) (string, error) {
 			ctx, cancel := context.WithTimeout(ctx, cfg.UpstreamTimeout)
@@ -221,6 +238,9 @@ func (h *handler) setup(ctx context.Context) (*instance, error) {
 		}
 		return fail(&setupError{http.StatusServiceUnavailable, fmt.Errorf("connect to Momento: %w", err)})
 	}
+	if clients.Lazy {
+		h.log.Warn("Momento's cache endpoint did not answer during setup; connecting on first use")
+	}
 
 	opts := vending.Options{
 		CacheName:    cfg.CacheName,
@@ -230,6 +250,8 @@ func (h *handler) setup(ctx context.Context) (*instance, error) {
 		CallTimeout:  cfg.UpstreamTimeout,
 		MintRate:     cfg.MintRate,
 		MintBurst:    cfg.MintBurst,
+		LookupRate:   cfg.LookupRate,
+		LookupBurst:  cfg.LookupBurst,
 		L1MaxEntries: cfg.L1MaxEntries,
 		L1MaxBytes:   cfg.L1MaxBytes,
 		Now:          h.now,
@@ -363,19 +385,12 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) {
 
 	inst, err := h.instance(r.Context())
 	if err != nil {
-		le.outcome, le.err, le.level = "error", "instance setup failed", slog.LevelError
-		var se *setupError
-		if errors.As(err, &se) && se.status == http.StatusInternalServerError {
-			writeError(w, http.StatusInternalServerError, "the token service is misconfigured", 0)
-			return
-		}
-		writeError(w, http.StatusServiceUnavailable, "the token service is unavailable; try again shortly", 5*time.Second)
+		h.fail(w, err, le)
 		return
 	}
-
 	tok, err := inst.vendor.Token(r.Context(), client.Key)
 	if err != nil {
-		h.vendError(w, err, le)
+		h.fail(w, err, le)
 		return
 	}
 	le.outcome, le.source = "hit", tok.Source.String()
@@ -390,23 +405,35 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) {
 	})
 }
 
-// vendError answers a request the vendor could not serve.
-func (h *handler) vendError(w http.ResponseWriter, err error, le *logEntry) {
-	le.outcome, le.err, le.level = "error", err.Error(), slog.LevelWarn
+// fail answers a request that setup or the vendor could not serve. The
+// cause goes to the request's log line; a setup failure was logged by the
+// setup, once.
+func (h *handler) fail(w http.ResponseWriter, err error, le *logEntry) {
+	le.outcome, le.err, le.level = "error", err.Error(), slog.LevelError
+	var setup *setupError
 	var limit *vending.LimitError
 	switch {
+	case errors.As(err, &setup):
+		le.err = "instance setup failed"
+		if setup.status == http.StatusInternalServerError {
+			writeError(w, http.StatusInternalServerError, "the token service is misconfigured", 0)
+			return
+		}
+		writeError(w, http.StatusServiceUnavailable, "the token service is unavailable; try again shortly", 5*time.Second)
 	case errors.As(err, &limit):
-		le.outcome, le.err = "limited", ""
+		le.outcome, le.err, le.level = "limited", "", slog.LevelWarn
 		writeError(w, http.StatusTooManyRequests, "too many new tokens; try again shortly", limit.RetryAfter)
 	case errors.Is(err, vending.ErrRejected):
-		le.level = slog.LevelError
 		writeError(w, http.StatusInternalServerError, "the token service is misconfigured", 0)
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		// The caller left, or the platform's deadline passed; the work it
-		// started still finishes and is cached for the next request.
+		// The caller left, or the platform's deadline passed, while the
+		// setup or the token it waited for was still under way. That work
+		// goes on, each call within UPSTREAM_TIMEOUT, and its result is kept
+		// for the next request (though deployed, the platform may throttle
+		// it once this response is written).
+		le.level = slog.LevelWarn
 		writeError(w, http.StatusServiceUnavailable, "the token service is slow; try again", time.Second)
 	default:
-		le.level = slog.LevelError
 		writeError(w, http.StatusServiceUnavailable, "the token service is unavailable; try again shortly", 5*time.Second)
 	}
 }
@@ -416,10 +443,13 @@ func (h *handler) vendError(w http.ResponseWriter, err error, le *logEntry) {
 // without an Origin is not a CORS request and goes on without them.
 func (h *handler) cors(w http.ResponseWriter, r *http.Request, cfg config.Config) bool {
 	hdr := w.Header()
-	hdr.Set("Access-Control-Expose-Headers", "Retry-After")
-	if cfg.AllowedOrigins == nil {
-		hdr.Set("Access-Control-Allow-Origin", "*")
+	allow := func(origin string) bool {
+		hdr.Set("Access-Control-Allow-Origin", origin)
+		hdr.Set("Access-Control-Expose-Headers", "Retry-After") // so a page can back off
 		return true
+	}
+	if cfg.AllowedOrigins == nil {
+		return allow("*")
 	}
 	hdr.Add("Vary", "Origin")
 	origin := r.Header.Get("Origin")
@@ -429,12 +459,10 @@ func (h *handler) cors(w http.ResponseWriter, r *http.Request, cfg config.Config
 	if canon, ok := config.CanonicalOrigin(origin); ok {
 		for _, allowed := range cfg.AllowedOrigins {
 			if canon == allowed {
-				hdr.Set("Access-Control-Allow-Origin", origin)
-				return true
+				return allow(origin)
 			}
 		}
 	}
-	hdr.Del("Access-Control-Expose-Headers")
 	return false
 }
 
@@ -546,6 +574,9 @@ func (s *statusRecorder) WriteHeader(code int) {
 	}
 	s.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 func (s *statusRecorder) Write(b []byte) (int, error) {
 	if s.status == 0 {

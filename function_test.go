@@ -6,9 +6,10 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,10 +20,10 @@ import (
 	"github.com/momentohq/client-sdk-go/config/logger"
 	"github.com/momentohq/client-sdk-go/momento"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/secretmanagertest"
+	"example.com/tokenvendingmachine/internal/vending"
 )
 
 // secretID is the secret the tests keep the Momento key in.
@@ -80,10 +81,14 @@ func (hs *harness) do(method, ip string, header http.Header) *httptest.ResponseR
 	}
 	if ip != "" {
 		r.Header.Add("X-Forwarded-For", ip)
-		hs.mu.Lock()
-		hs.ips[ip] = true
-		hs.mu.Unlock()
 	}
+	hs.mu.Lock()
+	for _, line := range append(r.Header.Values("X-Forwarded-For"), r.RemoteAddr) {
+		for _, entry := range strings.Split(line, ",") {
+			hs.ips[strings.TrimSpace(entry)] = true
+		}
+	}
+	hs.mu.Unlock()
 	w := httptest.NewRecorder()
 	hs.h.ServeHTTP(w, r)
 	return w
@@ -130,25 +135,34 @@ func (hs *harness) checkLogs(t testing.TB) {
 			t.Errorf("log line %d is not JSON: %s", i, line)
 		}
 	}
-	secrets := map[string]string{"API key": hs.momento.APIKey(), "API key secret": innerKey(hs.momento.APIKey())}
+	for _, key := range hs.momento.APIKeys() {
+		if strings.Contains(logs, key) || strings.Contains(logs, innerKey(key)) {
+			t.Errorf("logs contain an API key")
+		}
+	}
 	for _, m := range hs.momento.Mints() {
-		secrets["token"] = m.Token
-		secrets["token secret"] = innerKey(m.Token)
-		if leak := strings.Contains(logs, m.Token) || strings.Contains(logs, innerKey(m.Token)); leak {
+		if strings.Contains(logs, m.Token) || strings.Contains(logs, innerKey(m.Token)) {
 			t.Errorf("logs contain token %d", m.ID)
 		}
 	}
-	for what, s := range secrets {
-		if s != "" && strings.Contains(logs, s) {
-			t.Errorf("logs contain the %s", what)
-		}
+	// Every address a request carried, and every client key the function
+	// made from them (an IPv6 key is a /64 prefix).
+	addrs := map[string]bool{}
+	for _, k := range hs.momento.Keys("pizza") {
+		addrs[strings.TrimSuffix(k, "-token")] = true
 	}
 	hs.mu.Lock()
-	defer hs.mu.Unlock()
-	for ip := range hs.ips {
-		for _, part := range strings.Split(ip, ",") {
-			if part = strings.TrimSpace(part); part != "" && strings.Contains(logs, part) {
-				t.Errorf("logs contain the client address %q", part)
+	for a := range hs.ips {
+		if host, _, err := net.SplitHostPort(a); err == nil {
+			a = host
+		}
+		addrs[a] = true
+	}
+	hs.mu.Unlock()
+	for a := range addrs {
+		for _, form := range []string{a, strings.TrimSuffix(a, "/64")} {
+			if len(form) >= 7 && strings.Contains(logs, form) { // skip the empty and the trivially short
+				t.Errorf("logs contain the client address %q", form)
 			}
 		}
 	}
@@ -299,7 +313,7 @@ func TestExpiredCacheEntryMintsANewToken(t *testing.T) {
 
 func TestSecretIsReadOncePerInstance(t *testing.T) {
 	hs := newHarness(t, nil)
-	hs.momento.SetLatency(5 * time.Millisecond) // so the first requests overlap
+	hs.secrets.SetLatency(50 * time.Millisecond) // so the first requests all wait on one setup
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Add(1)
@@ -350,6 +364,12 @@ func TestSecretManagerFaults(t *testing.T) {
 			}
 
 			hs.secrets.SetError(codes.OK)
+			// For a moment the failure is served as it is, without another
+			// Secret Manager call; then setup is tried again.
+			if w := hs.get("203.0.113.7"); w.Code != tt.wantStatus || hs.secrets.AccessCount() != 1 {
+				t.Errorf("right after the failure: status %d, %d secret accesses; want %d and 1", w.Code, hs.secrets.AccessCount(), tt.wantStatus)
+			}
+			hs.momento.FastForward(setupRetryDelay)
 			if w := hs.get("203.0.113.7"); w.Code != http.StatusOK {
 				t.Errorf("after the fault cleared: status %d, want 200 without a restart", w.Code)
 			}
@@ -359,12 +379,14 @@ func TestSecretManagerFaults(t *testing.T) {
 
 func TestBadSecretPayload(t *testing.T) {
 	tests := []struct {
-		name    string
-		seed    func(hs *harness)
-		wantLog string
+		name       string
+		seed       func(hs *harness)
+		wantStatus int
+		wantLog    string
 	}{
 		{
-			name: "checksum mismatch",
+			name:       "checksum mismatch", // corrupted on the way: worth a retry
+			wantStatus: http.StatusServiceUnavailable,
 			seed: func(hs *harness) {
 				wrong := int64(12345)
 				hs.secrets.AddVersionWithChecksum(secretID, []byte(hs.momento.APIKey()), &wrong)
@@ -372,14 +394,16 @@ func TestBadSecretPayload(t *testing.T) {
 			wantLog: "CRC32C",
 		},
 		{
-			name:    "JSON without momento",
-			seed:    func(hs *harness) { hs.secrets.AddVersion(secretID, []byte(`{"key": "`+hs.momento.APIKey()+`"}`)) },
-			wantLog: "momento",
+			name:       "JSON without momento",
+			seed:       func(hs *harness) { hs.secrets.AddVersion(secretID, []byte(`{"key": "`+hs.momento.APIKey()+`"}`)) },
+			wantStatus: http.StatusInternalServerError,
+			wantLog:    "momento",
 		},
 		{
-			name:    "not a Momento key",
-			seed:    func(hs *harness) { hs.secrets.AddVersion(secretID, []byte("not-a-momento-key")) },
-			wantLog: "not a valid Momento API key",
+			name:       "not a Momento key",
+			seed:       func(hs *harness) { hs.secrets.AddVersion(secretID, []byte("not-a-momento-key")) },
+			wantStatus: http.StatusInternalServerError,
+			wantLog:    "not a valid Momento API key",
 		},
 	}
 	for _, tt := range tests {
@@ -387,8 +411,8 @@ func TestBadSecretPayload(t *testing.T) {
 			hs := newHarness(t, nil)
 			tt.seed(hs) // the newest version is "latest"
 			w := hs.get("203.0.113.7")
-			if w.Code < 500 {
-				t.Fatalf("status %d, want an error", w.Code)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d", w.Code, tt.wantStatus)
 			}
 			checkErrorBody(t, w)
 			lines := hs.logLines(t, "instance setup failed; the next request will try again")
@@ -492,11 +516,11 @@ func TestMintedTokenCanOnlySubscribe(t *testing.T) {
 	defer cache.Close()
 	ctx := context.Background()
 	_, err = cache.Get(ctx, &momento.GetRequest{CacheName: "pizza", Key: momento.String("203.0.113.7-token")})
-	if got := codeOf(err); got != codes.PermissionDenied {
+	if got := vending.StatusCode(err); got != codes.PermissionDenied {
 		t.Errorf("Get with the served token: code %v (err %v), want PermissionDenied", got, err)
 	}
 	_, err = cache.Set(ctx, &momento.SetRequest{CacheName: "pizza", Key: momento.String("k"), Value: momento.String("v")})
-	if got := codeOf(err); got != codes.PermissionDenied {
+	if got := vending.StatusCode(err); got != codes.PermissionDenied {
 		t.Errorf("Set with the served token: code %v (err %v), want PermissionDenied", got, err)
 	}
 	topics, err := momento.NewTopicClient(config.TopicsDefaultWithLogger(quiet), cp)
@@ -511,27 +535,12 @@ func TestMintedTokenCanOnlySubscribe(t *testing.T) {
 		t.Fatalf("Subscribe in the token's cache: %v", err)
 	}
 	defer sub.Close()
-	if _, err := topics.Publish(ctx, &momento.TopicPublishRequest{CacheName: "pizza", TopicName: "order-42", Value: momento.String("x")}); codeOf(err) != codes.PermissionDenied {
+	if _, err := topics.Publish(ctx, &momento.TopicPublishRequest{CacheName: "pizza", TopicName: "order-42", Value: momento.String("x")}); vending.StatusCode(err) != codes.PermissionDenied {
 		t.Errorf("Publish with the served token: err %v, want PermissionDenied", err)
 	}
-	if _, err := topics.Subscribe(ctx, &momento.TopicSubscribeRequest{CacheName: "other", TopicName: "order-42"}); codeOf(err) != codes.PermissionDenied {
+	if _, err := topics.Subscribe(ctx, &momento.TopicSubscribeRequest{CacheName: "other", TopicName: "order-42"}); vending.StatusCode(err) != codes.PermissionDenied {
 		t.Errorf("Subscribe in another cache: err %v, want PermissionDenied", err)
 	}
-}
-
-// codeOf returns the gRPC code behind an SDK error.
-func codeOf(err error) codes.Code {
-	for err != nil {
-		if st, ok := status.FromError(err); ok {
-			return st.Code()
-		}
-		me, ok := err.(momento.MomentoError)
-		if !ok {
-			break
-		}
-		err = me.OriginalErr()
-	}
-	return codes.Unknown
 }
 
 func TestInvalidConfiguration(t *testing.T) {
@@ -570,6 +579,9 @@ func TestPreflight(t *testing.T) {
 		if got := w.Header().Get(k); got != v {
 			t.Errorf("preflight header %s = %q, want %q", k, got, v)
 		}
+	}
+	if got := w.Header().Values("Vary"); !slices.Contains(got, "Access-Control-Request-Headers") {
+		t.Errorf("preflight Vary = %q, want Access-Control-Request-Headers in it", got)
 	}
 	// A header list that is not a list of names is not echoed.
 	w = hs.do(http.MethodOptions, "203.0.113.7", http.Header{
@@ -771,8 +783,8 @@ func TestMintRateLimit(t *testing.T) {
 		if w.Code != http.StatusTooManyRequests {
 			t.Fatalf("new IP beyond the burst: status %d, want 429", w.Code)
 		}
-		if ra, err := strconv.Atoi(w.Header().Get("Retry-After")); err != nil || ra < 1 {
-			t.Errorf("429 Retry-After = %q, want a positive number of seconds", w.Header().Get("Retry-After"))
+		if got := w.Header().Get("Retry-After"); got != "100" {
+			t.Errorf("429 Retry-After = %q, want 100 (one mint per 100s at MINT_RATE=0.01)", got)
 		}
 		checkErrorBody(t, w)
 		if got := hs.token(t, "192.0.2.1"); got.Token != cached.Token {
@@ -857,5 +869,70 @@ func TestRequestLogLine(t *testing.T) {
 	}
 	if lines[0]["client"] != lines[1]["client"] || lines[0]["client"] == lines[2]["client"] {
 		t.Errorf("client hashes do not follow the client")
+	}
+}
+
+func TestKeyRotationWhileSecretManagerIsDown(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.token(t, "192.0.2.1")
+	newKey := hs.momento.RotateAPIKey()
+	hs.secrets.SetError(codes.Unavailable)
+	w := hs.get("192.0.2.2")
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("key rejected while the secret cannot be read: status %d, want 503 with Retry-After", w.Code)
+	}
+	checkErrorBody(t, w)
+	hs.secrets.SetError(codes.OK)
+	hs.secrets.AddVersion(secretID, []byte(newKey))
+	hs.momento.FastForward(5 * time.Second)
+	hs.token(t, "192.0.2.2")
+}
+
+func TestRequestsThatMintNothing(t *testing.T) {
+	hs := newHarness(t, nil)
+	for _, path := range []string{"/favicon.ico", "/robots.txt"} {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.Header.Set("X-Forwarded-For", "203.0.113.7")
+		w := httptest.NewRecorder()
+		hs.h.ServeHTTP(w, r)
+		if w.Code != http.StatusNotFound {
+			t.Errorf("GET %s: status %d, want 404", path, w.Code)
+		}
+	}
+	// No X-Forwarded-For and a connection address that is not an IP: the
+	// client cannot be told apart from any other, so it gets nothing.
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "@"
+	w := httptest.NewRecorder()
+	hs.h.ServeHTTP(w, r)
+	if w.Code != http.StatusBadRequest {
+		t.Errorf("unidentifiable client: status %d, want 400", w.Code)
+	}
+	checkErrorBody(t, w)
+	if n := len(hs.momento.Mints()) + hs.secrets.AccessCount(); n != 0 {
+		t.Errorf("these requests minted or read the secret (%d)", n)
+	}
+}
+
+func TestCallerGivesUpDuringSetup(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.secrets.SetLatency(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	r := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
+	r.Header.Set("X-Forwarded-For", "203.0.113.7")
+	w := httptest.NewRecorder()
+	hs.h.ServeHTTP(w, r)
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("status %d, Retry-After %q; want 503, 1", w.Code, w.Header().Get("Retry-After"))
+	}
+	lines := hs.logLines(t, "request")
+	if len(lines) != 1 || lines[0]["severity"] != "WARNING" || lines[0]["error"] == "instance setup failed" {
+		t.Errorf("request line %v, want a WARNING that is not a setup failure", lines)
+	}
+	// The setup went on, and serves the next request.
+	hs.token(t, "203.0.113.7")
+	if n := hs.secrets.AccessCount(); n != 1 {
+		t.Errorf("secret accesses = %d, want 1", n)
 	}
 }

@@ -142,6 +142,7 @@ type Mint struct {
 
 // Item is a stored cache item.
 type Item struct {
+	// Value is the item's value.
 	Value []byte
 	// TTL is the time to live the item was set with.
 	TTL time.Duration
@@ -165,8 +166,8 @@ type Server struct {
 	frozen time.Time
 	// keys maps an account key's secret (the api_key inside it) to its ID.
 	keys   map[string]string
-	apiKey string // the newest account key, in v1 form
-	nkeys  int    // account keys issued so far
+	apiKey string   // the newest account key, in v1 form
+	issued []string // every account key issued, in v1 form
 	items  map[itemKey]Item
 	mints  []Mint
 	// minted maps a minted token's secret to its index in mints.
@@ -298,6 +299,14 @@ func (s *Server) APIKey() string {
 	return s.apiKey
 }
 
+// APIKeys returns every account key the fake has issued, revoked ones
+// included, oldest first: for tests that check no key leaked.
+func (s *Server) APIKeys() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.issued...)
+}
+
 // RotateAPIKey issues a new account key and revokes every older one: calls
 // made with them fail with Unauthenticated. Tokens minted earlier stay valid
 // until they expire. It returns the new key.
@@ -310,10 +319,10 @@ func (s *Server) RotateAPIKey() string {
 
 // newAPIKeyLocked issues an account key. s.mu must be held.
 func (s *Server) newAPIKeyLocked() string {
-	s.nkeys++
 	secret := "momentotest-account-" + randomHex(16)
-	s.keys[secret] = fmt.Sprintf("key-%d", s.nkeys)
+	s.keys[secret] = fmt.Sprintf("key-%d", len(s.issued)+1)
 	s.apiKey = v1Token(secret, s.endpoint)
+	s.issued = append(s.issued, s.apiKey)
 	return s.apiKey
 }
 

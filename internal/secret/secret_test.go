@@ -112,26 +112,33 @@ func TestMomentoKeyContext(t *testing.T) {
 	srv.AddVersion("projects/p/secrets/s", []byte("key"))
 	srv.SetLatency(time.Hour)
 
-	deadline, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-	defer cancel()
-	canceled, cancel2 := context.WithCancel(context.Background())
-	time.AfterFunc(50*time.Millisecond, cancel2)
-	done, cancel3 := context.WithCancel(context.Background())
-	cancel3()
-
+	// Each context is made when its case runs, so "during" really is
+	// during the call.
 	tests := []struct {
 		name string
-		ctx  context.Context
+		ctx  func() (context.Context, context.CancelFunc)
 		want codes.Code
 	}{
-		{"deadline during call", deadline, codes.DeadlineExceeded},
-		{"canceled during call", canceled, codes.Canceled},
-		{"canceled before call", done, codes.Canceled},
+		{"deadline during call", func() (context.Context, context.CancelFunc) {
+			return context.WithTimeout(context.Background(), 50*time.Millisecond)
+		}, codes.DeadlineExceeded},
+		{"canceled during call", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			time.AfterFunc(50*time.Millisecond, cancel)
+			return ctx, cancel
+		}, codes.Canceled},
+		{"canceled before call", func() (context.Context, context.CancelFunc) {
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			return ctx, cancel
+		}, codes.Canceled},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := tt.ctx()
+			defer cancel()
 			start := time.Now()
-			_, err := c.MomentoKey(tt.ctx, "projects/p/secrets/s")
+			_, err := c.MomentoKey(ctx, "projects/p/secrets/s")
 			if got := status.Code(err); got != tt.want {
 				t.Errorf("status.Code(MomentoKey) = %v, want %v (err: %v)", got, tt.want, err)
 			}
