@@ -80,14 +80,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	var setErr error
+	set := func(name, value string) {
+		if err := setenv(name, value); err != nil && setErr == nil {
+			setErr = fmt.Errorf("set %s: %w", name, err)
+		}
+	}
 	if *momentoHost != "" {
-		setenv("MOMENTO_EMULATOR_HOST", *momentoHost)
+		set("MOMENTO_EMULATOR_HOST", *momentoHost)
 	}
 	if *smHost != "" {
-		setenv("SECRETMANAGER_EMULATOR_HOST", *smHost)
+		set("SECRETMANAGER_EMULATOR_HOST", *smHost)
 	}
 	if getenv("FUNCTION_TARGET") == "" {
-		setenv("FUNCTION_TARGET", tvm.EntryPoint)
+		set("FUNCTION_TARGET", tvm.EntryPoint)
 	}
 
 	emulated := getenv("SECRET_ID") == "" && getenv("MOMENTO_API_KEY") == "" && getenv("MOMENTO_EMULATOR_HOST") == ""
@@ -111,14 +117,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 		}
 		defer emu.Close()
 		emu.SetLatency(*latency)
-		setenv("MOMENTO_EMULATOR_HOST", emu.Addr())
-		setenv("MOMENTO_API_KEY", emu.APIKey())
-
-		shownHost := *host
-		if shownHost == "" || shownHost == "0.0.0.0" || shownHost == "::" {
-			shownHost = "127.0.0.1"
-		}
-		fnURL := "http://" + net.JoinHostPort(shownHost, strconv.Itoa(*port)) + "/"
+		set("MOMENTO_EMULATOR_HOST", emu.Addr())
+		set("MOMENTO_API_KEY", emu.APIKey())
+		fnURL := "http://" + net.JoinHostPort(shown(*host), strconv.Itoa(*port)) + "/"
 		demoURL := ""
 		if *demoPort < 0 {
 			*demoPort = *port + 1
@@ -129,11 +130,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 				return err
 			}
 			stopDemo = stop
-			demoURL = "http://" + net.JoinHostPort(shownHost, strconv.Itoa(*demoPort)) + "/demo"
+			demoURL = "http://" + net.JoinHostPort(shown(*host), strconv.Itoa(*demoPort)) + "/demo"
 		}
 		banner(stdout, emu.Addr(), fnURL, demoURL)
 	} else {
-		fmt.Fprintf(stdout, "Serving %s on http://%s/ with the configuration in the environment.\n", tvm.EntryPoint, addr)
+		fmt.Fprintf(stdout, "Serving %s on http://%s/ with the configuration in the environment.\n",
+			tvm.EntryPoint, net.JoinHostPort(shown(*host), strconv.Itoa(*port)))
+	}
+	if setErr != nil {
+		return setErr
 	}
 
 	serveErr := make(chan error, 1)
@@ -150,6 +155,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 	// The functions framework's server has no shutdown; the process exits
 	// with it, as a Cloud Functions instance does on SIGTERM.
 	return nil
+}
+
+// shown returns the host to print in a URL for a server listening on host:
+// a loopback address when it listens on every interface.
+func shown(host string) string {
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "127.0.0.1"
+	}
+	return host
 }
 
 // serveDemo serves the demo page on addr until the returned func is called.

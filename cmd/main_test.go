@@ -11,11 +11,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"example.com/tokenvendingmachine/internal/config"
 )
 
 // freePort returns a port nothing listens on just now.
@@ -35,9 +38,7 @@ func cleanEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		switch name {
-		case "SECRET_ID", "MOMENTO_API_KEY", "MOMENTO_EMULATOR_HOST", "SECRETMANAGER_EMULATOR_HOST",
-			"PORT", "FUNCTION_TARGET", "K_SERVICE", "ALLOWED_ORIGINS", "CACHE_NAME":
+		if slices.Contains(config.Variables, name) || slices.Contains([]string{"PORT", "FUNCTION_TARGET", "K_SERVICE"}, name) {
 			continue
 		}
 		env = append(env, kv)

@@ -40,6 +40,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	_ "example.com/tokenvendingmachine" // registers the function, for the server role
+	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
@@ -69,17 +70,28 @@ func main() {
 
 // Report is what a run measured.
 type Report struct {
+	// Requests, IPs and Concurrency are the run's shape.
 	Requests, IPs, Concurrency int
-	Latency                    time.Duration // injected per Momento call
-	KService                   bool          // the server had K_SERVICE set
-	Listening                  time.Duration // server process start to accepting connections
-	ColdStart                  time.Duration // server process start to first token
-	Elapsed                    time.Duration
-	P50, P90, P99, Max         time.Duration
-	Failed                     int            // requests without a 200
-	Calls                      map[string]int // Momento calls by method, during the run
-	Mints                      int
-	PeakRSS, FinalRSS          int64 // bytes; 0 if unknown
+	// Latency is what the emulator added to each Momento call.
+	Latency time.Duration
+	// KService reports that the server had K_SERVICE set.
+	KService bool
+	// Listening is the time from starting the server process until it
+	// accepted connections, and ColdStart until it served a token.
+	Listening, ColdStart time.Duration
+	// Elapsed is how long the run's requests took.
+	Elapsed time.Duration
+	// P50, P90, P99 and Max are request latencies.
+	P50, P90, P99, Max time.Duration
+	// Failed counts requests without a 200.
+	Failed int
+	// Calls counts Momento calls during the run, by method.
+	Calls map[string]int
+	// Mints counts the tokens the server minted in its life.
+	Mints int
+	// PeakRSS and FinalRSS are the server's resident memory in bytes; 0 if
+	// unknown.
+	PeakRSS, FinalRSS int64
 }
 
 // RPS returns requests per second.
@@ -169,7 +181,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	}
 	rep.Mints = len(emu.Mints()) // all of the server's life: the cold start's request came from ipOf(0)
 	rep.PeakRSS, rep.FinalRSS = srv.rss()
-	print(stdout, rep)
+	printReport(stdout, rep)
 	return rep, nil
 }
 
@@ -191,7 +203,7 @@ func get(c *http.Client, url, ip string) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-func print(w io.Writer, r Report) {
+func printReport(w io.Writer, r Report) {
 	ms := func(d time.Duration) string {
 		return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) + " ms"
 	}
@@ -239,12 +251,11 @@ func startServer(emu *momentotest.Server, kService bool) (*server, error) {
 	l.Close()
 
 	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(),
+	cmd.Env = append(functionFree(os.Environ()),
 		serverRoleEnv+"="+port,
 		"FUNCTION_TARGET=TokenVendingMachine",
 		"MOMENTO_API_KEY="+emu.APIKey(),
 		"MOMENTO_EMULATOR_HOST="+emu.Addr(),
-		"SECRET_ID=",
 		"MINT_RATE=1000000",
 		"MINT_BURST=1000000",
 	)
@@ -284,6 +295,19 @@ func startServer(emu *momentotest.Server, kService bool) (*server, error) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// functionFree returns env without the function's configuration, so the
+// run measures the defaults whatever the caller's shell has set.
+func functionFree(env []string) []string {
+	var out []string
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if !slices.Contains(config.Variables, name) && name != "K_SERVICE" {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // nonBlankLines passes on the lines written to it that are not blank.
