@@ -12,8 +12,8 @@
 //
 // Each request carries X-Forwarded-For with its client's IP, as Google's
 // front end adds it. Request i comes from IP i mod -ips, so the first -ips
-// requests mint and the rest are repeat visits. The server's mint limit is
-// raised (MINT_RATE, MINT_BURST) so that it does not shape the run.
+// requests mint and the rest are repeat visits. The server's limits
+// (MINT_*, LOOKUP_*) are raised so that they do not shape the run.
 package main
 
 import (
@@ -258,6 +258,8 @@ func startServer(emu *momentotest.Server, kService bool) (*server, error) {
 		"MOMENTO_EMULATOR_HOST="+emu.Addr(),
 		"MINT_RATE=1000000",
 		"MINT_BURST=1000000",
+		"LOOKUP_RATE=1000000",
+		"LOOKUP_BURST=1000000",
 	)
 	if kService {
 		cmd.Env = append(cmd.Env, "K_SERVICE=loadtest")
