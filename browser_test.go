@@ -30,6 +30,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"example.com/tokenvendingmachine/internal/demo"
+	"example.com/tokenvendingmachine/internal/logbuf"
 )
 
 // browserSessionTimeout bounds TestBrowser's browser session, from Chromium's
@@ -317,7 +318,7 @@ func browserStart(t *testing.T) context.Context {
 	t.Helper()
 	execPath := browserFind(t)
 	profile := t.TempDir() // removed after the browser has stopped
-	output := &syncBuffer{}
+	output := &logbuf.Buffer{}
 	ctx, cancelSession := context.WithTimeout(context.Background(), browserSessionTimeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(execPath),

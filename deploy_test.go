@@ -28,13 +28,14 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"text/template"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 
+	"example.com/tokenvendingmachine/internal/config"
+	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
@@ -536,7 +537,7 @@ func deployStart(t *testing.T, bin string, env map[string]string) string {
 	cmd := exec.Command(bin)
 	cmd.Env = deployEnv(os.Environ(), env)
 	cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
-	var output deployBuffer
+	var output logbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &output, &output
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -573,20 +574,17 @@ func deployStart(t *testing.T, bin string, env map[string]string) string {
 	}
 }
 
+// deployPlatformVars are set by Cloud Functions, or by the buildpack's
+// template, rather than by the function's configuration.
+var deployPlatformVars = []string{"K_SERVICE", "K_REVISION", "K_CONFIGURATION", "PORT", "FUNCTION_TARGET"}
+
 // deployEnv returns environ without the function's configuration and the
 // variables Cloud Functions sets, plus set.
 func deployEnv(environ []string, set map[string]string) []string {
 	var env []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "MOMENTO_"), strings.HasPrefix(name, "SECRETMANAGER_"):
-			continue
-		}
-		switch name {
-		case "SECRET_ID", "K_SERVICE", "K_REVISION", "K_CONFIGURATION", "PORT", "FUNCTION_TARGET",
-			"CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS", "TRUSTED_PROXIES",
-			"UPSTREAM_TIMEOUT", "MINT_RATE", "MINT_BURST", "L1_MAX_ENTRIES", "L1_MAX_BYTES":
+		if slices.Contains(config.Variables, name) || slices.Contains(deployPlatformVars, name) {
 			continue
 		}
 		env = append(env, kv)
@@ -655,23 +653,4 @@ func deployDecodeToken(t *testing.T, body []byte) response {
 		t.Fatalf("body = %+v at %d, want a token for about an hour", r, now)
 	}
 	return r
-}
-
-// deployBuffer is a bytes.Buffer safe for concurrent use, for a process's
-// output.
-type deployBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *deployBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *deployBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

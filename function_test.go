@@ -1,7 +1,6 @@
 package tokenvendingmachine
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -21,6 +20,7 @@ import (
 	"github.com/momentohq/client-sdk-go/momento"
 	"google.golang.org/grpc/codes"
 
+	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/secretmanagertest"
 	"example.com/tokenvendingmachine/internal/vending"
@@ -35,7 +35,7 @@ type harness struct {
 	momento *momentotest.Server
 	secrets *secretmanagertest.Server
 	h       *handler
-	logs    *syncBuffer
+	logs    *logbuf.Buffer
 
 	mu  sync.Mutex
 	ips map[string]bool // every client IP a request used
@@ -49,7 +49,7 @@ func newHarness(t testing.TB, env map[string]string) *harness {
 	hs := &harness{
 		momento: momentotest.NewServerT(t),
 		secrets: secretmanagertest.NewServerT(t),
-		logs:    &syncBuffer{},
+		logs:    &logbuf.Buffer{},
 		ips:     make(map[string]bool),
 	}
 	hs.momento.SetTime(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
@@ -177,23 +177,6 @@ func innerKey(v1 string) string {
 	var m map[string]string
 	json.Unmarshal(b, &m)
 	return m["api_key"]
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // logLines returns the decoded log lines whose message is msg.

@@ -1,7 +1,6 @@
 package vending
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 
+	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
@@ -24,24 +24,7 @@ import (
 type env struct {
 	fake *momentotest.Server
 	v    *Vendor
-	logs *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs *logbuf.Buffer
 }
 
 // newFake starts a fake Momento whose clock stands still unless the test
@@ -72,7 +55,7 @@ func testOptions(fake *momentotest.Server) Options {
 // newVendor starts a Vendor on fake; modify adjusts its options.
 func newVendor(t *testing.T, fake *momentotest.Server, modify func(*Options)) *env {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	opts := testOptions(fake)
 	opts.Logger = slog.New(slog.NewJSONHandler(logs, nil))
 	if modify != nil {
