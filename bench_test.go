@@ -91,3 +91,31 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+// TestL1HitAllocations holds the repeat-visit path to its allocation budget.
+// Allocations, unlike time, do not depend on the machine's load; the time
+// is measured by BenchmarkHandler.
+func TestL1HitAllocations(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sets up the function against the fakes")
+	}
+	hs := newHarness(t, nil)
+	hs.h.log = cloudlog.New(io.Discard)
+	hs.token(t, "203.0.113.7")
+	r := httptest.NewRequest(http.MethodGet, "/", nil)
+	r.RemoteAddr = "169.254.1.1:43210"
+	r.Header.Set("X-Forwarded-For", "203.0.113.7")
+	w := &benchWriter{h: http.Header{}}
+	hs.momento.ResetCounts()
+	allocs := testing.AllocsPerRun(1000, func() {
+		clear(w.h)
+		hs.h.ServeHTTP(w, r)
+	})
+	if w.code != http.StatusOK || hs.momento.TotalCount() != 0 {
+		t.Fatalf("status %d, %d Momento calls; want an L1 hit", w.code, hs.momento.TotalCount())
+	}
+	t.Logf("an L1 hit allocates %.0f times", allocs)
+	if allocs > 40 {
+		t.Errorf("an L1 hit allocates %.0f times, want at most 40", allocs)
+	}
+}

@@ -175,7 +175,8 @@ func (h *handler) runSetup(call *setupCall) {
 	start := time.Now()
 	inst, err := h.setup(ctx)
 	if err != nil {
-		h.log.Error("instance setup failed; the next request will try again", "error", err.Error())
+		h.log.Error("instance setup failed; a request after the retry delay will try again",
+			"retry_delay", setupRetryDelay.String(), "error", err.Error())
 	} else {
 		h.log.Info("instance ready", "setup_ms", msSince(start))
 	}
@@ -231,7 +232,8 @@ func (h *handler) setup(ctx context.Context) (*instance, error) {
 	if err != nil {
 		return fail(secretError(err))
 	}
-	clients, err := vending.Connect(ctx, key, cfg.MomentoEmulatorHost, cfg.UpstreamTimeout)
+	connect := vending.ConnectOptions{EmulatorHost: cfg.MomentoEmulatorHost, Timeout: cfg.UpstreamTimeout, DefaultTTL: cfg.CacheTTL}
+	clients, err := vending.Connect(ctx, key, connect)
 	if err != nil {
 		if errors.Is(err, vending.ErrBadKey) {
 			return fail(&setupError{http.StatusInternalServerError, err})
@@ -266,7 +268,7 @@ func (h *handler) setup(ctx context.Context) (*instance, error) {
 			if err != nil {
 				return nil, err
 			}
-			return vending.Connect(ctx, key, cfg.MomentoEmulatorHost, cfg.UpstreamTimeout)
+			return vending.Connect(ctx, key, connect)
 		}
 	}
 	inst.vendor = vending.New(clients, opts)

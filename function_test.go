@@ -341,7 +341,7 @@ func TestSecretManagerFaults(t *testing.T) {
 			if tt.wantStatus == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 				t.Errorf("503 without Retry-After")
 			}
-			lines := hs.logLines(t, "instance setup failed; the next request will try again")
+			lines := hs.logLines(t, "instance setup failed; a request after the retry delay will try again")
 			if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), tt.code.String()) {
 				t.Errorf("setup failure log lines %v, want one naming %v", lines, tt.code)
 			}
@@ -398,7 +398,7 @@ func TestBadSecretPayload(t *testing.T) {
 				t.Fatalf("status %d, want %d", w.Code, tt.wantStatus)
 			}
 			checkErrorBody(t, w)
-			lines := hs.logLines(t, "instance setup failed; the next request will try again")
+			lines := hs.logLines(t, "instance setup failed; a request after the retry delay will try again")
 			if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), tt.wantLog) {
 				t.Errorf("setup failure log lines %v, want one mentioning %q", lines, tt.wantLog)
 			}

@@ -1,6 +1,7 @@
 package vending
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"time"
@@ -16,20 +17,31 @@ import (
 // quotes the key.
 var ErrBadKey = errors.New("the Momento API key is not a valid Momento API key")
 
-// Connect builds the Momento clients for apiKey. With emulatorHost
-// ("host:port") set, every endpoint is that host, over plaintext. timeout
-// bounds the cache client's eager connection and each of its calls.
+// ConnectOptions configures Connect.
+type ConnectOptions struct {
+	// EmulatorHost, if set ("host:port"), is where every endpoint is, over
+	// plaintext.
+	EmulatorHost string
+	// Timeout bounds the cache client's eager connection and each of its
+	// calls.
+	Timeout time.Duration
+	// DefaultTTL is the cache client's default TTL. The Vendor always
+	// passes its own, so this only matters to other callers.
+	DefaultTTL time.Duration
+}
+
+// Connect builds the Momento clients for apiKey.
 //
 // The SDK never logs (its logger would print part of the key); the
 // Vendor logs what matters. Calls are not retried by the SDK: a failed Get
 // is a miss and a failed Set is harmless, so a retry would only add latency.
-func Connect(ctx context.Context, apiKey, emulatorHost string, timeout time.Duration) (*Clients, error) {
+func Connect(ctx context.Context, apiKey string, o ConnectOptions) (*Clients, error) {
 	cp, err := auth.FromString(apiKey)
 	if err != nil {
 		return nil, ErrBadKey // the SDK's error may quote the key
 	}
-	if emulatorHost != "" {
-		ep := auth.Endpoint{Endpoint: emulatorHost, InsecureConnection: true}
+	if o.EmulatorHost != "" {
+		ep := auth.Endpoint{Endpoint: o.EmulatorHost, InsecureConnection: true}
 		cp, err = cp.WithEndpoints(auth.AllEndpoints{ControlEndpoint: ep, CacheEndpoint: ep, TokenEndpoint: ep, StorageEndpoint: ep})
 		if err != nil {
 			return nil, err
@@ -37,21 +49,22 @@ func Connect(ctx context.Context, apiKey, emulatorHost string, timeout time.Dura
 	}
 	quiet := logger.NewNoopMomentoLoggerFactory()
 	cfg := config.InRegionLatestWithLogger(quiet).
-		WithClientTimeout(timeout).
+		WithClientTimeout(o.Timeout).
 		WithRetryStrategy(retry.NewNeverRetryStrategy())
 
 	// Connect eagerly, so the first request does not pay for the handshake;
 	// if Momento cannot be reached now, connect on first use instead: a
 	// cache that is down only costs misses, and the mint may still work.
-	eager := timeout
+	eager := o.Timeout
 	if d, ok := ctx.Deadline(); ok {
 		eager = min(eager, time.Until(d))
 	}
 	lazy := false
-	cache, err := momento.NewCacheClientWithEagerConnectTimeout(cfg, cp, time.Hour, max(eager, time.Millisecond))
+	ttl := cmp.Or(o.DefaultTTL, time.Hour)
+	cache, err := momento.NewCacheClientWithEagerConnectTimeout(cfg, cp, ttl, max(eager, time.Millisecond))
 	if err != nil {
 		lazy = true
-		cache, err = momento.NewCacheClientWithEagerConnectTimeout(cfg, cp, time.Hour, 0)
+		cache, err = momento.NewCacheClientWithEagerConnectTimeout(cfg, cp, ttl, 0)
 		if err != nil {
 			return nil, err
 		}
