@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 		emu.SetLatency(*latency)
 		set("MOMENTO_EMULATOR_HOST", emu.Addr())
 		set("MOMENTO_API_KEY", emu.APIKey())
-		fnURL := "http://" + net.JoinHostPort(shown(*host), strconv.Itoa(*port)) + "/"
+		fnURL := localURL(*host, *port, "/")
 		demoURL := ""
 		if *demoPort < 0 {
 			*demoPort = *port + 1
@@ -130,12 +130,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 				return err
 			}
 			stopDemo = stop
-			demoURL = "http://" + net.JoinHostPort(shown(*host), strconv.Itoa(*demoPort)) + "/demo"
+			demoURL = localURL(*host, *demoPort, "/demo")
 		}
 		banner(stdout, emu.Addr(), fnURL, demoURL)
 	} else {
-		fmt.Fprintf(stdout, "Serving %s on http://%s/ with the configuration in the environment.\n",
-			tvm.EntryPoint, net.JoinHostPort(shown(*host), strconv.Itoa(*port)))
+		fmt.Fprintf(stdout, "Serving %s on %s with the configuration in the environment.\n",
+			tvm.EntryPoint, localURL(*host, *port, "/"))
 	}
 	if setErr != nil {
 		return setErr
@@ -157,13 +157,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 	return nil
 }
 
-// shown returns the host to print in a URL for a server listening on host:
-// a loopback address when it listens on every interface.
-func shown(host string) string {
+// localURL returns the URL to print for path on a server listening on
+// host:port, with a loopback address when it listens on every interface.
+func localURL(host string, port int, path string) string {
 	if host == "" || host == "0.0.0.0" || host == "::" {
-		return "127.0.0.1"
+		host = "127.0.0.1"
 	}
-	return host
+	return "http://" + net.JoinHostPort(host, strconv.Itoa(port)) + path
 }
 
 // serveDemo serves the demo page on addr until the returned func is called.

@@ -375,11 +375,11 @@ func (v *Vendor) mint(ctx context.Context, c *Clients) (token, error) {
 	if err != nil {
 		return token{}, err
 	}
-	ok, _ := resp.(*authresp.GenerateDisposableTokenSuccess)
-	if ok == nil || ok.ApiKey == "" {
+	minted, _ := resp.(*authresp.GenerateDisposableTokenSuccess)
+	if minted == nil || minted.ApiKey == "" {
 		return token{}, fmt.Errorf("unexpected response %T", resp)
 	}
-	t := token{value: ok.ApiKey, exp: time.Unix(int64(ok.ValidUntil), 0)}
+	t := token{value: minted.ApiKey, exp: time.Unix(int64(minted.ValidUntil), 0)}
 	if left := t.exp.Sub(v.opts.Now()); left < v.opts.Margin {
 		// Only a clock far off Momento's gets here; such a token would
 		// break the promise of Margin.
@@ -485,10 +485,6 @@ func (v *Vendor) Close() {
 	}
 	v.current.Load().clients.Close()
 }
-
-// L1Stats returns how many tokens the in-process cache holds and their
-// estimated size in bytes.
-func (v *Vendor) L1Stats() (entries, bytes int) { return v.l1.stats() }
 
 // redact returns err's text with the client key replaced by its label: the
 // SDK and Momento may quote the item key, which holds the client's IP.
