@@ -1,0 +1,90 @@
+// Package failure names the kinds of failure the function's callers are
+// told apart by. The internal packages return errors that carry a [Kind];
+// the HTTP edge maps each kind, in one table, to a status, a message and a
+// Retry-After, so that no other code decides what a caller is told.
+//
+// The model is benbjohnson/wtf's error codes: an error's kind is data, and
+// only unexpected errors need their text read.
+package failure
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Kind is a kind of failure.
+type Kind uint8
+
+// The kinds of failure.
+const (
+	// Unexpected is any error that says nothing of its kind. It is
+	// answered as Unavailable.
+	Unexpected Kind = iota
+	// Misconfigured means the deploy is wrong: its configuration, its
+	// secret or its API key. Retrying will not help until someone fixes it.
+	Misconfigured
+	// Unavailable means a service the function calls failed; a retry in a
+	// few seconds may succeed.
+	Unavailable
+	// Slow means the caller's deadline passed while the work was under way;
+	// the work goes on, and a retry soon may find its result.
+	Slow
+	// Limited means a rate limit refused the request; Error.Retry says when
+	// one may pass.
+	Limited
+	// Unidentified means the caller could not be told apart from others.
+	Unidentified
+	// OriginRefused means the request came from an origin that is not
+	// allowed.
+	OriginRefused
+	// MethodRefused means the request's HTTP method is not served.
+	MethodRefused
+)
+
+// Error is an error of a known kind.
+type Error struct {
+	Kind Kind
+	// Retry is how long until a retry may succeed; 0 leaves it to the
+	// edge's default for Kind.
+	Retry time.Duration
+	// Err is the cause, for logs; callers never see it.
+	Err error
+}
+
+func (e *Error) Error() string {
+	if e.Err == nil {
+		return "failure"
+	}
+	return e.Err.Error()
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns an error of kind with text, for sentinel errors that callers
+// test with errors.Is.
+func New(kind Kind, text string) *Error {
+	return &Error{Kind: kind, Err: errors.New(text)}
+}
+
+// Wrap returns err marked as kind, or nil if err is nil.
+func Wrap(kind Kind, err error) error {
+	if err == nil {
+		return nil
+	}
+	return &Error{Kind: kind, Err: err}
+}
+
+// Of returns the kind of err, and its Retry: the outermost *Error in err's
+// chain says it. An error without one is Slow if it is a context's
+// cancellation or deadline, and Unexpected otherwise.
+func Of(err error) (Kind, time.Duration) {
+	var e *Error
+	switch {
+	case errors.As(err, &e):
+		return e.Kind, e.Retry
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return Slow, 0
+	}
+	return Unexpected, 0
+}
