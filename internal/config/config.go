@@ -10,12 +10,12 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
-
-	"example.com/tokenvendingmachine/internal/secret"
 )
 
 // RefreshMargin is the least lifetime a served token has left. Browsers
@@ -67,6 +67,9 @@ type Config struct {
 	// SecretManagerEmulatorHost, if set, is the host:port of a plaintext
 	// Secret Manager-compatible server.
 	SecretManagerEmulatorHost string
+	// Project is the Google Cloud project, for trace links in logs:
+	// GOOGLE_CLOUD_PROJECT, or else SECRET_ID's project; "" if neither says.
+	Project string
 }
 
 // Defaults, as documented in the README.
@@ -89,6 +92,7 @@ var Variables = []string{
 	"SECRET_ID", "MOMENTO_API_KEY", "CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS",
 	"TRUSTED_PROXIES", "UPSTREAM_TIMEOUT", "MINT_RATE", "MINT_BURST", "LOOKUP_RATE", "LOOKUP_BURST",
 	"L1_MAX_ENTRIES", "L1_MAX_BYTES", "MOMENTO_EMULATOR_HOST", "SECRETMANAGER_EMULATOR_HOST",
+	"GOOGLE_CLOUD_PROJECT",
 }
 
 // FromEnv reads the configuration through getenv and checks it.
@@ -111,6 +115,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		L1MaxBytes:                p.integer("L1_MAX_BYTES", DefaultL1MaxBytes, 0, 1<<30),
 		MomentoEmulatorHost:       p.hostPort("MOMENTO_EMULATOR_HOST"),
 		SecretManagerEmulatorHost: p.hostPort("SECRETMANAGER_EMULATOR_HOST"),
+		Project:                   p.str("GOOGLE_CLOUD_PROJECT"),
 	}
 
 	switch {
@@ -119,8 +124,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	case c.SecretID != "" && c.APIKey != "":
 		p.fail("set SECRET_ID or MOMENTO_API_KEY, not both")
 	case c.SecretID != "":
-		if err := secret.ValidateName(c.SecretID); err != nil {
+		// Never quote the value: a key may have been pasted here.
+		if ValidateSecretName(c.SecretID) != nil {
 			p.fail("SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
+		} else if c.Project == "" {
+			c.Project, _, _ = strings.Cut(strings.TrimPrefix(c.SecretID, "projects/"), "/")
 		}
 	case strings.ContainsFunc(c.APIKey, unicode.IsSpace):
 		// Never quote the key itself.
@@ -306,6 +314,25 @@ func CanonicalOrigin(o string) (string, bool) {
 		host = "[" + host + "]"
 	}
 	return u.Scheme + "://" + host, true
+}
+
+// secretNameRE matches a global secret or secret version name. The project
+// may be an ID (including a domain-scoped "example.com:p") or a number; the
+// secret ID rule is the service's; the version is a number, "latest" or an
+// alias. It is compiled on first use, not at init: every millisecond of
+// package init is paid by each cold start.
+var secretNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^projects/[A-Za-z0-9.:_-]+/secrets/[A-Za-z0-9_-]{1,255}(/versions/[A-Za-z0-9_-]+)?$`)
+})
+
+// ValidateSecretName reports whether name is a secret, "projects/P/secrets/S",
+// or a secret version, "projects/P/secrets/S/versions/V". The error does not
+// quote name, in case a key was configured where its name belongs.
+func ValidateSecretName(name string) error {
+	if !secretNameRE().MatchString(name) {
+		return errors.New("secret name must be projects/PROJECT/secrets/SECRET or projects/PROJECT/secrets/SECRET/versions/VERSION")
+	}
+	return nil
 }
 
 func validCacheName(s string) bool {

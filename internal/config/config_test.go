@@ -64,17 +64,26 @@ func TestFromEnvValid(t *testing.T) {
 		{
 			name: "secret id",
 			env:  map[string]string{"SECRET_ID": "projects/p/secrets/momento-key"},
-			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/p/secrets/momento-key" },
+			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/p/secrets/momento-key"; c.Project = "p" },
 		},
 		{
 			name: "secret version",
 			env:  map[string]string{"SECRET_ID": "projects/p/secrets/momento-key/versions/3"},
-			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/p/secrets/momento-key/versions/3" },
+			want: func(c *Config) {
+				c.APIKey = ""
+				c.SecretID = "projects/p/secrets/momento-key/versions/3"
+				c.Project = "p"
+			},
 		},
 		{
 			name: "secret id trimmed",
 			env:  map[string]string{"SECRET_ID": "  projects/p/secrets/s/versions/latest\n"},
-			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/p/secrets/s/versions/latest" },
+			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/p/secrets/s/versions/latest"; c.Project = "p" },
+		},
+		{
+			name: "project named, not taken from the secret",
+			env:  map[string]string{"SECRET_ID": "projects/123/secrets/s", "GOOGLE_CLOUD_PROJECT": " my-project "},
+			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/123/secrets/s"; c.Project = "my-project" },
 		},
 		{
 			name: "api key trimmed",
@@ -450,5 +459,51 @@ func TestVariablesListsEveryVariableRead(t *testing.T) {
 	}
 	for v := range asked {
 		t.Errorf("FromEnv reads %s, which Variables does not list", v)
+	}
+}
+
+func TestValidateSecretName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"projects/p/secrets/s", true},
+		{"projects/my-project-123/secrets/momento-api_key/versions/latest", true},
+		{"projects/123456789012/secrets/S/versions/7", true},
+		{"projects/example.com:proj/secrets/s/versions/1", true},
+		{"projects/p/secrets/s/versions/prod-alias", true},
+		{"projects/p/secrets/" + strings.Repeat("s", 255), true},
+		{"", false},
+		{"projects/p", false},
+		{"projects/p/secrets", false},
+		{"projects/p/secrets/", false},
+		{"projects//secrets/s", false},
+		{"projects/p/secrets/s/versions", false},
+		{"projects/p/secrets/s/versions/", false},
+		{"projects/p/secrets/s/versions/1/extra", false},
+		{"projects/p/secrets/s/", false},
+		{"/projects/p/secrets/s", false},
+		{"projects/p/secrets/s.t", false},
+		{"projects/p/secrets/" + strings.Repeat("s", 256), false},
+		{"projects/p/locations/l/secrets/s/versions/1", false},
+		{"projects/p/secrets/s\n", false},
+		{" projects/p/secrets/s", false},
+		{"projects/p/secrets/s/versions/1 ", false},
+		{"momento-api-key", false},
+		{"secretmanager.googleapis.com/projects/p/secrets/s", false},
+	}
+	for _, tt := range tests {
+		err := ValidateSecretName(tt.name)
+		if (err == nil) != tt.ok {
+			t.Errorf("ValidateSecretName(%q) = %v, want ok = %v", tt.name, err, tt.ok)
+		}
+	}
+}
+
+func TestValidateSecretNameDoesNotQuoteName(t *testing.T) {
+	const key = "SECRETkey0123456789"
+	err := ValidateSecretName(key)
+	if err == nil || strings.Contains(err.Error(), key) {
+		t.Errorf("ValidateSecretName(key) = %v, want an error that does not contain the input", err)
 	}
 }

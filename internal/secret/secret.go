@@ -26,7 +26,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"regexp"
 	"strings"
 	"sync"
 	"unicode"
@@ -39,6 +38,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+
+	"example.com/tokenvendingmachine/internal/config"
 )
 
 var (
@@ -110,7 +111,7 @@ var noRetry = gax.WithRetry(nil)
 // returns its code; a bare context error is converted to the matching
 // DeadlineExceeded or Canceled status.
 func (c *Client) MomentoKey(ctx context.Context, name string) (string, error) {
-	if err := ValidateName(name); err != nil {
+	if err := config.ValidateSecretName(name); err != nil {
 		return "", err
 	}
 	if strings.Count(name, "/") == 3 {
@@ -187,23 +188,4 @@ func ParsePayload(b []byte) (string, error) {
 		return "", fmt.Errorf("%w: key contains whitespace or control characters", ErrPayload)
 	}
 	return key, nil
-}
-
-// nameRE matches a global secret or secret version name. The project may be
-// an ID (including a domain-scoped "example.com:p") or a number; the secret
-// ID rule is the service's; the version is a number, "latest" or an alias.
-// It is compiled on first use, not at init: every millisecond of package
-// init is paid by each cold start.
-var nameRE = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^projects/[A-Za-z0-9.:_-]+/secrets/[A-Za-z0-9_-]{1,255}(/versions/[A-Za-z0-9_-]+)?$`)
-})
-
-// ValidateName reports whether name is a secret, "projects/P/secrets/S", or
-// a secret version, "projects/P/secrets/S/versions/V". The error does not
-// quote name, in case a key was configured where its name belongs.
-func ValidateName(name string) error {
-	if !nameRE().MatchString(name) {
-		return errors.New("secret name must be projects/PROJECT/secrets/SECRET or projects/PROJECT/secrets/SECRET/versions/VERSION")
-	}
-	return nil
 }
