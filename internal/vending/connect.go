@@ -3,7 +3,6 @@ package vending
 import (
 	"cmp"
 	"context"
-	"errors"
 	"time"
 
 	"github.com/momentohq/client-sdk-go/auth"
@@ -11,11 +10,13 @@ import (
 	"github.com/momentohq/client-sdk-go/config/logger"
 	"github.com/momentohq/client-sdk-go/config/retry"
 	"github.com/momentohq/client-sdk-go/momento"
+
+	"example.com/tokenvendingmachine/internal/failure"
 )
 
 // ErrBadKey means the Momento API key does not parse. The error never
-// quotes the key.
-var ErrBadKey = errors.New("the Momento API key is not a valid Momento API key")
+// quotes the key. Its kind is failure.Misconfigured.
+var ErrBadKey = failure.New(failure.Misconfigured, "the Momento API key is not a valid Momento API key")
 
 // ConnectOptions configures Connect.
 type ConnectOptions struct {

@@ -28,23 +28,29 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"example.com/tokenvendingmachine/internal/failure"
 )
 
 // ErrUnavailable means Momento could not mint a token just now; retrying
-// later may succeed.
-var ErrUnavailable = errors.New("momento unavailable")
+// later may succeed. Its kind is failure.Unavailable.
+var ErrUnavailable = failure.New(failure.Unavailable, "momento unavailable")
 
 // ErrRejected means Momento rejected the API key, even after it was re-read.
-var ErrRejected = errors.New("momento rejected the API key")
+// Its kind is failure.Misconfigured.
+var ErrRejected = failure.New(failure.Misconfigured, "momento rejected the API key")
 
-// LimitError means the instance's mint rate limit is reached.
-type LimitError struct {
-	// RetryAfter is how long until a mint will be allowed.
-	RetryAfter time.Duration
-}
+// LogKeyRejected is the message of the line logged when Momento rejects the
+// API key and the Vendor re-reads it.
+const LogKeyRejected = "Momento rejected the API key; re-reading it"
 
-func (e *LimitError) Error() string {
-	return fmt.Sprintf("mint rate limit reached; retry after %v", e.RetryAfter)
+// errLimited is the cause of a failure.Limited error: a rate limit of the
+// Vendor's is reached.
+var errLimited = errors.New("rate limit reached")
+
+// limited returns the error for a limit that lets a request pass in wait.
+func limited(wait time.Duration) error {
+	return &failure.Error{Kind: failure.Limited, Retry: wait, Err: errLimited}
 }
 
 // Source says how a token was found.
@@ -219,8 +225,9 @@ func New(clients *Clients, opts Options) *Vendor {
 // ctx bounds only the wait: the work is shared with concurrent requests for
 // the same key and finishes (bounded by Options.CallTimeout per call) even if
 // ctx ends first, so that its result is cached for them and the next request.
-// The error is a *LimitError, or wraps ErrUnavailable or ErrRejected, or is
-// ctx's error.
+// The error has a failure kind: Limited (with the wait in its Retry),
+// Unavailable (wrapping ErrUnavailable) or Misconfigured (wrapping
+// ErrRejected); or it is ctx's error.
 func (v *Vendor) Token(ctx context.Context, key string) (Token, error) {
 	if t, ok := v.l1.get(key, v.opts.Now()); ok {
 		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
@@ -267,7 +274,7 @@ func (v *Vendor) fill(ctx context.Context, key string) (Token, error) {
 		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
 	}
 	if wait := reserve(v.lookups, now); wait > 0 {
-		return Token{}, &LimitError{RetryAfter: wait}
+		return Token{}, limited(wait)
 	}
 	gen := v.current.Load()
 	itemKey := key + "-token"
@@ -277,11 +284,11 @@ func (v *Vendor) fill(ctx context.Context, key string) (Token, error) {
 	}
 
 	if wait := reserve(v.mints, now); wait > 0 {
-		return Token{}, &LimitError{RetryAfter: wait}
+		return Token{}, limited(wait)
 	}
 	t, err := v.mint(ctx, gen.clients)
 	if err != nil && rejected(err) {
-		v.opts.Logger.Warn("Momento rejected the API key; re-reading it", "code", StatusCode(err).String())
+		v.opts.Logger.Warn(LogKeyRejected, "code", StatusCode(err).String())
 		next, rerr := v.reconnect(ctx, gen)
 		if rerr != nil {
 			// The key could not be re-read (Secret Manager is down, say):

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 
+	"example.com/tokenvendingmachine/internal/failure"
 	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
@@ -417,9 +418,8 @@ func TestMintRateLimit(t *testing.T) {
 		e.token(t, fmt.Sprintf("192.0.2.%d", i))
 	}
 	_, err := e.v.Token(context.Background(), "192.0.2.99")
-	var limit *LimitError
-	if !errors.As(err, &limit) || limit.RetryAfter <= 0 || limit.RetryAfter > time.Second {
-		t.Fatalf("Token beyond the burst: err %v, want a LimitError with RetryAfter in (0, 1s]", err)
+	if kind, wait := failure.Of(err); kind != failure.Limited || wait <= 0 || wait > time.Second {
+		t.Fatalf("Token beyond the burst: err %v (kind %v, retry %v), want Limited with a retry in (0, 1s]", err, kind, wait)
 	}
 	if got := e.token(t, "192.0.2.0"); got.Source != FromL1 {
 		t.Errorf("cached client while limited: source %v, want l1", got.Source)
@@ -531,9 +531,8 @@ func TestLookupRateLimit(t *testing.T) {
 	first := e.token(t, "192.0.2.1")
 	e.token(t, "192.0.2.2")
 	_, err := e.v.Token(context.Background(), "192.0.2.3")
-	var limit *LimitError
-	if !errors.As(err, &limit) || limit.RetryAfter != time.Second {
-		t.Fatalf("third new client within a second: err %v, want a LimitError with RetryAfter 1s", err)
+	if kind, wait := failure.Of(err); kind != failure.Limited || wait != time.Second {
+		t.Fatalf("third new client within a second: err %v (kind %v, retry %v), want Limited with a retry of 1s", err, kind, wait)
 	}
 	if n := fake.Count(momentotest.MethodGet); n != 2 {
 		t.Errorf("Momento Gets = %d, want 2: the limited request must not cost one", n)
