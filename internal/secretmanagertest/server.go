@@ -9,8 +9,9 @@
 //	srv.AddVersion("projects/p/secrets/momento", []byte("key"))
 //	client, err := secretmanager.NewClient(ctx, srv.ClientOptions()...)
 //
-// Faults are injected with [Server.SetError] and [Server.SetLatency]; calls
-// are inspected with [Server.AccessCount] and [Server.Accesses].
+// Faults are injected with [Server.SetFault] and cleared with
+// [Server.ClearFaults]; calls are inspected with [Server.Count] and
+// [Server.Accesses]. The verbs are momentotest's.
 //
 // Only AccessSecretVersion is implemented; every other RPC answers
 // Unimplemented. Where it serves, the fake answers like the real service
@@ -18,7 +19,7 @@
 // except that:
 //
 //   - There is no authentication or IAM: anyone may read any secret.
-//     PermissionDenied is only ever returned by [Server.SetError].
+//     PermissionDenied is only ever returned by [Server.SetFault].
 //   - Secrets need not be created before versions are added, and every
 //     version is ENABLED; there is no disabling or destroying, hence no
 //     FailedPrecondition.
@@ -82,8 +83,7 @@ type Server struct {
 	// record of calls.
 	mu       sync.Mutex
 	secrets  map[string][]version // by secret name "projects/P/secrets/S"; version N at index N-1
-	errCode  codes.Code           // codes.OK: no injected error
-	latency  time.Duration        // added to every AccessSecretVersion call
+	fault    Fault                // the injected fault; the zero Fault is none
 	accesses []string             // the names AccessSecretVersion was asked for, in order
 }
 
@@ -196,27 +196,42 @@ func (s *Server) AddVersionWithChecksum(secret string, payload []byte, crc32c *i
 	return fmt.Sprintf("%s/versions/%d", secret, len(s.secrets[secret]))
 }
 
-// SetError makes every later AccessSecretVersion call fail with code, until
-// it is called again; codes.OK clears it. Calls still wait out the latency
-// set by SetLatency and are still counted.
-func (s *Server) SetError(code codes.Code) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.errCode = code
+// Fault is an injected misbehaviour of AccessSecretVersion, the one RPC
+// the fake serves. It has momentotest.Fault's fields and meaning.
+type Fault struct {
+	// Code is the status the call fails with; codes.OK means it answers
+	// normally (after Latency).
+	Code codes.Code
+	// Message is the status message; "" means one naming the code and the
+	// secret asked for.
+	Message string
+	// Latency is how long the call waits before answering. The wait ends
+	// early, with DeadlineExceeded or Canceled, if the caller's context
+	// ends first.
+	Latency time.Duration
+	// Times is how many calls the fault applies to; 0 means every call
+	// until ClearFaults.
+	Times int
 }
 
-// SetLatency makes every later AccessSecretVersion call wait d before it
-// answers, until it is called again; 0 clears it. A call whose context ends
-// first fails with DeadlineExceeded or Canceled.
-func (s *Server) SetLatency(d time.Duration) {
+// SetFault makes later AccessSecretVersion calls misbehave as f says,
+// replacing any earlier fault. Faulty calls are still counted.
+func (s *Server) SetFault(f Fault) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.latency = d
+	s.fault = f
 }
 
-// AccessCount returns how many AccessSecretVersion calls the server has
+// ClearFaults removes the injected fault.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = Fault{}
+}
+
+// Count returns how many AccessSecretVersion calls the server has
 // received, failed ones included.
-func (s *Server) AccessCount() int {
+func (s *Server) Count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.accesses)
@@ -246,11 +261,16 @@ func (svc *service) AccessSecretVersion(ctx context.Context, req *secretmanagerp
 
 	s.mu.Lock()
 	s.accesses = append(s.accesses, name)
-	latency, code := s.latency, s.errCode
+	f := s.fault
+	if s.fault.Times > 0 {
+		if s.fault.Times--; s.fault.Times == 0 {
+			s.fault = Fault{}
+		}
+	}
 	s.mu.Unlock()
 
-	if latency > 0 {
-		t := time.NewTimer(latency)
+	if f.Latency > 0 {
+		t := time.NewTimer(f.Latency)
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -258,8 +278,11 @@ func (svc *service) AccessSecretVersion(ctx context.Context, req *secretmanagerp
 		case <-t.C:
 		}
 	}
-	if code != codes.OK {
-		return nil, status.Errorf(code, "secretmanagertest: injected %v for %s", code, name)
+	if f.Code != codes.OK {
+		if f.Message != "" {
+			return nil, status.Error(f.Code, f.Message)
+		}
+		return nil, status.Errorf(f.Code, "secretmanagertest: injected %v for %s", f.Code, name)
 	}
 
 	m := versionRE.FindStringSubmatch(name)

@@ -141,8 +141,8 @@ func TestAccessSecretVersionErrors(t *testing.T) {
 			}
 		})
 	}
-	if got, want := srv.AccessCount(), len(tests); got != want {
-		t.Errorf("AccessCount() = %d, want %d", got, want)
+	if got, want := srv.Count(), len(tests); got != want {
+		t.Errorf("Count() = %d, want %d", got, want)
 	}
 }
 
@@ -155,38 +155,38 @@ func TestUnimplemented(t *testing.T) {
 	}
 }
 
-func TestSetError(t *testing.T) {
+func TestSetFaultCode(t *testing.T) {
 	srv := secretmanagertest.NewServerT(t)
 	name := srv.AddVersion("projects/p/secrets/s", []byte("one"))
 	c := newClient(t, srv)
 	ctx := context.Background()
 
 	for _, code := range []codes.Code{codes.PermissionDenied, codes.Unavailable, codes.NotFound} {
-		srv.SetError(code)
+		srv.SetFault(secretmanagertest.Fault{Code: code})
 		if _, err := access(ctx, c, name); status.Code(err) != code {
-			t.Errorf("after SetError(%v): AccessSecretVersion(%q) = %v, want code %v", code, name, err, code)
+			t.Errorf("after SetFault(Code: %v): AccessSecretVersion(%q) = %v, want code %v", code, name, err, code)
 		}
 	}
-	srv.SetError(codes.OK)
+	srv.ClearFaults()
 	if _, err := access(ctx, c, name); err != nil {
-		t.Errorf("after SetError(OK): AccessSecretVersion(%q) = %v, want success", name, err)
+		t.Errorf("after ClearFaults: AccessSecretVersion(%q) = %v, want success", name, err)
 	}
 
 	want := []string{name, name, name, name}
 	if diff := cmp.Diff(want, srv.Accesses()); diff != "" {
 		t.Errorf("Accesses() mismatch (-want +got):\n%s", diff)
 	}
-	if got := srv.AccessCount(); got != len(want) {
-		t.Errorf("AccessCount() = %d, want %d", got, len(want))
+	if got := srv.Count(); got != len(want) {
+		t.Errorf("Count() = %d, want %d", got, len(want))
 	}
 }
 
-func TestSetLatency(t *testing.T) {
+func TestSetFaultLatency(t *testing.T) {
 	srv := secretmanagertest.NewServerT(t)
 	name := srv.AddVersion("projects/p/secrets/s", []byte("one"))
 	c := newClient(t, srv)
 
-	srv.SetLatency(50 * time.Millisecond)
+	srv.SetFault(secretmanagertest.Fault{Latency: 50 * time.Millisecond})
 	start := time.Now()
 	if _, err := access(context.Background(), c, name); err != nil {
 		t.Fatalf("AccessSecretVersion(%q) with latency: %v", name, err)
@@ -195,7 +195,7 @@ func TestSetLatency(t *testing.T) {
 		t.Errorf("AccessSecretVersion with 50ms latency took %v", d)
 	}
 
-	srv.SetLatency(time.Hour)
+	srv.SetFault(secretmanagertest.Fault{Latency: time.Hour})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	if _, err := access(ctx, c, name); status.Code(err) != codes.DeadlineExceeded {
@@ -209,6 +209,24 @@ func TestSetLatency(t *testing.T) {
 	}
 }
 
+func TestSetFaultTimesAndMessage(t *testing.T) {
+	srv := secretmanagertest.NewServerT(t)
+	name := srv.AddVersion("projects/p/secrets/s", []byte("one"))
+	c := newClient(t, srv)
+	ctx := context.Background()
+
+	srv.SetFault(secretmanagertest.Fault{Code: codes.Unavailable, Message: "try later", Times: 2})
+	for i := range 2 {
+		_, err := access(ctx, c, name)
+		if st, _ := status.FromError(err); st.Code() != codes.Unavailable || st.Message() != "try later" {
+			t.Errorf("call %d with a fault for 2 calls: %v, want Unavailable: try later", i+1, err)
+		}
+	}
+	if _, err := access(ctx, c, name); err != nil {
+		t.Errorf("third call after a fault for 2 calls: %v, want success", err)
+	}
+}
+
 func TestCloseEndsCallsInProgress(t *testing.T) {
 	srv, err := secretmanagertest.NewServer(secretmanagertest.Options{})
 	if err != nil {
@@ -216,14 +234,14 @@ func TestCloseEndsCallsInProgress(t *testing.T) {
 	}
 	name := srv.AddVersion("projects/p/secrets/s", []byte("one"))
 	c := newClient(t, srv)
-	srv.SetLatency(time.Hour)
+	srv.SetFault(secretmanagertest.Fault{Latency: time.Hour})
 
 	done := make(chan error, 1)
 	go func() {
 		_, err := access(context.Background(), c, name)
 		done <- err
 	}()
-	for srv.AccessCount() == 0 {
+	for srv.Count() == 0 {
 		time.Sleep(time.Millisecond)
 	}
 	if err := srv.Close(); err != nil {
@@ -344,16 +362,16 @@ func TestConcurrent(t *testing.T) {
 		for i := range calls {
 			srv.AddVersion(secret, []byte("v"))
 			if i%2 == 0 {
-				srv.SetError(codes.Unavailable)
+				srv.SetFault(secretmanagertest.Fault{Code: codes.Unavailable})
 			} else {
-				srv.SetError(codes.OK)
+				srv.ClearFaults()
 			}
-			srv.SetLatency(time.Duration(i%3) * time.Millisecond)
+			srv.SetFault(secretmanagertest.Fault{Latency: time.Duration(i%3) * time.Millisecond})
 			_ = srv.Accesses()
 		}
 	})
 	wg.Wait()
-	if got, want := srv.AccessCount(), readers*calls; got != want {
-		t.Errorf("AccessCount() = %d, want %d", got, want)
+	if got, want := srv.Count(), readers*calls; got != want {
+		t.Errorf("Count() = %d, want %d", got, want)
 	}
 }
