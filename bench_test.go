@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"example.com/tokenvendingmachine/internal/cloudlog"
@@ -57,8 +56,7 @@ func BenchmarkHandler(b *testing.B) {
 			if warm.Code != http.StatusOK {
 				b.Fatalf("warm-up: status %d", warm.Code)
 			}
-			r := httptest.NewRequest(http.MethodGet, "/", nil)
-			r.RemoteAddr = "169.254.1.1:43210"
+			r := hs.request(request{})
 			w := &benchWriter{h: http.Header{}}
 			ips := make([]string, 0, 1)
 			if p.name == "mint" {
@@ -102,9 +100,7 @@ func TestL1HitAllocations(t *testing.T) {
 	hs := newHarness(t, nil)
 	hs.h.log = cloudlog.New(io.Discard)
 	hs.token(t, "203.0.113.7")
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.RemoteAddr = "169.254.1.1:43210"
-	r.Header.Set("X-Forwarded-For", "203.0.113.7")
+	r := hs.request(request{ip: "203.0.113.7"})
 	w := &benchWriter{h: http.Header{}}
 	hs.momento.ResetCounts()
 	allocs := testing.AllocsPerRun(1000, func() {

@@ -2,12 +2,9 @@ package tokenvendingmachine
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -20,177 +17,10 @@ import (
 	"github.com/momentohq/client-sdk-go/momento"
 	"google.golang.org/grpc/codes"
 
-	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/secretmanagertest"
 	"example.com/tokenvendingmachine/internal/vending"
 )
-
-// secretID is the secret the tests keep the Momento key in.
-const secretID = "projects/test-project/secrets/momento"
-
-// harness is the function wired to fake Momento and Secret Manager servers,
-// reached through the real SDK clients over loopback gRPC.
-type harness struct {
-	momento *momentotest.Server
-	secrets *secretmanagertest.Server
-	h       *handler
-	logs    *logbuf.Buffer
-
-	mu  sync.Mutex
-	ips map[string]bool // every client IP a request used
-}
-
-// newHarness starts the fakes and the function. env holds the function's
-// environment on top of the defaults (SECRET_ID and both emulator hosts); a
-// value of "" removes a default.
-func newHarness(t testing.TB, env map[string]string) *harness {
-	t.Helper()
-	hs := &harness{
-		momento: momentotest.NewServerT(t),
-		secrets: secretmanagertest.NewServerT(t),
-		logs:    &logbuf.Buffer{},
-		ips:     make(map[string]bool),
-	}
-	hs.momento.SetTime(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
-	hs.secrets.AddVersion(secretID, []byte(`{"momento": "`+hs.momento.APIKey()+`"}`))
-	vars := map[string]string{
-		"SECRET_ID":                   secretID,
-		"MOMENTO_EMULATOR_HOST":       hs.momento.Addr(),
-		"SECRETMANAGER_EMULATOR_HOST": hs.secrets.Addr(),
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	getenv := func(k string) string { return vars[k] }
-	hs.h = newHandler(deps{getenv: getenv, stdout: hs.logs, now: hs.momento.Now})
-	t.Cleanup(func() {
-		hs.h.close()
-		hs.checkLogs(t)
-	})
-	return hs
-}
-
-// do sends a request from client IP ip (through X-Forwarded-For, as Google's
-// front end does) and returns the response.
-func (hs *harness) do(method, ip string, header http.Header) *httptest.ResponseRecorder {
-	r := httptest.NewRequest(method, "/", nil)
-	r.RemoteAddr = "169.254.1.1:43210" // the front end's address, as on Cloud Functions
-	for k, vs := range header {
-		r.Header[k] = vs
-	}
-	if ip != "" {
-		r.Header.Add("X-Forwarded-For", ip)
-	}
-	hs.mu.Lock()
-	for _, line := range append(r.Header.Values("X-Forwarded-For"), r.RemoteAddr) {
-		for _, entry := range strings.Split(line, ",") {
-			hs.ips[strings.TrimSpace(entry)] = true
-		}
-	}
-	hs.mu.Unlock()
-	w := httptest.NewRecorder()
-	hs.h.ServeHTTP(w, r)
-	return w
-}
-
-func (hs *harness) get(ip string) *httptest.ResponseRecorder { return hs.do(http.MethodGet, ip, nil) }
-
-// token sends a GET from ip and decodes a 200 response.
-func (hs *harness) token(t *testing.T, ip string) response {
-	t.Helper()
-	w := hs.get(ip)
-	if w.Code != http.StatusOK {
-		t.Fatalf("GET from %s: status %d, body %s", ip, w.Code, w.Body)
-	}
-	return decode(t, w)
-}
-
-func decode(t *testing.T, w *httptest.ResponseRecorder) response {
-	t.Helper()
-	var fields map[string]any
-	if err := json.Unmarshal(w.Body.Bytes(), &fields); err != nil {
-		t.Fatalf("body %q is not JSON: %v", w.Body, err)
-	}
-	var keys []string
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	if len(keys) != 3 || fields["token"] == nil || fields["exp"] == nil || fields["expires_in"] == nil {
-		t.Fatalf("body has fields %v, want token, exp and expires_in", keys)
-	}
-	var r response
-	if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || r.Token == "" {
-		t.Fatalf("body %q does not decode to a token: %v", w.Body, err)
-	}
-	return r
-}
-
-// checkLogs fails t if any log line holds an API key, a token, or a client IP.
-func (hs *harness) checkLogs(t testing.TB) {
-	t.Helper()
-	logs := hs.logs.String()
-	for i, line := range strings.Split(strings.TrimSpace(logs), "\n") {
-		if line != "" && !json.Valid([]byte(line)) {
-			t.Errorf("log line %d is not JSON: %s", i, line)
-		}
-	}
-	for _, key := range hs.momento.APIKeys() {
-		if strings.Contains(logs, key) || strings.Contains(logs, innerKey(key)) {
-			t.Errorf("logs contain an API key")
-		}
-	}
-	for _, m := range hs.momento.Mints() {
-		if strings.Contains(logs, m.Token) || strings.Contains(logs, innerKey(m.Token)) {
-			t.Errorf("logs contain token %d", m.ID)
-		}
-	}
-	// Every address a request carried, and every client key the function
-	// made from them (an IPv6 key is a /64 prefix).
-	addrs := map[string]bool{}
-	for _, k := range hs.momento.Keys("pizza") {
-		addrs[strings.TrimSuffix(k, "-token")] = true
-	}
-	hs.mu.Lock()
-	for a := range hs.ips {
-		if host, _, err := net.SplitHostPort(a); err == nil {
-			a = host
-		}
-		addrs[a] = true
-	}
-	hs.mu.Unlock()
-	for a := range addrs {
-		for _, form := range []string{a, strings.TrimSuffix(a, "/64")} {
-			if len(form) >= 7 && strings.Contains(logs, form) { // skip the empty and the trivially short
-				t.Errorf("logs contain the client address %q", form)
-			}
-		}
-	}
-}
-
-// innerKey returns the api_key inside a v1 key or token.
-func innerKey(v1 string) string {
-	b, err := base64.StdEncoding.DecodeString(v1)
-	if err != nil {
-		return ""
-	}
-	var m map[string]string
-	json.Unmarshal(b, &m)
-	return m["api_key"]
-}
-
-// logLines returns the decoded log lines whose message is msg.
-func (hs *harness) logLines(t *testing.T, msg string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(hs.logs.String()), "\n") {
-		var m map[string]any
-		if json.Unmarshal([]byte(line), &m) == nil && m["message"] == msg {
-			out = append(out, m)
-		}
-	}
-	return out
-}
 
 func TestFirstRequestMintsASubscribeOnlyToken(t *testing.T) {
 	hs := newHarness(t, nil)
@@ -240,7 +70,7 @@ func TestFirstRequestMintsASubscribeOnlyToken(t *testing.T) {
 	if err := json.Unmarshal(it.Value, &cached); err != nil || cached.Token != body.Token || cached.Exp != body.Exp {
 		t.Errorf("cached value %s holds token/exp other than the response's", it.Value)
 	}
-	if n := hs.secrets.AccessCount(); n != 1 {
+	if n := hs.secrets.Count(); n != 1 {
 		t.Errorf("secret accesses = %d, want 1", n)
 	}
 }
@@ -296,7 +126,7 @@ func TestExpiredCacheEntryMintsANewToken(t *testing.T) {
 
 func TestSecretIsReadOncePerInstance(t *testing.T) {
 	hs := newHarness(t, nil)
-	hs.secrets.SetLatency(50 * time.Millisecond) // so the first requests all wait on one setup
+	hs.secrets.SetFault(secretmanagertest.Fault{Latency: 50 * time.Millisecond}) // so the first requests all wait on one setup
 	var wg sync.WaitGroup
 	for i := range 50 {
 		wg.Add(1)
@@ -311,10 +141,10 @@ func TestSecretIsReadOncePerInstance(t *testing.T) {
 	for i := range 20 {
 		hs.token(t, fmt.Sprintf("198.51.100.%d", i))
 	}
-	if n := hs.secrets.AccessCount(); n != 1 {
+	if n := hs.secrets.Count(); n != 1 {
 		t.Errorf("secret accesses after 50 concurrent and 20 sequential requests = %d, want 1", n)
 	}
-	if n := len(hs.logLines(t, "instance ready")); n != 1 {
+	if n := len(hs.logLines(t, logInstanceReady)); n != 1 {
 		t.Errorf("instance set up %d times, want 1", n)
 	}
 }
@@ -332,7 +162,7 @@ func TestSecretManagerFaults(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			hs := newHarness(t, nil)
-			hs.secrets.SetError(tt.code)
+			hs.secrets.SetFault(secretmanagertest.Fault{Code: tt.code})
 			w := hs.get("203.0.113.7")
 			if w.Code != tt.wantStatus {
 				t.Fatalf("status %d, want %d (body %s)", w.Code, tt.wantStatus, w.Body)
@@ -341,16 +171,16 @@ func TestSecretManagerFaults(t *testing.T) {
 			if tt.wantStatus == http.StatusServiceUnavailable && w.Header().Get("Retry-After") == "" {
 				t.Errorf("503 without Retry-After")
 			}
-			lines := hs.logLines(t, "instance setup failed; a request after the retry delay will try again")
+			lines := hs.logLines(t, logSetupFailed)
 			if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), tt.code.String()) {
 				t.Errorf("setup failure log lines %v, want one naming %v", lines, tt.code)
 			}
 
-			hs.secrets.SetError(codes.OK)
+			hs.secrets.ClearFaults()
 			// For a moment the failure is served as it is, without another
 			// Secret Manager call; then setup is tried again.
-			if w := hs.get("203.0.113.7"); w.Code != tt.wantStatus || hs.secrets.AccessCount() != 1 {
-				t.Errorf("right after the failure: status %d, %d secret accesses; want %d and 1", w.Code, hs.secrets.AccessCount(), tt.wantStatus)
+			if w := hs.get("203.0.113.7"); w.Code != tt.wantStatus || hs.secrets.Count() != 1 {
+				t.Errorf("right after the failure: status %d, %d secret accesses; want %d and 1", w.Code, hs.secrets.Count(), tt.wantStatus)
 			}
 			hs.momento.FastForward(setupRetryDelay)
 			if w := hs.get("203.0.113.7"); w.Code != http.StatusOK {
@@ -398,7 +228,7 @@ func TestBadSecretPayload(t *testing.T) {
 				t.Fatalf("status %d, want %d", w.Code, tt.wantStatus)
 			}
 			checkErrorBody(t, w)
-			lines := hs.logLines(t, "instance setup failed; a request after the retry delay will try again")
+			lines := hs.logLines(t, logSetupFailed)
 			if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), tt.wantLog) {
 				t.Errorf("setup failure log lines %v, want one mentioning %q", lines, tt.wantLog)
 			}
@@ -410,40 +240,12 @@ func TestBadSecretPayload(t *testing.T) {
 }
 
 func TestKeyFromEnvironment(t *testing.T) {
-	hs := newHarness(t, map[string]string{"SECRET_ID": "", "SECRETMANAGER_EMULATOR_HOST": ""})
-	// newHarness's getenv reads its map at call time; set the key now.
-	hs.h.getenv = func(k string) string {
-		switch k {
-		case "MOMENTO_API_KEY":
-			return hs.momento.APIKey()
-		case "MOMENTO_EMULATOR_HOST":
-			return hs.momento.Addr()
-		}
-		return ""
-	}
+	hs := newHarnessFunc(t, func(hs *harness) map[string]string {
+		return map[string]string{"SECRET_ID": "", "SECRETMANAGER_EMULATOR_HOST": "", "MOMENTO_API_KEY": hs.momento.APIKey()}
+	})
 	hs.token(t, "203.0.113.7")
-	if n := hs.secrets.AccessCount(); n != 0 {
+	if n := hs.secrets.Count(); n != 0 {
 		t.Errorf("secret accesses = %d with MOMENTO_API_KEY set, want 0", n)
-	}
-}
-
-// checkErrorBody checks that w is a JSON error a page can read.
-func checkErrorBody(t *testing.T, w *httptest.ResponseRecorder) {
-	t.Helper()
-	var body map[string]string
-	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body["message"] == "" || len(body) != 1 {
-		t.Errorf("error body %q, want {\"message\": ...}", w.Body)
-	}
-	if w.Header().Get("Access-Control-Allow-Origin") == "" {
-		t.Errorf("error response without Access-Control-Allow-Origin")
-	}
-	if ct := w.Header().Get("Content-Type"); ct != "application/json" {
-		t.Errorf("error Content-Type %q", ct)
-	}
-	for _, internal := range []string{"rpc", "momento", "secret", "grpc", "127.0.0.1", "projects/"} {
-		if strings.Contains(strings.ToLower(w.Body.String()), internal) {
-			t.Errorf("error body %q reveals %q", w.Body, internal)
-		}
 	}
 }
 
@@ -533,11 +335,11 @@ func TestInvalidConfiguration(t *testing.T) {
 		t.Fatalf("status %d, want 500", w.Code)
 	}
 	checkErrorBody(t, w)
-	lines := hs.logLines(t, "invalid configuration; fix the environment variables and redeploy")
+	lines := hs.logLines(t, logInvalidConfig)
 	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), "CACHE_TTL") {
 		t.Errorf("configuration log lines %v, want one naming CACHE_TTL", lines)
 	}
-	if n := hs.secrets.AccessCount(); n != 0 {
+	if n := hs.secrets.Count(); n != 0 {
 		t.Errorf("secret read %d times with an invalid configuration", n)
 	}
 }
@@ -575,7 +377,7 @@ func TestPreflight(t *testing.T) {
 	if got := w.Header().Get("Access-Control-Allow-Headers"); got != "" {
 		t.Errorf("preflight echoed a malformed header list: %q", got)
 	}
-	if n := len(hs.momento.Mints()) + hs.secrets.AccessCount(); n != 0 {
+	if n := len(hs.momento.Mints()) + hs.secrets.Count(); n != 0 {
 		t.Errorf("preflights minted or read the secret (%d)", n)
 	}
 }
@@ -669,7 +471,7 @@ func TestClientKey(t *testing.T) {
 	if _, ok := hs.momento.Item("pizza", "169.254.1.1-token"); !ok {
 		t.Errorf("junk header: token not keyed by the connection's address; keys %v", hs.momento.Keys("pizza"))
 	}
-	if lines := hs.logLines(t, "X-Forwarded-For entry is not an IP address; using the connection's address"); len(lines) != 1 {
+	if lines := hs.logLines(t, logJunkForwardedFor); len(lines) != 1 {
 		t.Errorf("junk header logged %d times, want once", len(lines))
 	}
 	if strings.Contains(hs.logs.String(), "unknown-proxy-entry") {
@@ -778,7 +580,7 @@ func TestMintRateLimit(t *testing.T) {
 		t.Errorf("mints = %d, want 3", n)
 	}
 	limited := 0
-	for _, l := range hs.logLines(t, "request") {
+	for _, l := range hs.logLines(t, logRequest) {
 		if l["outcome"] == "limited" {
 			limited++
 		}
@@ -797,17 +599,17 @@ func TestKeyRotationWithoutRedeploy(t *testing.T) {
 	hs.secrets.AddVersion(secretID, []byte(`{"momento": "`+newKey+`"}`))
 
 	tok := hs.token(t, "192.0.2.2")
-	if n := hs.secrets.AccessCount(); n != 2 {
+	if n := hs.secrets.Count(); n != 2 {
 		t.Errorf("secret accesses = %d, want 2 (setup, then one re-read)", n)
 	}
 	if m, ok := hs.momento.MintOf(tok.Token); !ok || m.Caller != "key-2" {
 		t.Errorf("token minted by %q, want the new key-2", m.Caller)
 	}
 	hs.token(t, "192.0.2.3")
-	if n := hs.secrets.AccessCount(); n != 2 {
+	if n := hs.secrets.Count(); n != 2 {
 		t.Errorf("secret accesses = %d after another request, want still 2", n)
 	}
-	if len(hs.logLines(t, "Momento rejected the API key; re-reading it")) != 1 {
+	if len(hs.logLines(t, vending.LogKeyRejected)) != 1 {
 		t.Errorf("rotation not logged once")
 	}
 }
@@ -820,7 +622,7 @@ func TestRequestLogLine(t *testing.T) {
 	hs.momento.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.Unavailable})
 	hs.get("198.51.100.1")
 
-	lines := hs.logLines(t, "request")
+	lines := hs.logLines(t, logRequest)
 	if len(lines) != 3 {
 		t.Fatalf("%d request lines, want 3", len(lines))
 	}
@@ -859,13 +661,13 @@ func TestKeyRotationWhileSecretManagerIsDown(t *testing.T) {
 	hs := newHarness(t, nil)
 	hs.token(t, "192.0.2.1")
 	newKey := hs.momento.RotateAPIKey()
-	hs.secrets.SetError(codes.Unavailable)
+	hs.secrets.SetFault(secretmanagertest.Fault{Code: codes.Unavailable})
 	w := hs.get("192.0.2.2")
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("key rejected while the secret cannot be read: status %d, want 503 with Retry-After", w.Code)
 	}
 	checkErrorBody(t, w)
-	hs.secrets.SetError(codes.OK)
+	hs.secrets.ClearFaults()
 	hs.secrets.AddVersion(secretID, []byte(newKey))
 	hs.momento.FastForward(5 * time.Second)
 	hs.token(t, "192.0.2.2")
@@ -874,48 +676,39 @@ func TestKeyRotationWhileSecretManagerIsDown(t *testing.T) {
 func TestRequestsThatMintNothing(t *testing.T) {
 	hs := newHarness(t, nil)
 	for _, path := range []string{"/favicon.ico", "/robots.txt"} {
-		r := httptest.NewRequest(http.MethodGet, path, nil)
-		r.Header.Set("X-Forwarded-For", "203.0.113.7")
-		w := httptest.NewRecorder()
-		hs.h.ServeHTTP(w, r)
+		w := hs.send(request{path: path, ip: "203.0.113.7"})
 		if w.Code != http.StatusNotFound {
 			t.Errorf("GET %s: status %d, want 404", path, w.Code)
 		}
 	}
 	// No X-Forwarded-For and a connection address that is not an IP: the
 	// client cannot be told apart from any other, so it gets nothing.
-	r := httptest.NewRequest(http.MethodGet, "/", nil)
-	r.RemoteAddr = "@"
-	w := httptest.NewRecorder()
-	hs.h.ServeHTTP(w, r)
+	w := hs.send(request{remote: "@"})
 	if w.Code != http.StatusBadRequest {
 		t.Errorf("unidentifiable client: status %d, want 400", w.Code)
 	}
 	checkErrorBody(t, w)
-	if n := len(hs.momento.Mints()) + hs.secrets.AccessCount(); n != 0 {
+	if n := len(hs.momento.Mints()) + hs.secrets.Count(); n != 0 {
 		t.Errorf("these requests minted or read the secret (%d)", n)
 	}
 }
 
 func TestCallerGivesUpDuringSetup(t *testing.T) {
 	hs := newHarness(t, nil)
-	hs.secrets.SetLatency(300 * time.Millisecond)
+	hs.secrets.SetFault(secretmanagertest.Fault{Latency: 300 * time.Millisecond})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	r := httptest.NewRequest(http.MethodGet, "/", nil).WithContext(ctx)
-	r.Header.Set("X-Forwarded-For", "203.0.113.7")
-	w := httptest.NewRecorder()
-	hs.h.ServeHTTP(w, r)
+	w := hs.send(request{ctx: ctx, ip: "203.0.113.7"})
 	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "1" {
 		t.Fatalf("status %d, Retry-After %q; want 503, 1", w.Code, w.Header().Get("Retry-After"))
 	}
-	lines := hs.logLines(t, "request")
+	lines := hs.logLines(t, logRequest)
 	if len(lines) != 1 || lines[0]["severity"] != "WARNING" || lines[0]["error"] == "instance setup failed" {
 		t.Errorf("request line %v, want a WARNING that is not a setup failure", lines)
 	}
 	// The setup went on, and serves the next request.
 	hs.token(t, "203.0.113.7")
-	if n := hs.secrets.AccessCount(); n != 1 {
+	if n := hs.secrets.Count(); n != 1 {
 		t.Errorf("secret accesses = %d, want 1", n)
 	}
 }

@@ -1,0 +1,77 @@
+package tokenvendingmachine
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"example.com/tokenvendingmachine/internal/config"
+)
+
+// The methods the function answers, for Allow headers.
+const allowedMethods = "GET, HEAD, OPTIONS"
+
+// preflightMaxAge is how long a browser may cache a preflight: Chromium's
+// upper limit.
+const preflightMaxAge = "7200"
+
+// allowOrigin sets the CORS headers on hdr for a request from origin (the
+// Origin header, "" if none) and reports whether the request may go on:
+// false for an origin not in allowed. A nil allowed means any origin. A
+// request without an Origin is not a CORS request and goes on without them.
+func allowOrigin(hdr http.Header, origin string, allowed []string) bool {
+	allow := func(origin string) bool {
+		hdr.Set("Access-Control-Allow-Origin", origin)
+		hdr.Set("Access-Control-Expose-Headers", "Retry-After") // so a page can back off
+		return true
+	}
+	if allowed == nil {
+		return allow("*")
+	}
+	hdr.Add("Vary", "Origin")
+	if origin == "" {
+		return true
+	}
+	if canon, ok := config.CanonicalOrigin(origin); ok && slices.Contains(allowed, canon) {
+		return allow(origin)
+	}
+	return false
+}
+
+// preflight sets on hdr the answer to a CORS preflight with request
+// headers req: the methods, the headers asked for if they are a list of
+// names, and how long to cache it. An OPTIONS request that is not a
+// preflight only gets Allow.
+func preflight(hdr, req http.Header) {
+	hdr.Set("Allow", allowedMethods)
+	if req.Get("Access-Control-Request-Method") == "" {
+		return
+	}
+	hdr.Set("Access-Control-Allow-Methods", allowedMethods)
+	if asked := req.Get("Access-Control-Request-Headers"); asked != "" && validHeaderList(asked) {
+		hdr.Set("Access-Control-Allow-Headers", asked)
+	}
+	hdr.Add("Vary", "Access-Control-Request-Headers")
+	hdr.Set("Access-Control-Max-Age", preflightMaxAge)
+}
+
+// validHeaderList reports whether s is a comma-separated list of header
+// names, short enough to echo.
+func validHeaderList(s string) bool {
+	if len(s) > 1024 {
+		return false
+	}
+	for _, name := range strings.Split(s, ",") {
+		name = strings.TrimSpace(name)
+		if name == "" {
+			return false
+		}
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if !(c == '-' || c == '_' || c == '.' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+				return false
+			}
+		}
+	}
+	return true
+}

@@ -1,0 +1,120 @@
+package tokenvendingmachine
+
+import (
+	"net/http"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestAllowOrigin(t *testing.T) {
+	list := []string{"https://shop.example.com", "http://localhost:8081"}
+	tests := []struct {
+		name    string
+		origin  string
+		allowed []string
+		wantOK  bool
+		want    http.Header
+	}{
+		{"any origin, from a page", "https://evil.example", nil, true,
+			http.Header{"Access-Control-Allow-Origin": {"*"}, "Access-Control-Expose-Headers": {"Retry-After"}}},
+		{"any origin, no Origin", "", nil, true,
+			http.Header{"Access-Control-Allow-Origin": {"*"}, "Access-Control-Expose-Headers": {"Retry-After"}}},
+		{"listed origin", "https://shop.example.com", list, true,
+			http.Header{"Access-Control-Allow-Origin": {"https://shop.example.com"}, "Access-Control-Expose-Headers": {"Retry-After"}, "Vary": {"Origin"}}},
+		{"listed origin as the browser cases it", "https://SHOP.example.com", list, true,
+			http.Header{"Access-Control-Allow-Origin": {"https://SHOP.example.com"}, "Access-Control-Expose-Headers": {"Retry-After"}, "Vary": {"Origin"}}},
+		{"listed origin with a default port", "https://shop.example.com:443", list, true,
+			http.Header{"Access-Control-Allow-Origin": {"https://shop.example.com:443"}, "Access-Control-Expose-Headers": {"Retry-After"}, "Vary": {"Origin"}}},
+		{"second listed origin", "http://localhost:8081", list, true,
+			http.Header{"Access-Control-Allow-Origin": {"http://localhost:8081"}, "Access-Control-Expose-Headers": {"Retry-After"}, "Vary": {"Origin"}}},
+		{"no Origin: not a CORS request", "", list, true, http.Header{"Vary": {"Origin"}}},
+		{"other origin", "https://evil.example", list, false, http.Header{"Vary": {"Origin"}}},
+		{"lookalike origin", "https://shop.example.com.evil.example", list, false, http.Header{"Vary": {"Origin"}}},
+		{"other scheme", "http://shop.example.com", list, false, http.Header{"Vary": {"Origin"}}},
+		{"other port", "http://localhost:8080", list, false, http.Header{"Vary": {"Origin"}}},
+		{"null", "null", list, false, http.Header{"Vary": {"Origin"}}},
+		{"not an origin", "https://shop.example.com/path", list, false, http.Header{"Vary": {"Origin"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := http.Header{}
+			if ok := allowOrigin(hdr, tt.origin, tt.allowed); ok != tt.wantOK {
+				t.Errorf("allowOrigin(%q, %q) = %v, want %v", tt.origin, tt.allowed, ok, tt.wantOK)
+			}
+			if diff := cmp.Diff(tt.want, hdr); diff != "" {
+				t.Errorf("allowOrigin(%q, %q) headers (-want +got):\n%s", tt.origin, tt.allowed, diff)
+			}
+		})
+	}
+}
+
+func TestPreflightHeaders(t *testing.T) {
+	tests := []struct {
+		name string
+		req  http.Header
+		want http.Header
+	}{
+		{"not a preflight", http.Header{}, http.Header{"Allow": {allowedMethods}}},
+		{"preflight", http.Header{"Access-Control-Request-Method": {"GET"}}, http.Header{
+			"Allow":                        {allowedMethods},
+			"Access-Control-Allow-Methods": {allowedMethods},
+			"Vary":                         {"Access-Control-Request-Headers"},
+			"Access-Control-Max-Age":       {"7200"},
+		}},
+		{"preflight asking for headers", http.Header{
+			"Access-Control-Request-Method":  {"GET"},
+			"Access-Control-Request-Headers": {"authorization, x-request-id"},
+		}, http.Header{
+			"Allow":                        {allowedMethods},
+			"Access-Control-Allow-Methods": {allowedMethods},
+			"Access-Control-Allow-Headers": {"authorization, x-request-id"},
+			"Vary":                         {"Access-Control-Request-Headers"},
+			"Access-Control-Max-Age":       {"7200"},
+		}},
+		{"preflight asking for a malformed list", http.Header{
+			"Access-Control-Request-Method":  {"GET"},
+			"Access-Control-Request-Headers": {"x-ok, bad header\r"},
+		}, http.Header{
+			"Allow":                        {allowedMethods},
+			"Access-Control-Allow-Methods": {allowedMethods},
+			"Vary":                         {"Access-Control-Request-Headers"},
+			"Access-Control-Max-Age":       {"7200"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdr := http.Header{}
+			preflight(hdr, tt.req)
+			if diff := cmp.Diff(tt.want, hdr); diff != "" {
+				t.Errorf("preflight(%v) headers (-want +got):\n%s", tt.req, diff)
+			}
+		})
+	}
+}
+
+func TestValidHeaderList(t *testing.T) {
+	long := make([]byte, 1025)
+	for i := range long {
+		long[i] = 'a'
+	}
+	tests := []struct {
+		list string
+		want bool
+	}{
+		{"authorization", true},
+		{"x-request-id, content-type", true},
+		{"X_Custom.1", true},
+		{"", false},
+		{"a,,b", false},
+		{"a b", false},
+		{"a\r\nb", false},
+		{"a:b", false},
+		{string(long), false},
+	}
+	for _, tt := range tests {
+		if got := validHeaderList(tt.list); got != tt.want {
+			t.Errorf("validHeaderList(%.20q) = %v, want %v", tt.list, got, tt.want)
+		}
+	}
+}

@@ -1,0 +1,121 @@
+package tokenvendingmachine
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/vending"
+)
+
+// response is the body of a successful request.
+type response struct {
+	Token string `json:"token"`
+	// Exp is when the token expires, in unix seconds.
+	Exp int64 `json:"exp"`
+	// ExpiresIn is the seconds left when this response was made, for a
+	// browser whose clock is wrong.
+	ExpiresIn int64 `json:"expires_in"`
+}
+
+// writeToken answers with tok, as of now.
+func writeToken(w http.ResponseWriter, tok vending.Token, now time.Time) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusOK, response{
+		Token:     tok.Value,
+		Exp:       tok.Expires.Unix(),
+		ExpiresIn: max(0, tok.Expires.Unix()-now.Unix()),
+	})
+}
+
+// answer is how the function answers one kind of failure.
+type answer struct {
+	status  int
+	message string        // the body's message: it reveals nothing internal
+	retry   time.Duration // Retry-After, unless the error says; 0 for none
+	outcome string        // the request log line's outcome
+	level   slog.Level    // the request log line's level
+	logErr  bool          // whether the log line names the error
+}
+
+// answers maps each kind of failure to its answer. It is the one place
+// that decides what a caller is told.
+var answers = map[failure.Kind]answer{
+	failure.Misconfigured: {http.StatusInternalServerError, "the token service is misconfigured", 0, "error", slog.LevelError, true},
+	failure.Unavailable:   {http.StatusServiceUnavailable, "the token service is unavailable; try again shortly", 5 * time.Second, "error", slog.LevelError, true},
+	// The caller left, or the platform's deadline passed, while the setup
+	// or the token it waited for was still under way. That work goes on,
+	// each call within UPSTREAM_TIMEOUT, and its result is kept for the
+	// next request (though deployed, the platform may throttle it once
+	// this response is written).
+	failure.Slow:          {http.StatusServiceUnavailable, "the token service is slow; try again", time.Second, "error", slog.LevelWarn, true},
+	failure.Limited:       {http.StatusTooManyRequests, "too many new tokens; try again shortly", time.Second, "limited", slog.LevelWarn, false},
+	failure.Unidentified:  {http.StatusBadRequest, "cannot identify the client", 0, "refused", slog.LevelInfo, false},
+	failure.OriginRefused: {http.StatusForbidden, "origin not allowed", 0, "refused", slog.LevelInfo, false},
+	failure.MethodRefused: {http.StatusMethodNotAllowed, "method not allowed", 0, "refused", slog.LevelInfo, false},
+}
+
+// The failures the edge itself finds.
+var (
+	errOriginRefused = failure.New(failure.OriginRefused, "origin not allowed")
+	errMethodRefused = failure.New(failure.MethodRefused, "method not allowed")
+	errUnidentified  = failure.New(failure.Unidentified, "cannot identify the client")
+)
+
+// Failures whose cause was logged once where it happened; a request's log
+// line names only these.
+var (
+	errConfig = errors.New("invalid configuration")
+	errSetup  = errors.New("instance setup failed")
+)
+
+// fail answers a request that could not be served with err's answer, and
+// notes it for the request's log line.
+func (h *handler) fail(w http.ResponseWriter, err error, le *logEntry) {
+	kind, retry := failure.Of(err)
+	a, ok := answers[kind]
+	if !ok {
+		a = answers[failure.Unavailable]
+	}
+	le.outcome, le.level = a.outcome, a.level
+	if a.logErr {
+		le.err = err.Error()
+		for _, logged := range []error{errConfig, errSetup} {
+			if errors.Is(err, logged) {
+				le.err = logged.Error()
+			}
+		}
+	}
+	if retry == 0 {
+		retry = a.retry
+	}
+	writeError(w, a.status, a.message, retry)
+}
+
+// writeError answers with code and a JSON message; a positive retryAfter
+// becomes a Retry-After header in whole seconds, rounded up.
+func writeError(w http.ResponseWriter, code int, message string, retryAfter time.Duration) {
+	if retryAfter > 0 {
+		secs := int64((retryAfter + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, code, struct {
+		Message string `json:"message"`
+	}{message})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // only strings and numbers: it always marshals
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
