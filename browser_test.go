@@ -53,6 +53,8 @@ func TestBrowser(t *testing.T) {
 	t.Run("DisallowedOriginCannotRead", func(t *testing.T) { browserTestDisallowedOrigin(t, browser) })
 	t.Run("PreflightForACustomHeader", func(t *testing.T) { browserTestPreflight(t, browser) })
 	t.Run("DemoPage", func(t *testing.T) { browserTestDemoPage(t, browser) })
+	t.Run("DemoPageHonoursRetryAfter", func(t *testing.T) { browserTestDemoRetryAfter(t, browser) })
+	t.Run("DemoPageRefusedOrigin", func(t *testing.T) { browserTestDemoRefusedOrigin(t, browser) })
 }
 
 // browserTestFetch fetches a token twice from a page on another origin, with
@@ -205,11 +207,7 @@ func browserTestDemoPage(t *testing.T, browser context.Context) {
 	// The page sets #status's class to "ok" or "err" once its fetch ends.
 	_, waitErr := chromedp.Run(be.ctx, chromedp.Poll[string](`document.getElementById("status").className`,
 		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second)))
-	page, err := chromedp.Run(be.ctx, chromedp.Evaluate[browserDemoState](`(() => {
-		const text = id => document.getElementById(id).textContent;
-		return {status: document.getElementById("status").className, statusText: text("status"),
-			scope: text("scope"), countdown: text("countdown"), log: text("log")};
-	})()`))
+	page, err := chromedp.Run(be.ctx, browserDemoRead)
 	if err != nil {
 		t.Errorf("reading the demo page: %v", err)
 	}
@@ -251,12 +249,78 @@ func browserTestDemoPage(t *testing.T, browser context.Context) {
 	}
 }
 
+// browserTestDemoRetryAfter loads the demo page while the function refuses
+// new tokens with 429 and a Retry-After of 100 s, and checks that the page
+// waits that long, and says so, rather than retrying in a few seconds.
+func browserTestDemoRetryAfter(t *testing.T, browser context.Context) {
+	be := browserSetup(t, browser, func(string) map[string]string {
+		return map[string]string{"MINT_BURST": "1", "MINT_RATE": "0.01"} // one mint per 100 s
+	})
+	be.hs.token(t, "192.0.2.1") // spends the burst
+	page := browserDemoLoad(t, be, be.fn.URL+"/")
+	if page.Status != "err" || !strings.Contains(page.StatusText, "429") || !strings.Contains(page.StatusText, "retrying in 100 s") {
+		t.Errorf("demo page #status = %q (class %q), want a 429 retried in 100 s", page.StatusText, page.Status)
+	}
+	if !strings.HasSuffix(page.Next, "(retry)") {
+		t.Errorf("demo page #next = %q, want the retry's time", page.Next)
+	}
+	// Nothing more is fetched for longer than the page's own 5 s default:
+	// the retry waits 100 s.
+	before := len(be.fn.requests())
+	time.Sleep(6 * time.Second)
+	if after := len(be.fn.requests()); after != before {
+		t.Errorf("the page fetched %d more times within 6 s of a 429 with Retry-After 100", after-before)
+	}
+}
+
+// browserTestDemoRefusedOrigin loads the demo page from an origin that
+// ALLOWED_ORIGINS does not list, and checks that the page says what the
+// likely cause is.
+func browserTestDemoRefusedOrigin(t *testing.T, browser context.Context) {
+	be := browserSetup(t, browser, func(string) map[string]string {
+		return map[string]string{"ALLOWED_ORIGINS": "https://shop.example.com"}
+	})
+	page := browserDemoLoad(t, be, be.fn.URL+"/")
+	if page.Status != "err" || !strings.Contains(page.StatusText, "ALLOWED_ORIGINS") {
+		t.Errorf("demo page #status = %q (class %q), want it to name ALLOWED_ORIGINS", page.StatusText, page.Status)
+	}
+	if n := len(be.hs.momento.Mints()); n != 0 {
+		t.Errorf("mints = %d for a refused origin, want 0", n)
+	}
+}
+
+// browserDemoLoad opens the demo page, pointed at fnURL, waits for its first
+// fetch to end, and returns what it shows.
+func browserDemoLoad(t *testing.T, be *browserEnv, fnURL string) browserDemoState {
+	t.Helper()
+	site := httptest.NewServer(demo.Handler(fnURL))
+	t.Cleanup(site.Close)
+	be.open(t, site.URL+"/demo")
+	if _, err := chromedp.Run(be.ctx, chromedp.Poll[string](`document.getElementById("status").className`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("waiting for the demo page's fetch: %v", err)
+	}
+	page, err := chromedp.Run(be.ctx, browserDemoRead)
+	if err != nil {
+		t.Fatalf("reading the demo page: %v", err)
+	}
+	return page
+}
+
+// browserDemoRead reads what the demo page shows.
+var browserDemoRead = chromedp.Evaluate[browserDemoState](`(() => {
+	const text = id => document.getElementById(id).textContent;
+	return {status: document.getElementById("status").className, statusText: text("status"),
+		scope: text("scope"), countdown: text("countdown"), next: text("next"), log: text("log")};
+})()`)
+
 // browserDemoState is what the demo page shows.
 type browserDemoState struct {
 	Status     string `json:"status"` // #status's class: "ok" or "err" after a fetch
 	StatusText string `json:"statusText"`
 	Scope      string `json:"scope"`
 	Countdown  string `json:"countdown"`
+	Next       string `json:"next"`
 	Log        string `json:"log"`
 }
 
@@ -407,7 +471,7 @@ func (be *browserEnv) fetchToken(t *testing.T, headers map[string]string) respon
 	if got.Error != "" || got.Type != "cors" || got.Status != http.StatusOK {
 		t.Fatalf("fetch(function, %v) in the page = %+v, want a 200 cors response", headers, got)
 	}
-	return browserDecode(t, got.Body)
+	return decodeBody(t, []byte(got.Body))
 }
 
 // browserFetchResult is what a page sees of a fetch.
@@ -433,24 +497,6 @@ func browserFetch(url string, headers map[string]string) chromedp.Action[browser
 	return chromedp.Evaluate[browserFetchResult](fmt.Sprintf(`fetch(%s, %s).then(
 		async r => ({type: r.type, status: r.status, body: await r.text()}),
 		e => ({error: e.name, message: e.message}))`, u, i), chromedp.EvalAwaitPromise)
-}
-
-// browserDecode decodes a token response, and fails t unless it has exactly
-// the fields token, exp and expires_in.
-func browserDecode(t *testing.T, body string) response {
-	t.Helper()
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(body), &fields); err != nil {
-		t.Fatalf("body %q is not a JSON object: %v", body, err)
-	}
-	if diff := cmp.Diff([]string{"exp", "expires_in", "token"}, slices.Sorted(maps.Keys(fields))); diff != "" {
-		t.Fatalf("body fields (-want +got):\n%s", diff)
-	}
-	var r response
-	if err := json.Unmarshal([]byte(body), &r); err != nil || r.Token == "" {
-		t.Fatalf("body %q does not decode to a token, integer exp and expires_in: %v", body, err)
-	}
-	return r
 }
 
 // browserRequest is a request the function got from the browser, and what it

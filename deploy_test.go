@@ -11,7 +11,6 @@ package tokenvendingmachine
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"go/parser"
@@ -19,7 +18,6 @@ import (
 	"go/version"
 	"io"
 	"io/fs"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -34,8 +32,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
-	"example.com/tokenvendingmachine/internal/config"
-	"example.com/tokenvendingmachine/internal/logbuf"
+	"example.com/tokenvendingmachine/internal/functest"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
@@ -376,7 +373,7 @@ func TestBuildpackBuildAndServe(t *testing.T) {
 	fake := momentotest.NewServerT(t)
 	base := deployStart(t, bin, map[string]string{
 		"FUNCTION_TARGET":       EntryPoint,
-		"K_SERVICE":             "token-vending-machine", // as on Cloud Functions: the instance sets up at start
+		"K_SERVICE":             "token-vending-machine", // as on Cloud Functions
 		"MOMENTO_API_KEY":       fake.APIKey(),
 		"MOMENTO_EMULATOR_HOST": fake.Addr(),
 	})
@@ -533,123 +530,50 @@ func deployGoCmd(dir string, args ...string) (string, error) {
 // is killed when the test ends.
 func deployStart(t *testing.T, bin string, env map[string]string) string {
 	t.Helper()
-	port := deployFreePort(t)
-	cmd := exec.Command(bin)
-	cmd.Env = deployEnv(os.Environ(), env)
-	cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
-	var output logbuf.Buffer
-	cmd.Stdout, cmd.Stderr = &output, &output
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("function output:\n%s", output.String())
-		}
-	})
-
-	// Poll a path the function refuses, so that polling mints no token.
-	base := fmt.Sprintf("http://127.0.0.1:%d", port)
-	start := time.Now()
-	for deadline := start.Add(20 * time.Second); ; {
-		resp, err := http.Get(base + "/robots.txt")
-		if err == nil {
-			resp.Body.Close()
-			t.Logf("function answered %v after start", time.Since(start).Round(time.Millisecond))
-			return base
-		}
-		select {
-		case err := <-exited:
-			exited <- err // for the cleanup
-			t.Fatalf("function exited before answering: %v", err)
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("function did not answer within 20s: %v", err)
-		}
-	}
-}
-
-// deployPlatformVars are set by Cloud Functions, or by the buildpack's
-// template, rather than by the function's configuration.
-var deployPlatformVars = []string{"K_SERVICE", "K_REVISION", "K_CONFIGURATION", "PORT", "FUNCTION_TARGET"}
-
-// deployEnv returns environ without the function's configuration and the
-// variables Cloud Functions sets, plus set.
-func deployEnv(environ []string, set map[string]string) []string {
-	var env []string
-	for _, kv := range environ {
-		name, _, _ := strings.Cut(kv, "=")
-		if slices.Contains(config.Variables, name) || slices.Contains(deployPlatformVars, name) {
-			continue
-		}
-		env = append(env, kv)
-	}
-	for k, v := range set {
-		env = append(env, k+"="+v)
-	}
-	return env
-}
-
-// deployFreePort returns a port nothing listens on just now.
-func deployFreePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := functest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	cmd := exec.Command(bin)
+	cmd.Env = functest.Env(os.Environ(), env)
+	cmd.Env = append(cmd.Env, "PORT="+strconv.Itoa(port))
+	p, err := functest.Start(cmd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("function output:\n%s", p.Output)
+		}
+	})
+	// Poll a path the function refuses, so that polling mints no token.
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	start := time.Now()
+	if err := p.WaitUp(base+"/robots.txt", 20*time.Second); err != nil {
+		t.Fatalf("function: %v", err)
+	}
+	t.Logf("function answered %v after start", time.Since(start).Round(time.Millisecond))
+	return base
 }
 
 // deployGet sends a GET from a client behind Google's front end, as
 // X-Forwarded-For tells, and returns the response and its body.
 func deployGet(t *testing.T, url string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("X-Forwarded-For", "203.0.113.7")
-	client := &http.Client{Timeout: 10 * time.Second}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
+	resp, body, err := functest.Get(url, "203.0.113.7")
 	if err != nil {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	return resp, body
 }
 
-// deployDecodeToken decodes a token response, which must have exactly the
-// fields token, exp and expires_in, for about an hour.
+// deployDecodeToken decodes a token response for about an hour.
 func deployDecodeToken(t *testing.T, body []byte) response {
 	t.Helper()
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(body, &fields); err != nil {
-		t.Fatalf("body %q is not a JSON object: %v", body, err)
-	}
-	var keys []string
-	for k := range fields {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	if want := []string{"exp", "expires_in", "token"}; !slices.Equal(keys, want) {
-		t.Fatalf("body has fields %v, want %v", keys, want)
-	}
-	var r response
-	if err := json.Unmarshal(body, &r); err != nil {
-		t.Fatalf("body %q: %v", body, err)
-	}
+	r := decodeBody(t, body)
 	now := time.Now().Unix()
-	if r.Token == "" || r.ExpiresIn < 3500 || r.ExpiresIn > 3600 || r.Exp < now+3500 || r.Exp > now+3601 {
+	if r.ExpiresIn < 3500 || r.ExpiresIn > 3600 || r.Exp < now+3500 || r.Exp > now+3601 {
 		t.Fatalf("body = %+v at %d, want a token for about an hour", r, now)
 	}
 	return r

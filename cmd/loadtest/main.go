@@ -18,7 +18,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"flag"
@@ -40,7 +39,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	_ "example.com/tokenvendingmachine" // registers the function, for the server role
-	"example.com/tokenvendingmachine/internal/config"
+	"example.com/tokenvendingmachine/internal/functest"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
@@ -59,7 +58,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	rep, err := run(ctx, os.Args[1:], os.Stdout)
-	if err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		return
+	case errors.Is(err, errUsage):
+		os.Exit(2) // the flag package has said why
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
@@ -74,8 +78,6 @@ type Report struct {
 	Requests, IPs, Concurrency int
 	// Latency is what the emulator added to each Momento call.
 	Latency time.Duration
-	// KService reports that the server had K_SERVICE set.
-	KService bool
 	// Listening is the time from starting the server process until it
 	// accepted connections, and ColdStart until it served a token.
 	Listening, ColdStart time.Duration
@@ -106,6 +108,12 @@ func (r Report) CallsPerRequest() float64 {
 	return float64(n) / float64(r.Requests)
 }
 
+// errUsage means the arguments were wrong, and the flag package has
+// printed why and the usage.
+var errUsage = errors.New("usage")
+
+// run drives one load test. -h returns flag.ErrHelp, wrong arguments
+// errUsage, once the flag package has printed them.
 func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stdout)
@@ -113,14 +121,15 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	ips := fs.Int("ips", 1000, "distinct client IPs")
 	concurrency := fs.Int("concurrency", 8, "requests in flight at once")
 	latency := fs.Duration("latency", 2*time.Millisecond, "latency the emulator adds to each Momento call")
-	kService := fs.Bool("k-service", true, "set K_SERVICE for the server, as Cloud Functions does, so that it sets up while it starts")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return Report{}, err
+	} else if err != nil {
+		return Report{}, errUsage
 	}
 	if *requests < 1 || *ips < 1 || *ips > 1<<24 || *concurrency < 1 {
 		return Report{}, errors.New("-requests, -ips (at most 16777216) and -concurrency must be positive")
 	}
-	rep := Report{Requests: *requests, IPs: *ips, Concurrency: *concurrency, Latency: *latency, KService: *kService}
+	rep := Report{Requests: *requests, IPs: *ips, Concurrency: *concurrency, Latency: *latency}
 
 	emu, err := momentotest.NewServer(momentotest.Options{})
 	if err != nil {
@@ -129,7 +138,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	defer emu.Close()
 	emu.SetLatency(*latency)
 
-	srv, err := startServer(emu, *kService)
+	srv, err := startServer(emu)
 	if err != nil {
 		return rep, err
 	}
@@ -208,11 +217,7 @@ func printReport(w io.Writer, r Report) {
 		return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) + " ms"
 	}
 	fmt.Fprintf(w, "%d requests over %d IPs, concurrency %d, Momento latency %v per call\n", r.Requests, r.IPs, r.Concurrency, r.Latency)
-	setup := "setup on the first request"
-	if r.KService {
-		setup = "setup as the instance starts (K_SERVICE set)"
-	}
-	fmt.Fprintf(w, "cold start     %s from starting the server process to its first token; listening after %s; %s\n", ms(r.ColdStart), ms(r.Listening), setup)
+	fmt.Fprintf(w, "cold start     %s from starting the server process to its first token; listening after %s\n", ms(r.ColdStart), ms(r.Listening))
 	fmt.Fprintf(w, "throughput     %.0f requests/s (%v)\n", r.RPS(), r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "latency        p50 %s   p90 %s   p99 %s   max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
 	fmt.Fprintf(w, "momento calls  %.4f per request (Get %d, GenerateDisposableToken %d, Set %d)\n",
@@ -230,51 +235,46 @@ func printReport(w io.Writer, r Report) {
 
 // server is the function, served by a child process.
 type server struct {
-	cmd        *exec.Cmd
+	proc       *functest.Process
 	url        string
 	listening  time.Duration
 	firstToken time.Duration
 }
 
-// startServer starts this binary as the function's server against emu and
-// waits for its first token.
-func startServer(emu *momentotest.Server, kService bool) (*server, error) {
+// startServer starts this binary as the function's server against emu, as
+// Cloud Functions runs it, and waits for its first token.
+func startServer(emu *momentotest.Server) (*server, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := functest.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	port := strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
-	l.Close()
-
 	cmd := exec.Command(self)
-	cmd.Env = append(functionFree(os.Environ()),
-		serverRoleEnv+"="+port,
-		"FUNCTION_TARGET=TokenVendingMachine",
-		"MOMENTO_API_KEY="+emu.APIKey(),
-		"MOMENTO_EMULATOR_HOST="+emu.Addr(),
-		"MINT_RATE=1000000",
-		"MINT_BURST=1000000",
-		"LOOKUP_RATE=1000000",
-		"LOOKUP_BURST=1000000",
-	)
-	if kService {
-		cmd.Env = append(cmd.Env, "K_SERVICE=loadtest")
-	}
+	// The function's defaults, whatever the caller's shell has set, but
+	// for the limits, which would shape the run.
+	cmd.Env = functest.Env(os.Environ(), map[string]string{
+		serverRoleEnv:           strconv.Itoa(port),
+		"FUNCTION_TARGET":       "TokenVendingMachine",
+		"MOMENTO_API_KEY":       emu.APIKey(),
+		"MOMENTO_EMULATOR_HOST": emu.Addr(),
+		"MINT_RATE":             "1000000",
+		"MINT_BURST":            "1000000",
+		"LOOKUP_RATE":           "1000000",
+		"LOOKUP_BURST":          "1000000",
+	})
 	cmd.Stdout = io.Discard // one log line per request; not what is measured
-	// With K_SERVICE set, the functions framework writes an empty line to
-	// stderr after every request, to flush Cloud Logging; keep only the rest.
-	cmd.Stderr = &nonBlankLines{w: os.Stderr}
-	s := &server{cmd: cmd, url: "http://127.0.0.1:" + port + "/"}
+	cmd.Stderr = os.Stderr
 	start := time.Now()
-	if err := cmd.Start(); err != nil {
+	proc, err := functest.Start(cmd)
+	if err != nil {
 		return nil, err
 	}
+	s := &server{proc: proc, url: "http://127.0.0.1:" + strconv.Itoa(port) + "/"}
 	for {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
 			c.Close()
 			s.listening = time.Since(start)
 			break
@@ -299,42 +299,9 @@ func startServer(emu *momentotest.Server, kService bool) (*server, error) {
 	}
 }
 
-// functionFree returns env without the function's configuration, so the
-// run measures the defaults whatever the caller's shell has set.
-func functionFree(env []string) []string {
-	var out []string
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		if !slices.Contains(config.Variables, name) && name != "K_SERVICE" {
-			out = append(out, kv)
-		}
-	}
-	return out
-}
-
-// nonBlankLines passes on the lines written to it that are not blank.
-type nonBlankLines struct {
-	w       io.Writer
-	partial []byte
-}
-
-func (n *nonBlankLines) Write(b []byte) (int, error) {
-	n.partial = append(n.partial, b...)
-	for {
-		i := bytes.IndexByte(n.partial, '\n')
-		if i < 0 {
-			return len(b), nil
-		}
-		if line := n.partial[:i+1]; len(bytes.TrimSpace(line)) > 0 {
-			n.w.Write(line)
-		}
-		n.partial = n.partial[i+1:]
-	}
-}
-
 // rss returns the server's peak and current resident memory, from /proc.
 func (s *server) rss() (peak, now int64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.proc.Cmd.Process.Pid))
 	if err != nil {
 		return 0, 0
 	}
@@ -353,14 +320,4 @@ func (s *server) rss() (peak, now int64) {
 	return peak, now
 }
 
-func (s *server) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { s.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		s.cmd.Process.Kill()
-		<-done
-	}
-}
+func (s *server) stop() { s.proc.Stop(5 * time.Second) }

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"os"
 	"strings"
 	"testing"
@@ -48,5 +50,19 @@ func TestRun(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+func TestFlags(t *testing.T) {
+	var out strings.Builder
+	if _, err := run(context.Background(), []string{"-h"}, &out); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("run(-h) = %v, want flag.ErrHelp (exit 0)", err)
+	}
+	out.Reset()
+	if _, err := run(context.Background(), []string{"-requests", "x"}, &out); !errors.Is(err, errUsage) {
+		t.Errorf("run(-requests x) = %v, want errUsage", err)
+	}
+	if got := out.String(); strings.Count(got, `invalid value "x"`) != 1 {
+		t.Errorf("run(-requests x) printed %q, want the error once", got)
 	}
 }
