@@ -12,8 +12,8 @@
 // Flags:
 //
 //	-port N                 port of the function (default $PORT, else 8080)
-//	-host H                 interface to listen on (default 127.0.0.1 with the
-//	                        emulator, all interfaces otherwise)
+//	-host H                 interface to listen on (default 127.0.0.1; 0.0.0.0
+//	                        or :: for all interfaces)
 //	-demo-port N            port of the demo page with the emulator (default
 //	                        port+1; 0 turns it off)
 //	-momento-emulator A     host:port of a Momento-compatible server
@@ -23,7 +23,8 @@
 //	                        (sets SECRETMANAGER_EMULATOR_HOST)
 //	-emulator-latency D     latency the embedded emulator adds to each call
 //
-// SIGINT or SIGTERM stops it; it exits 0.
+// SIGINT or SIGTERM stops it; it exits 0. -h prints this usage and exits 0;
+// a bad flag exits 2.
 package main
 
 import (
@@ -34,15 +35,18 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	tvm "example.com/tokenvendingmachine"
+	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/demo"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
@@ -50,11 +54,19 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Setenv, os.Stdout); err != nil {
+	err := run(ctx, os.Args[1:], os.Getenv, os.Setenv, os.Stdout)
+	switch {
+	case errors.Is(err, errUsage):
+		os.Exit(2) // the flag package has said why
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
 }
+
+// errUsage means the arguments were wrong, and the flag package has
+// printed why and the usage.
+var errUsage = errors.New("usage")
 
 // run serves the function until ctx ends. The function reads its
 // configuration from the process environment, as it does on Cloud Functions,
@@ -72,13 +84,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 		defaultPort = n
 	}
 	port := fs.Int("port", defaultPort, "port of the function")
-	host := fs.String("host", "", "interface to listen on (default 127.0.0.1 with the emulator, all interfaces otherwise)")
+	host := fs.String("host", "127.0.0.1", "interface to listen on (0.0.0.0 or :: for all interfaces)")
 	demoPort := fs.Int("demo-port", -1, "port of the demo page with the emulator (default port+1; 0 turns it off)")
 	momentoHost := fs.String("momento-emulator", "", "host:port of a Momento-compatible server")
 	smHost := fs.String("secretmanager-emulator", "", "host:port of a Secret Manager-compatible server")
 	latency := fs.Duration("emulator-latency", 0, "latency the embedded emulator adds to each call")
-	if err := fs.Parse(args); err != nil {
-		return err
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return nil
+	} else if err != nil {
+		return errUsage
 	}
 	var setErr error
 	set := func(name, value string) {
@@ -97,9 +111,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 	}
 
 	emulated := getenv("SECRET_ID") == "" && getenv("MOMENTO_API_KEY") == "" && getenv("MOMENTO_EMULATOR_HOST") == ""
-	if *host == "" && emulated {
-		*host = "127.0.0.1"
-	}
 	addr := net.JoinHostPort(*host, strconv.Itoa(*port))
 	// Fail early, with a clear message, if the port is taken: the framework
 	// would only say so after the banner.
@@ -132,7 +143,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 			stopDemo = stop
 			demoURL = localURL(*host, *demoPort, "/demo")
 		}
-		banner(stdout, emu.Addr(), fnURL, demoURL)
+		var warning string
+		if demoURL != "" && !originAllowed(getenv("ALLOWED_ORIGINS"), demoURL) {
+			warning = fmt.Sprintf("ALLOWED_ORIGINS does not list the demo page's origin, %s, so the\n"+
+				"  function refuses the demo: add that origin to ALLOWED_ORIGINS, or unset it.",
+				strings.TrimSuffix(demoURL, "/demo"))
+		}
+		banner(stdout, emu.Addr(), fnURL, demoURL, warning)
 	} else {
 		fmt.Fprintf(stdout, "Serving %s on %s with the configuration in the environment.\n",
 			tvm.EntryPoint, localURL(*host, *port, "/"))
@@ -183,7 +200,27 @@ func serveDemo(addr, fnURL string) (func(), error) {
 	}, nil
 }
 
-func banner(w io.Writer, emulator, fnURL, demoURL string) {
+// originAllowed reports whether an ALLOWED_ORIGINS value lets a page at
+// pageURL read the function's answers. Unset, or "*", allows any.
+func originAllowed(allowedOrigins, pageURL string) bool {
+	allowedOrigins = strings.TrimSpace(allowedOrigins)
+	if allowedOrigins == "" || allowedOrigins == "*" {
+		return true
+	}
+	u, err := url.Parse(pageURL)
+	if err != nil {
+		return false
+	}
+	page, _ := config.CanonicalOrigin(u.Scheme + "://" + u.Host)
+	for _, o := range strings.Split(allowedOrigins, ",") {
+		if canon, ok := config.CanonicalOrigin(strings.TrimSpace(o)); ok && canon == page {
+			return true
+		}
+	}
+	return false
+}
+
+func banner(w io.Writer, emulator, fnURL, demoURL, warning string) {
 	line := "================================================================================"
 	fmt.Fprintln(w, line)
 	fmt.Fprintln(w, "  EMULATOR MODE: neither SECRET_ID nor MOMENTO_API_KEY is set.")
@@ -197,5 +234,9 @@ func banner(w io.Writer, emulator, fnURL, demoURL string) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  curl -s %s\n", fnURL)
 	fmt.Fprintf(w, "  fetch(%q).then(r => r.json()).then(console.log)\n", fnURL)
+	if warning != "" {
+		fmt.Fprintln(w)
+		fmt.Fprintf(w, "  WARNING: %s\n", warning)
+	}
 	fmt.Fprintln(w, line)
 }
