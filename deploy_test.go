@@ -56,11 +56,11 @@ const (
 
 // Errors from the checks, for errors.Is.
 var (
-	deployErrMultiplePackages = errors.New("multiple packages in user code directory")
-	deployErrNotImportable    = errors.New("package cannot be imported by the buildpack's main")
-	deployErrModulePath       = errors.New("module path must contain a dot in its first element")
-	deployErrTooNew           = errors.New("newer than the deploy runtime")
-	deployErrNoRuntime        = errors.New("no --runtime goNNN")
+	errDeployMultiplePackages = errors.New("multiple packages in user code directory")
+	errDeployNotImportable    = errors.New("package cannot be imported by the buildpack's main")
+	errDeployModulePath       = errors.New("module path must contain a dot in its first element")
+	errDeployTooNew           = errors.New("newer than the deploy runtime")
+	errDeployNoRuntime        = errors.New("no --runtime goNNN")
 )
 
 // deployMainTemplate is the buildpack's declarative template
@@ -100,6 +100,7 @@ func main() {
 func deployPackage(dir string) (name string, imports map[string]bool, err error) {
 	// ParseDir is deprecated, but it is what the buildpack calls, and it
 	// ignores build constraints and _test suffixes just as the buildpack does.
+	//lint:ignore SA1019 the buildpack calls ParseDir; mirroring it is the point
 	pkgs, err := parser.ParseDir(token.NewFileSet(), dir, nil, parser.ImportsOnly)
 	if err != nil {
 		return "", nil, err
@@ -113,11 +114,11 @@ func deployPackage(dir string) (name string, imports map[string]bool, err error)
 	case len(names) == 0:
 		return "", nil, fmt.Errorf("no Go package in %s", dir)
 	case len(names) > 1:
-		return "", nil, fmt.Errorf("%w: %s", deployErrMultiplePackages, strings.Join(names, ", "))
+		return "", nil, fmt.Errorf("%w: %s", errDeployMultiplePackages, strings.Join(names, ", "))
 	}
 	name = names[0]
 	if name == "main" || strings.HasSuffix(name, "_test") {
-		return "", nil, fmt.Errorf("package %s: %w", name, deployErrNotImportable)
+		return "", nil, fmt.Errorf("package %s: %w", name, errDeployNotImportable)
 	}
 	imports = make(map[string]bool)
 	for _, f := range pkgs[name].Files {
@@ -136,7 +137,7 @@ func deployPackage(dir string) (name string, imports map[string]bool, err error)
 func deployCheckModulePath(path string) error {
 	first, _, _ := strings.Cut(path, "/")
 	if !strings.Contains(first, ".") {
-		return fmt.Errorf("%q: %w", path, deployErrModulePath)
+		return fmt.Errorf("%q: %w", path, errDeployModulePath)
 	}
 	return nil
 }
@@ -192,7 +193,7 @@ func deployReadmeRuntime(readme []byte) (string, error) {
 		runtime = v
 	}
 	if runtime == "" {
-		return "", deployErrNoRuntime
+		return "", errDeployNoRuntime
 	}
 	return runtime, nil
 }
@@ -221,7 +222,7 @@ func deployCheckGoVersion(what, v, runtime string) error {
 		return fmt.Errorf("%s: not a Go version", what)
 	}
 	if version.Compare(version.Lang(v), runtime) > 0 {
-		return fmt.Errorf("%s is %w %s", what, deployErrTooNew, runtime)
+		return fmt.Errorf("%s is %w %s", what, errDeployTooNew, runtime)
 	}
 	return nil
 }
@@ -274,23 +275,23 @@ func TestBuildpackChecksCatchMistakes(t *testing.T) {
 	}{
 		{"external test package", func(t *testing.T) error {
 			return deployPackageIn(t, map[string]string{"a.go": "package foo\n", "a_test.go": "package foo_test\n"})
-		}, deployErrMultiplePackages},
+		}, errDeployMultiplePackages},
 		{"internal test package", func(t *testing.T) error {
 			return deployPackageIn(t, map[string]string{"a.go": "package foo\n", "a_test.go": "package foo\n"})
 		}, nil},
 		{"main package", func(t *testing.T) error {
 			return deployPackageIn(t, map[string]string{"main.go": "package main\n"})
-		}, deployErrNotImportable},
-		{"module path without a dot", func(*testing.T) error { return deployCheckModulePath("example/foo") }, deployErrModulePath},
+		}, errDeployNotImportable},
+		{"module path without a dot", func(*testing.T) error { return deployCheckModulePath("example/foo") }, errDeployModulePath},
 		{"module path with a dot", func(*testing.T) error { return deployCheckModulePath("example.com/foo") }, nil},
-		{"go directive newer than the runtime", func(*testing.T) error { return deployCheckGoVersions("1.26.0", "", "go1.25") }, deployErrTooNew},
+		{"go directive newer than the runtime", func(*testing.T) error { return deployCheckGoVersions("1.26.0", "", "go1.25") }, errDeployTooNew},
 		{"go directive of the runtime", func(*testing.T) error { return deployCheckGoVersions("1.25.0", "", "go1.25") }, nil},
 		{"older go directive", func(*testing.T) error { return deployCheckGoVersions("1.24", "", "go1.25") }, nil},
-		{"toolchain newer than the runtime", func(*testing.T) error { return deployCheckGoVersions("1.25.0", "go1.26.1", "go1.25") }, deployErrTooNew},
+		{"toolchain newer than the runtime", func(*testing.T) error { return deployCheckGoVersions("1.25.0", "go1.26.1", "go1.25") }, errDeployTooNew},
 		{"README without a runtime", func(*testing.T) error {
 			_, err := deployReadmeRuntime([]byte("gcloud functions deploy tvm --gen2\n"))
 			return err
-		}, deployErrNoRuntime},
+		}, errDeployNoRuntime},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
