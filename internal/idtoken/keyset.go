@@ -140,11 +140,9 @@ func (ks *keySet) refetch(ctx context.Context, gen int) (keys []jose.JSONWebKey,
 	if keys, ok := ks.newer(gen); ok {
 		return keys, true
 	}
-	if !ks.due() {
-		return nil, false
-	}
+	// Join a fetch in flight even when the budget is spent: it is the fetch
+	// that spent it.
 	ch := ks.flight.DoChan("", func() (any, error) {
-		// Check again: a fetch may have started since.
 		if !ks.due() {
 			return nil, nil
 		}
