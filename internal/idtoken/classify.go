@@ -9,10 +9,11 @@ import (
 )
 
 // IsIDToken reports whether raw, a bearer token, is meant to be an ID token
-// from issuer: a compact JWS (at most MaxTokenBytes) whose header names one of
-// Algorithms and whose "iss" claim is issuer. It verifies nothing; it only
-// decides which verifier a token goes to, so that a token is never tried
-// against both an HMAC key and the issuer's public keys. A token with an HMAC
+// from issuer: a compact JWS (at most MaxTokenBytes) whose header names an
+// asymmetric algorithm (RS*, ES*, PS* or EdDSA) and whose "iss" claim is
+// issuer. It verifies nothing; it only decides which verifier a token goes
+// to, so that a token is never tried against both an HMAC key and the
+// issuer's public keys. A token with an HMAC
 // "alg" (such as an HS256 ticket) is never an ID token, whatever its "iss".
 func IsIDToken(raw, issuer string) bool {
 	if issuer == "" {
@@ -23,7 +24,7 @@ func IsIDToken(raw, issuer string) bool {
 }
 
 func acceptedAlg(alg string) bool {
-	return slices.Contains(Algorithms, alg)
+	return slices.Contains(algorithms, alg)
 }
 
 // header is the part of a JWS header that is read before verifying.

@@ -56,10 +56,10 @@ const (
 	DefaultFetchTimeout    = 10 * time.Second
 )
 
-// Algorithms are the signature algorithms an ID token may use: the
+// algorithms are the signature algorithms an ID token may use: the
 // asymmetric ones go-oidc supports. HMAC algorithms and "none" are never
 // accepted.
-var Algorithms = []string{
+var algorithms = []string{
 	oidc.RS256, oidc.RS384, oidc.RS512,
 	oidc.ES256, oidc.ES384, oidc.ES512,
 	oidc.PS256, oidc.PS384, oidc.PS512,
@@ -72,8 +72,9 @@ var (
 	// ErrMalformed: not a compact JWS with a JSON header and claims, longer
 	// than MaxTokenBytes, or a claim of the wrong type.
 	ErrMalformed = errors.New("idtoken: malformed token")
-	// ErrAlgorithm: the header's "alg" is not one of Algorithms (for example
-	// "none" or "HS256").
+	// ErrAlgorithm: the header's "alg" is not asymmetric (RS256, RS384,
+	// RS512, ES256, ES384, ES512, PS256, PS384, PS512, EdDSA), for example
+	// "none" or "HS256".
 	ErrAlgorithm = errors.New("idtoken: algorithm not accepted")
 	// ErrUnknownKey: no key of the issuer has the header's "kid", even after
 	// the refetch the budget allowed (if any).
@@ -198,7 +199,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		keys:     ks,
 		oidc: oidc.NewVerifier(opts.Issuer, ks, &oidc.Config{
 			ClientID:             opts.Audience,
-			SupportedSigningAlgs: Algorithms,
+			SupportedSigningAlgs: algorithms,
 			Now:                  opts.Now,
 		}),
 	}

@@ -51,6 +51,15 @@ type keySet struct {
 	fetches atomic.Int64 // fetches started
 }
 
+// joseAlgorithms is algorithms for go-jose.
+var joseAlgorithms = func() []jose.SignatureAlgorithm {
+	algs := make([]jose.SignatureAlgorithm, len(algorithms))
+	for i, a := range algorithms {
+		algs[i] = jose.SignatureAlgorithm(a)
+	}
+	return algs
+}()
+
 // traceKey is the context key of a *trace.
 type traceKey struct{}
 
@@ -64,7 +73,7 @@ type trace struct {
 }
 
 // VerifySignature implements oidc.KeySet. go-oidc has already checked the
-// algorithm against Algorithms.
+// algorithm against algorithms.
 func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	tr, _ := ctx.Value(traceKey{}).(*trace)
 	if tr == nil {
@@ -80,11 +89,7 @@ func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, erro
 }
 
 func (ks *keySet) verify(ctx context.Context, jwt string) ([]byte, error) {
-	algs := make([]jose.SignatureAlgorithm, len(Algorithms))
-	for i, a := range Algorithms {
-		algs[i] = jose.SignatureAlgorithm(a)
-	}
-	jws, err := jose.ParseSigned(jwt, algs)
+	jws, err := jose.ParseSigned(jwt, joseAlgorithms)
 	if err != nil || len(jws.Signatures) != 1 {
 		return nil, ErrMalformed
 	}
@@ -218,7 +223,7 @@ func (ks *keySet) get(ctx context.Context) ([]jose.JSONWebKey, error) {
 
 // parseKeySet returns the usable signing keys of a JWKS: public keys of an
 // accepted type, not marked for encryption, whose "alg" (if any) is one of
-// Algorithms. Keys it cannot use are skipped, as RFC 7517 asks; a set with
+// algorithms. Keys it cannot use are skipped, as RFC 7517 asks; a set with
 // no usable key is an error.
 func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 	var set struct {
