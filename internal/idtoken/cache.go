@@ -64,10 +64,3 @@ func (c *cache) put(key [sha256.Size]byte, id Identity) {
 	}
 	c.entries[key] = c.lru.PushFront(&cacheEntry{key: key, id: id})
 }
-
-// len is the number of entries, expired or not.
-func (c *cache) len() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.lru.Len()
-}

@@ -110,6 +110,7 @@ func TestRefetchBudget(t *testing.T) {
 	}
 
 	// A real rotation within the interval waits for the next one.
+	old := e.token(t, "alice")
 	if err := e.issuer.RotateKey(); err != nil {
 		t.Fatal(err)
 	}
@@ -128,6 +129,9 @@ func TestRefetchBudget(t *testing.T) {
 		t.Errorf("new key after the interval: JWKS fetched %d times, want 3", got)
 	}
 	// The old key is gone from the set: its tokens now fail, without a fetch.
+	if _, err := e.v.Verify(context.Background(), old); !errors.Is(err, idtoken.ErrUnknownKey) {
+		t.Errorf("Verify(old key) after the rotation = %v, want %v", err, idtoken.ErrUnknownKey)
+	}
 	if got, want := e.v.Stats().KeyFetches, int64(3); got != want {
 		t.Errorf("Stats().KeyFetches = %d, want %d", got, want)
 	}
