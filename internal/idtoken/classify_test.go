@@ -1,0 +1,105 @@
+package idtoken_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+
+	"example.com/tokenvendingmachine/internal/idtoken"
+	"example.com/tokenvendingmachine/internal/oidctest"
+)
+
+func TestIsIDToken(t *testing.T) {
+	rs := newEnv(t, oidctest.Options{}, nil)
+	es := oidctest.NewServerT(t, oidctest.Options{Algorithm: "ES256", Now: rs.clk.Now})
+	iss := rs.issuer.Issuer()
+	esTok, err := es.IDToken("alice", oidctest.WithClaim("iss", iss))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := rs.clk.Now()
+	// A ticket: HS256 with the app's key, whatever its claims say.
+	ticket := hs256(t, []byte("0123456789abcdef0123456789abcdef"), `{"iss":"`+iss+`","sub":"alice","topics":["a"]}`)
+
+	tests := []struct {
+		name   string
+		tok    string
+		issuer string
+		want   bool
+	}{
+		{name: "RS256 from the issuer", tok: rs.token(t, "alice"), issuer: iss, want: true},
+		{name: "ES256 from the issuer", tok: esTok, issuer: iss, want: true},
+		{name: "expired still goes to the ID token path", tok: rs.token(t, "alice", oidctest.WithExpiry(now.Add(-24*time.Hour))), issuer: iss, want: true},
+		{name: "another issuer", tok: rs.token(t, "alice"), issuer: "https://securetoken.google.com/p"},
+		{name: "no issuer configured", tok: rs.token(t, "alice"), issuer: ""},
+		{name: "no iss claim", tok: rs.token(t, "alice", oidctest.WithClaim("iss", nil)), issuer: iss},
+		{name: "HS256 ticket naming the issuer", tok: ticket, issuer: iss},
+		{name: "HS256 signed with the public key", tok: hmacWithPublicKey(t, rs, "pem"), issuer: iss},
+		{name: "alg none", tok: unsigned(t, iss, "aud", now), issuer: iss},
+		{name: "garbage", tok: "not a token", issuer: iss},
+		{name: "empty", tok: "", issuer: iss},
+		{name: "too long", tok: rs.token(t, "alice", oidctest.WithClaim("pad", strings.Repeat("p", idtoken.MaxTokenBytes))), issuer: iss},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := idtoken.IsIDToken(tc.tok, tc.issuer); got != tc.want {
+				t.Errorf("IsIDToken(%q, %q) = %v, want %v", short(tc.tok), tc.issuer, got, tc.want)
+			}
+		})
+	}
+}
+
+func short(s string) string {
+	if len(s) > 24 {
+		return s[:24] + "..."
+	}
+	return s
+}
+
+func hs256(t testing.TB, key []byte, claims string) string {
+	t.Helper()
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := signer.Sign([]byte(claims))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestTokenID(t *testing.T) {
+	// Golden values, computed outside Go (Python's hashlib and Node's crypto)
+	// from the documented formula: apps compute the same, so it must never
+	// change.
+	tests := []struct {
+		name            string
+		issuer, subject string
+		want            string
+	}{
+		{name: "firebase", issuer: "https://securetoken.google.com/my-project", subject: "Xk3aP9q2LbT7wR1mN5vC8yZ0dE4f", want: "u-k5mAewdYeo0IacJVLRm57PxQrt-RBZBtBzVuxHp3ncA"},
+		{name: "local", issuer: "http://127.0.0.1:9099", subject: "alice", want: "u-u91sPz38r87bpV7oxzQ1ij75MWkI-1NRjMJE_gWzqDI"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := idtoken.TokenID(tc.issuer, tc.subject)
+			if got != tc.want {
+				t.Errorf("TokenID(%q, %q) = %q, want %q", tc.issuer, tc.subject, got, tc.want)
+			}
+			if len(got) > 64 || strings.Contains(got, tc.subject) {
+				t.Errorf("TokenID(%q, %q) = %q: longer than 64 bytes or holds the subject", tc.issuer, tc.subject, got)
+			}
+		})
+	}
+	// The separator keeps (issuer, subject) pairs apart.
+	if a, b := idtoken.TokenID("https://a", "bc"), idtoken.TokenID("https://ab", "c"); a == b {
+		t.Errorf("TokenID(https://a, bc) == TokenID(https://ab, c) = %q", a)
+	}
+}
