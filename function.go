@@ -16,6 +16,7 @@
 package tokenvendingmachine
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"example.com/tokenvendingmachine/internal/cloudlog"
 	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/idtoken"
 	"example.com/tokenvendingmachine/internal/lazy"
 	"example.com/tokenvendingmachine/internal/vending"
 )
@@ -66,6 +68,10 @@ type handler struct {
 	log      *slog.Logger
 	labelKey []byte // keys the hash that names clients in logs
 	inst     lazy.Value[*instance]
+	// oidc verifies ID tokens; built on the first one, apart from the
+	// instance, so that an issuer that is down refuses only sign-ins.
+	oidc     lazy.Value[*idtoken.Verifier]
+	verified verifiedCache // callers of verified credentials
 }
 
 // handlerFromEnv returns the handler for the configuration getenv reads. An
@@ -88,6 +94,19 @@ func newHandler(cfg config.Config, d deps) *handler {
 	h := &handler{deps: d, cfg: cfg, log: cloudlog.New(d.stdout), labelKey: newLabelKey()}
 	h.inst = lazy.Value[*instance]{
 		Build:      h.setup,
+		RetryDelay: setupRetryDelay,
+		Timeout:    setupTimeout,
+		Now:        d.now,
+	}
+	h.oidc = lazy.Value[*idtoken.Verifier]{
+		Build: func(ctx context.Context) (*idtoken.Verifier, error) {
+			v, err := idtoken.New(ctx, idtoken.Options{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, JWKSURL: cfg.OIDCJWKSURL, Now: d.now})
+			if err != nil {
+				h.log.Error(logIssuerFailed, "error", err.Error())
+				return nil, failure.Wrap(failure.Unavailable, err)
+			}
+			return v, nil
+		},
 		RetryDelay: setupRetryDelay,
 		Timeout:    setupTimeout,
 		Now:        d.now,
@@ -145,13 +164,31 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	if client.Source == clientip.None {
 		return errUnidentified
 	}
-	le.client = h.label(client.Key)
+	raw, ok := bearer(r)
+	switch {
+	case !ok:
+		le.reason = "malformed authorization"
+		return refusal(failure.BadCredentials, le.reason)
+	case raw == "" && h.cfg.Topics.IsEmpty():
+		le.reason = "no credentials"
+		return errNoCredentials
+	}
 
 	inst, err := h.inst.Get(r.Context())
 	if err != nil {
 		return err
 	}
-	tok, err := inst.vendor.Token(r.Context(), client.Key)
+	caller := vending.Caller{Key: client.Key, Scope: h.cfg.Topics}
+	if !caller.Scope.IsAll() {
+		caller.Key += ":" + caller.Scope.Key()
+	}
+	if raw != "" {
+		if caller, err = h.credentialCaller(r.Context(), inst, raw, le); err != nil {
+			return err
+		}
+	}
+	le.client = h.label(caller.Key)
+	tok, err := inst.vendor.Token(r.Context(), caller)
 	if err != nil {
 		return err
 	}

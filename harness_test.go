@@ -38,8 +38,8 @@ type harness struct {
 }
 
 // newHarness starts the fakes and the function. env holds the function's
-// environment on top of the defaults (SECRET_ID and both emulator hosts); a
-// value of "" removes a default.
+// environment on top of the defaults (SECRET_ID, both emulator hosts and a
+// mint burst of 1000); a value of "" removes a default.
 func newHarness(t testing.TB, env map[string]string) *harness {
 	t.Helper()
 	return newHarnessFunc(t, func(*harness) map[string]string { return env })
@@ -61,6 +61,9 @@ func newHarnessFunc(t testing.TB, env func(hs *harness) map[string]string) *harn
 		"SECRET_ID":                   secretID,
 		"MOMENTO_EMULATOR_HOST":       hs.momento.Addr(),
 		"SECRETMANAGER_EMULATOR_HOST": hs.secrets.Addr(),
+		// Room for the tests' bursts of new clients; the limits' own
+		// tests set them.
+		"MINT_BURST": "1000",
 	}
 	for k, v := range env(hs) {
 		vars[k] = v

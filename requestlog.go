@@ -22,6 +22,7 @@ const (
 	logSetupFailed      = "instance setup failed; a request after the retry delay will try again"
 	logInstanceReady    = "instance ready"
 	logJunkForwardedFor = "X-Forwarded-For entry is not an IP address; using the connection's address"
+	logIssuerFailed     = "could not reach OIDC_ISSUER's keys; sign-ins are refused until a later request succeeds"
 )
 
 // logEntry collects what the request's log line says.
@@ -31,12 +32,17 @@ type logEntry struct {
 	client  string
 	err     string
 	level   slog.Level
+	// credential is the kind of credential presented: "ticket" or
+	// "id_token"; "" for none.
+	credential string
+	// reason is why a credential was refused, a fixed word.
+	reason string
 }
 
 // logRequest writes the request's one log line. Nothing in it is text the
 // caller wrote, so no line grows with the caller's input.
 func (h *handler) writeLogLine(r *http.Request, status int, le *logEntry, start time.Time) {
-	attrs := make([]slog.Attr, 0, 9)
+	attrs := make([]slog.Attr, 0, 11)
 	attrs = append(attrs,
 		slog.String("method", methodName(r.Method)),
 		slog.Int("status", status),
@@ -51,6 +57,12 @@ func (h *handler) writeLogLine(r *http.Request, status int, le *logEntry, start 
 	}
 	if le.err != "" {
 		attrs = append(attrs, slog.String("error", le.err))
+	}
+	if le.credential != "" {
+		attrs = append(attrs, slog.String("credential", le.credential))
+	}
+	if le.reason != "" {
+		attrs = append(attrs, slog.String("reason", le.reason))
 	}
 	if trace := traceID(r.Header.Get("X-Cloud-Trace-Context")); trace != "" {
 		if h.cfg.Project != "" {

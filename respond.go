@@ -40,23 +40,30 @@ type answer struct {
 	outcome string        // the request log line's outcome
 	level   slog.Level    // the request log line's level
 	logErr  bool          // whether the log line names the error
+	// authenticate, if set, is the WWW-Authenticate header's value.
+	authenticate string
 }
 
 // answers maps each kind of failure to its answer. It is the one place
 // that decides what a caller is told.
 var answers = map[failure.Kind]answer{
-	failure.Misconfigured: {http.StatusInternalServerError, "the token service is misconfigured", 0, "error", slog.LevelError, true},
-	failure.Unavailable:   {http.StatusServiceUnavailable, "the token service is unavailable; try again shortly", 5 * time.Second, "error", slog.LevelError, true},
+	failure.Misconfigured: {http.StatusInternalServerError, "the token service is misconfigured", 0, "error", slog.LevelError, true, ""},
+	failure.Unavailable:   {http.StatusServiceUnavailable, "the token service is unavailable; try again shortly", 5 * time.Second, "error", slog.LevelError, true, ""},
 	// The caller left, or the platform's deadline passed, while the setup
 	// or the token it waited for was still under way. That work goes on,
 	// each call within UPSTREAM_TIMEOUT, and its result is kept for the
 	// next request (though deployed, the platform may throttle it once
 	// this response is written).
-	failure.Slow:          {http.StatusServiceUnavailable, "the token service is slow; try again", time.Second, "error", slog.LevelWarn, true},
-	failure.Limited:       {http.StatusTooManyRequests, "too many new tokens; try again shortly", time.Second, "limited", slog.LevelWarn, false},
-	failure.Unidentified:  {http.StatusBadRequest, "cannot identify the client", 0, "refused", slog.LevelInfo, false},
-	failure.OriginRefused: {http.StatusForbidden, "origin not allowed", 0, "refused", slog.LevelInfo, false},
-	failure.MethodRefused: {http.StatusMethodNotAllowed, "method not allowed", 0, "refused", slog.LevelInfo, false},
+	failure.Slow:          {http.StatusServiceUnavailable, "the token service is slow; try again", time.Second, "error", slog.LevelWarn, true, ""},
+	failure.Limited:       {http.StatusTooManyRequests, "too many new tokens; try again shortly", time.Second, "limited", slog.LevelWarn, false, ""},
+	failure.Unidentified:  {http.StatusBadRequest, "cannot identify the client", 0, "refused", slog.LevelInfo, false, ""},
+	failure.OriginRefused: {http.StatusForbidden, "origin not allowed", 0, "refused", slog.LevelInfo, false, ""},
+	failure.MethodRefused: {http.StatusMethodNotAllowed, "method not allowed", 0, "refused", slog.LevelInfo, false, ""},
+	// One message for every reason a credential is refused; the reason
+	// goes to the log line.
+	failure.Unauthenticated: {http.StatusUnauthorized, "sign-in required", 0, "refused", slog.LevelInfo, false, "Bearer"},
+	failure.BadCredentials:  {http.StatusUnauthorized, "invalid credentials", 0, "refused", slog.LevelInfo, false, `Bearer error="invalid_token"`},
+	failure.Forbidden:       {http.StatusForbidden, "no token for this caller", 0, "refused", slog.LevelInfo, false, ""},
 }
 
 // The failures the edge itself finds.
@@ -92,6 +99,9 @@ func (h *handler) fail(w http.ResponseWriter, err error, le *logEntry) {
 	}
 	if retry == 0 {
 		retry = a.retry
+	}
+	if a.authenticate != "" {
+		w.Header().Set("WWW-Authenticate", a.authenticate)
 	}
 	writeError(w, a.status, a.message, retry)
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -12,6 +15,7 @@ import (
 	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/failure"
 	"example.com/tokenvendingmachine/internal/secret"
+	"example.com/tokenvendingmachine/internal/ticket"
 	"example.com/tokenvendingmachine/internal/vending"
 )
 
@@ -31,7 +35,8 @@ const setupTimeout = 20 * time.Second
 // calls.
 type instance struct {
 	vendor  *vending.Vendor
-	secrets *secret.Client // nil when the key comes from MOMENTO_API_KEY
+	secrets *secret.Client // nil when no key comes from Secret Manager
+	tickets *ticketKeys    // nil when tickets are not accepted
 }
 
 // setup reads the Momento key and connects to Momento. Its failure is
@@ -52,13 +57,15 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 	cfg := h.cfg
 	inst := &instance{}
 	readKey := func(context.Context) (string, error) { return cfg.APIKey, nil }
-	if cfg.SecretID != "" {
+	if cfg.SecretID != "" || cfg.TicketSecretID != "" {
 		// The client outlives setup: its credentials refresh with this ctx.
 		var err error
 		inst.secrets, err = secret.NewClient(context.WithoutCancel(ctx), cfg.SecretManagerEmulatorHost)
 		if err != nil {
 			return nil, failure.Wrap(failure.Unavailable, err)
 		}
+	}
+	if cfg.SecretID != "" {
 		readKey = func(ctx context.Context) (string, error) {
 			ctx, cancel := context.WithTimeout(ctx, cfg.UpstreamTimeout)
 			defer cancel()
@@ -74,7 +81,10 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 
 	key, err := readKey(ctx)
 	if err != nil {
-		return fail(secretError(err))
+		return fail(secretError("SECRET_ID", err))
+	}
+	if inst.tickets, err = h.ticketKeys(ctx, inst.secrets); err != nil {
+		return fail(err)
 	}
 	connect := vending.ConnectOptions{EmulatorHost: cfg.MomentoEmulatorHost, Timeout: cfg.UpstreamTimeout, DefaultTTL: cfg.CacheTTL}
 	clients, err := vending.Connect(ctx, key, connect)
@@ -119,9 +129,10 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-// secretError gives a failure to read the key from Secret Manager its kind.
-func secretError(err error) error {
-	err = fmt.Errorf("read the Momento key from SECRET_ID: %w", err)
+// secretError gives a failure to read the secret that variable names its
+// kind.
+func secretError(variable string, err error) error {
+	err = fmt.Errorf("read the secret %s names: %w", variable, err)
 	if errors.Is(err, secret.ErrPayload) {
 		return failure.Wrap(failure.Misconfigured, err)
 	}
@@ -132,6 +143,98 @@ func secretError(err error) error {
 		return failure.Wrap(failure.Misconfigured, err)
 	}
 	return failure.Wrap(failure.Unavailable, err)
+}
+
+// ticketKeys returns the keys that verify tickets, read from TICKET_KEY or
+// from the secret TICKET_SECRET_ID names; nil if neither is set.
+func (h *handler) ticketKeys(ctx context.Context, secrets *secret.Client) (*ticketKeys, error) {
+	cfg := h.cfg
+	tk := &ticketKeys{
+		opts: ticket.Options{Audience: cfg.TicketAudience, MaxTTL: cfg.TicketMaxTTL, Now: h.now},
+		now:  h.now,
+		log:  h.log,
+	}
+	switch {
+	case cfg.TicketKey != "":
+		tk.read = func(context.Context) ([]byte, error) { return []byte(cfg.TicketKey), nil }
+		tk.variable = "TICKET_KEY"
+	case cfg.TicketSecretID != "":
+		tk.read = func(ctx context.Context) ([]byte, error) {
+			ctx, cancel := context.WithTimeout(ctx, cfg.UpstreamTimeout)
+			defer cancel()
+			b, err := secrets.Read(ctx, cfg.TicketSecretID)
+			if err != nil {
+				return nil, secretError("TICKET_SECRET_ID", err)
+			}
+			return b, nil
+		}
+		tk.variable, tk.rereads = "TICKET_SECRET_ID", true
+	default:
+		return nil, nil
+	}
+	if err := tk.load(ctx); err != nil {
+		return nil, err
+	}
+	return tk, nil
+}
+
+// ticketKeys verifies tickets with the current keys. Keys from Secret
+// Manager are read again when a ticket names a key id they lack (the app
+// added a key), at most once per ticketRereadInterval.
+type ticketKeys struct {
+	read     func(context.Context) ([]byte, error)
+	variable string // the variable the keys come from, for errors
+	rereads  bool   // whether an unknown key id makes it read the keys again
+	opts     ticket.Options
+	now      func() time.Time
+	log      *slog.Logger
+
+	current atomic.Pointer[ticket.Verifier]
+	mu      sync.Mutex // serialises reads; guards next
+	next    time.Time  // the earliest time of the next re-read
+}
+
+// ticketRereadInterval is the least time between two re-reads of the
+// ticket keys, however many unknown key ids arrive.
+const ticketRereadInterval = 30 * time.Second
+
+// load reads the keys and makes them current.
+func (tk *ticketKeys) load(ctx context.Context) error {
+	payload, err := tk.read(ctx)
+	if err != nil {
+		return err
+	}
+	keys, err := ticket.ParseKeys(payload)
+	if err != nil {
+		// The error names key ids and lengths, never key bytes.
+		return failure.Wrap(failure.Misconfigured, fmt.Errorf("%s: %w", tk.variable, err))
+	}
+	v, err := ticket.NewVerifier(keys, tk.opts)
+	if err != nil {
+		return failure.Wrap(failure.Misconfigured, fmt.Errorf("%s: %w", tk.variable, err))
+	}
+	tk.current.Store(v)
+	return nil
+}
+
+// verify verifies raw with the current keys, reading them again first if
+// raw names a key id they lack and the interval allows.
+func (tk *ticketKeys) verify(ctx context.Context, raw string) (ticket.Claims, error) {
+	c, err := tk.current.Load().Verify(raw)
+	if err == nil || !tk.rereads || !errors.Is(err, ticket.ErrUnknownKey) {
+		return c, err
+	}
+	tk.mu.Lock()
+	defer tk.mu.Unlock()
+	if now := tk.now(); now.After(tk.next) {
+		tk.next = now.Add(ticketRereadInterval)
+		if lerr := tk.load(ctx); lerr != nil {
+			tk.log.Error("re-reading the ticket keys failed", "error", lerr.Error())
+		} else {
+			tk.log.Info("re-read the ticket keys for an unknown key id")
+		}
+	}
+	return tk.current.Load().Verify(raw)
 }
 
 // close releases the instance's clients. The function never calls it (an

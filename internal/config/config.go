@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 	"unicode"
+
+	"example.com/tokenvendingmachine/internal/scope"
 )
 
 // RefreshMargin is the least lifetime a served token has left. Browsers
@@ -67,6 +69,41 @@ type Config struct {
 	// SecretManagerEmulatorHost, if set, is the host:port of a plaintext
 	// Secret Manager-compatible server.
 	SecretManagerEmulatorHost string
+	// Topics is what anonymous callers' tokens may subscribe to (TOPICS):
+	// every topic (the default), a list of names and delimited prefixes, or
+	// nothing ("none": anonymous callers are refused).
+	Topics scope.Scope
+	// TicketSecretID is the Secret Manager secret holding the keys that
+	// verify tickets; TicketKey holds them itself (for local use). At most
+	// one is set; with neither, tickets are not accepted.
+	TicketSecretID string
+	TicketKey      string
+	// TicketAudience is the aud a ticket must carry.
+	TicketAudience string
+	// TicketMaxTTL is the furthest ahead a ticket's exp may be.
+	TicketMaxTTL time.Duration
+	// OIDCIssuer, if set, is the issuer whose ID tokens sign callers in;
+	// OIDCAudience the audience they must carry (required with it), and
+	// OIDCJWKSURL, if set, its key set's URL, to skip discovery.
+	OIDCIssuer   string
+	OIDCAudience string
+	OIDCJWKSURL  string
+	// OIDCTopics is what a signed-in user's token may subscribe to, with
+	// {sub} standing for the user; OIDCPublish what it may also publish to
+	// (usually nothing).
+	OIDCTopics  scope.Template
+	OIDCPublish scope.Template
+	// FleetMintRate and FleetMintBurst are the mint budget of the whole
+	// deployment, kept in Momento.
+	FleetMintRate  float64
+	FleetMintBurst int
+	// NetworkMintRate, NetworkMintBurst, NetworkLookupRate and
+	// NetworkLookupBurst are each instance's buckets per client network
+	// (IPv4 /24, IPv6 /48) or per identity.
+	NetworkMintRate    float64
+	NetworkMintBurst   int
+	NetworkLookupRate  float64
+	NetworkLookupBurst int
 	// Project is the Google Cloud project, for trace links in logs:
 	// GOOGLE_CLOUD_PROJECT, or else SECRET_ID's project; "" if neither says.
 	Project string
@@ -74,17 +111,25 @@ type Config struct {
 
 // Defaults, as documented in the README.
 const (
-	DefaultCacheName       = "pizza"
-	DefaultTokenTTL        = time.Hour
-	DefaultCacheTTL        = 55 * time.Minute
-	DefaultTrustedProxies  = 1
-	DefaultUpstreamTimeout = 2 * time.Second
-	DefaultMintRate        = 10
-	DefaultMintBurst       = 100
-	DefaultLookupRate      = 100
-	DefaultLookupBurst     = 1000
-	DefaultL1MaxEntries    = 10_000
-	DefaultL1MaxBytes      = 8 << 20
+	DefaultCacheName          = "pizza"
+	DefaultTokenTTL           = time.Hour
+	DefaultCacheTTL           = 55 * time.Minute
+	DefaultTrustedProxies     = 1
+	DefaultUpstreamTimeout    = 2 * time.Second
+	DefaultMintRate           = 4
+	DefaultMintBurst          = 10
+	DefaultLookupRate         = 100
+	DefaultLookupBurst        = 1000
+	DefaultL1MaxEntries       = 10_000
+	DefaultL1MaxBytes         = 8 << 20
+	DefaultTicketAudience     = "momento-token-vending-machine"
+	DefaultTicketMaxTTL       = 10 * time.Minute
+	DefaultFleetMintRate      = 4
+	DefaultFleetMintBurst     = 20
+	DefaultNetworkMintRate    = 0.5
+	DefaultNetworkMintBurst   = 20
+	DefaultNetworkLookupRate  = 5
+	DefaultNetworkLookupBurst = 100
 )
 
 // Variables are the environment variables FromEnv reads.
@@ -92,7 +137,10 @@ var Variables = []string{
 	"SECRET_ID", "MOMENTO_API_KEY", "CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS",
 	"TRUSTED_PROXIES", "UPSTREAM_TIMEOUT", "MINT_RATE", "MINT_BURST", "LOOKUP_RATE", "LOOKUP_BURST",
 	"L1_MAX_ENTRIES", "L1_MAX_BYTES", "MOMENTO_EMULATOR_HOST", "SECRETMANAGER_EMULATOR_HOST",
-	"GOOGLE_CLOUD_PROJECT",
+	"GOOGLE_CLOUD_PROJECT", "TOPICS", "TICKET_SECRET_ID", "TICKET_KEY", "TICKET_AUDIENCE", "TICKET_MAX_TTL",
+	"OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL", "OIDC_TOPICS", "OIDC_PUBLISH",
+	"FLEET_MINT_RATE", "FLEET_MINT_BURST", "NETWORK_MINT_RATE", "NETWORK_MINT_BURST",
+	"NETWORK_LOOKUP_RATE", "NETWORK_LOOKUP_BURST",
 }
 
 // FromEnv reads the configuration through getenv and checks it.
@@ -116,6 +164,22 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		MomentoEmulatorHost:       p.hostPort("MOMENTO_EMULATOR_HOST"),
 		SecretManagerEmulatorHost: p.hostPort("SECRETMANAGER_EMULATOR_HOST"),
 		Project:                   p.str("GOOGLE_CLOUD_PROJECT"),
+		Topics:                    p.topics("TOPICS"),
+		TicketSecretID:            p.str("TICKET_SECRET_ID"),
+		TicketKey:                 strings.TrimSpace(getenv("TICKET_KEY")),
+		TicketAudience:            p.strOr("TICKET_AUDIENCE", DefaultTicketAudience),
+		TicketMaxTTL:              p.duration("TICKET_MAX_TTL", DefaultTicketMaxTTL),
+		OIDCIssuer:                p.str("OIDC_ISSUER"),
+		OIDCAudience:              p.str("OIDC_AUDIENCE"),
+		OIDCJWKSURL:               p.str("OIDC_JWKS_URL"),
+		OIDCTopics:                p.template("OIDC_TOPICS"),
+		OIDCPublish:               p.template("OIDC_PUBLISH"),
+		FleetMintRate:             p.float("FLEET_MINT_RATE", DefaultFleetMintRate),
+		FleetMintBurst:            p.integer("FLEET_MINT_BURST", DefaultFleetMintBurst, 1, 1_000_000),
+		NetworkMintRate:           p.float("NETWORK_MINT_RATE", DefaultNetworkMintRate),
+		NetworkMintBurst:          p.integer("NETWORK_MINT_BURST", DefaultNetworkMintBurst, 1, 1_000_000),
+		NetworkLookupRate:         p.float("NETWORK_LOOKUP_RATE", DefaultNetworkLookupRate),
+		NetworkLookupBurst:        p.integer("NETWORK_LOOKUP_BURST", DefaultNetworkLookupBurst, 1, 1_000_000),
 	}
 
 	switch {
@@ -169,10 +233,110 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if p.ok("LOOKUP_RATE") && !(c.LookupRate > 0 && c.LookupRate <= 1_000_000) {
 		p.fail("LOOKUP_RATE must be more than 0 and at most 1000000 per second, got %v", c.LookupRate)
 	}
+	for _, r := range []struct {
+		name string
+		v    float64
+	}{{"FLEET_MINT_RATE", c.FleetMintRate}, {"NETWORK_MINT_RATE", c.NetworkMintRate}, {"NETWORK_LOOKUP_RATE", c.NetworkLookupRate}} {
+		if p.ok(r.name) && !(r.v > 0 && r.v <= 1_000_000) {
+			p.fail("%s must be more than 0 and at most 1000000 per second, got %v", r.name, r.v)
+		}
+	}
+	p.callers(&c)
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// callers checks the variables that say who may get a token.
+func (p *parser) callers(c *Config) {
+	switch {
+	case c.TicketSecretID != "" && c.TicketKey != "":
+		p.fail("set TICKET_SECRET_ID or TICKET_KEY, not both")
+	case c.TicketSecretID != "" && ValidateSecretName(c.TicketSecretID) != nil:
+		p.fail("TICKET_SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
+	case c.TicketKey != "" && !strings.HasPrefix(c.TicketKey, "{") && len(c.TicketKey) < MinTicketKeyLen:
+		// Never quote the key.
+		p.fail("TICKET_KEY must be at least %d bytes, got %d", MinTicketKeyLen, len(c.TicketKey))
+	}
+	if p.ok("TICKET_MAX_TTL") && (c.TicketMaxTTL < 10*time.Second || c.TicketMaxTTL > time.Hour) {
+		p.fail("TICKET_MAX_TTL must be between 10s and 1h, got %v", c.TicketMaxTTL)
+	}
+	if c.OIDCIssuer != "" {
+		if !validIssuer(c.OIDCIssuer) {
+			p.fail("OIDC_ISSUER must be an https URL (http only on loopback), got %q", c.OIDCIssuer)
+		}
+		if c.OIDCAudience == "" {
+			p.fail("OIDC_AUDIENCE must be set when OIDC_ISSUER is")
+		}
+		if !p.set("OIDC_TOPICS") {
+			p.fail("OIDC_TOPICS must be set when OIDC_ISSUER is, e.g. user-{sub}-*")
+		}
+		if c.OIDCJWKSURL != "" && !validIssuer(c.OIDCJWKSURL) {
+			p.fail("OIDC_JWKS_URL must be an https URL (http only on loopback), got %q", c.OIDCJWKSURL)
+		}
+	} else {
+		for _, name := range []string{"OIDC_AUDIENCE", "OIDC_JWKS_URL", "OIDC_TOPICS", "OIDC_PUBLISH"} {
+			if p.set(name) {
+				p.fail("%s is set but OIDC_ISSUER is not", name)
+			}
+		}
+	}
+	if c.Topics.IsEmpty() && p.ok("TOPICS") && c.TicketSecretID == "" && c.TicketKey == "" && c.OIDCIssuer == "" {
+		p.fail("TOPICS is none, and neither tickets (TICKET_SECRET_ID, TICKET_KEY) nor OIDC_ISSUER is set: no caller could get a token")
+	}
+}
+
+// MinTicketKeyLen is the shortest ticket key, in bytes: HS256 wants at
+// least as many bytes as its hash.
+const MinTicketKeyLen = 32
+
+// set reports whether the variable name is set to something.
+func (p *parser) set(name string) bool { return p.str(name) != "" }
+
+// topics parses a TOPICS-style list; unset means every topic.
+func (p *parser) topics(name string) scope.Scope {
+	v := p.str(name)
+	if v == "" {
+		return scope.All()
+	}
+	s, err := scope.Parse(v)
+	if err != nil {
+		p.invalid(name, "must be *, none, or a comma-separated list of topics and delimited prefixes such as order-*: %v", err)
+		return scope.All()
+	}
+	return s
+}
+
+// template parses a list of topics in which {sub} stands for a user.
+func (p *parser) template(name string) scope.Template {
+	v := p.str(name)
+	if v == "" {
+		return scope.Template{}
+	}
+	t, err := scope.ParseTemplate(v)
+	if err != nil {
+		p.invalid(name, "must be a comma-separated list of topics and delimited prefixes, in which {sub} stands for the user, such as user-{sub}-*: %v", err)
+	}
+	return t
+}
+
+// validIssuer reports whether s is an https URL, or an http one on
+// loopback (the local runner's fake issuer).
+func validIssuer(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	switch u.Scheme {
+	case "https":
+		return true
+	case "http":
+		host := u.Hostname()
+		ip := net.ParseIP(host)
+		return host == "localhost" || (ip != nil && ip.IsLoopback())
+	}
+	return false
 }
 
 // parser collects the errors of the variables it reads.

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"example.com/tokenvendingmachine/internal/scope"
 )
 
 // testKey is a distinctive Momento API key; no error may ever contain it.
@@ -35,12 +37,19 @@ func defaults() Config {
 		AllowedOrigins:  nil,
 		TrustedProxies:  1,
 		UpstreamTimeout: 2 * time.Second,
-		MintRate:        10,
-		MintBurst:       100,
+		MintRate:        4,
+		MintBurst:       10,
 		LookupRate:      100,
 		LookupBurst:     1000,
 		L1MaxEntries:    10000,
 		L1MaxBytes:      8 << 20,
+		Topics:          scope.All(),
+		TicketAudience:  "momento-token-vending-machine",
+		TicketMaxTTL:    10 * time.Minute,
+		FleetMintRate:   4,
+		FleetMintBurst:  20,
+		NetworkMintRate: 0.5, NetworkMintBurst: 20,
+		NetworkLookupRate: 5, NetworkLookupBurst: 100,
 	}
 }
 
@@ -84,6 +93,24 @@ func TestFromEnvValid(t *testing.T) {
 			name: "project named, not taken from the secret",
 			env:  map[string]string{"SECRET_ID": "projects/123/secrets/s", "GOOGLE_CLOUD_PROJECT": " my-project "},
 			want: func(c *Config) { c.APIKey = ""; c.SecretID = "projects/123/secrets/s"; c.Project = "my-project" },
+		},
+		{
+			name: "topics, tickets and sign-in",
+			env: withKey(map[string]string{
+				"TOPICS": "menu-*, announcements", "TICKET_KEY": strings.Repeat("k", 32), "TICKET_MAX_TTL": "5m",
+				"OIDC_ISSUER": "http://127.0.0.1:9000", "OIDC_AUDIENCE": "tvm", "OIDC_TOPICS": "user-{sub}-*",
+			}),
+			want: func(c *Config) {
+				c.Topics, _ = scope.Parse("announcements,menu-*")
+				c.TicketKey, c.TicketMaxTTL = strings.Repeat("k", 32), 5*time.Minute
+				c.OIDCIssuer, c.OIDCAudience = "http://127.0.0.1:9000", "tvm"
+				c.OIDCTopics, _ = scope.ParseTemplate("user-{sub}-*")
+			},
+		},
+		{
+			name: "topics none with tickets",
+			env:  withKey(map[string]string{"TOPICS": "none", "TICKET_SECRET_ID": "projects/p/secrets/t"}),
+			want: func(c *Config) { c.Topics, _ = scope.Parse("none"); c.TicketSecretID = "projects/p/secrets/t" },
 		},
 		{
 			name: "api key trimmed",
@@ -313,6 +340,20 @@ func TestFromEnvInvalid(t *testing.T) {
 		{name: "cache name 256 chars", env: withKey(map[string]string{"CACHE_NAME": strings.Repeat("a", 256)}), names: []string{"CACHE_NAME"}},
 		{name: "cache name non-ascii", env: withKey(map[string]string{"CACHE_NAME": "café"}), names: []string{"CACHE_NAME"}},
 
+		{name: "topics with an undelimited prefix", env: withKey(map[string]string{"TOPICS": "menu-today, order*"}), names: []string{"TOPICS"}},
+		{name: "topics with a bad character", env: withKey(map[string]string{"TOPICS": "menu today"}), names: []string{"TOPICS"}},
+		{name: "topics none without tickets or sign-in", env: withKey(map[string]string{"TOPICS": "none"}), names: []string{"TOPICS", "TICKET_KEY", "OIDC_ISSUER"}},
+		{name: "both ticket secret and key", env: withKey(map[string]string{"TICKET_SECRET_ID": "projects/p/secrets/t", "TICKET_KEY": strings.Repeat("k", 32)}), names: []string{"TICKET_SECRET_ID", "TICKET_KEY"}},
+		{name: "ticket key too short", env: withKey(map[string]string{"TICKET_KEY": "short-SECRET"}), names: []string{"TICKET_KEY"}},
+		{name: "ticket secret id malformed", env: withKey(map[string]string{"TICKET_SECRET_ID": "tickets"}), names: []string{"TICKET_SECRET_ID"}},
+		{name: "ticket max ttl too long", env: withKey(map[string]string{"TICKET_MAX_TTL": "2h"}), names: []string{"TICKET_MAX_TTL"}},
+		{name: "oidc issuer without audience", env: withKey(map[string]string{"OIDC_ISSUER": "https://securetoken.google.com/p", "OIDC_TOPICS": "user-{sub}-*"}), names: []string{"OIDC_AUDIENCE"}},
+		{name: "oidc issuer without topics", env: withKey(map[string]string{"OIDC_ISSUER": "https://securetoken.google.com/p", "OIDC_AUDIENCE": "p"}), names: []string{"OIDC_TOPICS"}},
+		{name: "oidc issuer over plain http", env: withKey(map[string]string{"OIDC_ISSUER": "http://issuer.example", "OIDC_AUDIENCE": "p", "OIDC_TOPICS": "user-{sub}-*"}), names: []string{"OIDC_ISSUER"}},
+		{name: "oidc topics without issuer", env: withKey(map[string]string{"OIDC_TOPICS": "user-{sub}-*"}), names: []string{"OIDC_TOPICS", "OIDC_ISSUER"}},
+		{name: "oidc topics with an undelimited placeholder", env: withKey(map[string]string{"OIDC_ISSUER": "https://i.example", "OIDC_AUDIENCE": "a", "OIDC_TOPICS": "user-{sub}*"}), names: []string{"OIDC_TOPICS"}},
+		{name: "fleet mint rate 0", env: withKey(map[string]string{"FLEET_MINT_RATE": "0"}), names: []string{"FLEET_MINT_RATE"}},
+		{name: "network mint burst 0", env: withKey(map[string]string{"NETWORK_MINT_BURST": "0"}), names: []string{"NETWORK_MINT_BURST"}},
 		{
 			name: "several bad variables",
 			env: withKey(map[string]string{

@@ -40,6 +40,15 @@ const (
 	OriginRefused
 	// MethodRefused means the request's HTTP method is not served.
 	MethodRefused
+	// Unauthenticated means the caller must present credentials (a ticket
+	// or an ID token) and presented none.
+	Unauthenticated
+	// BadCredentials means the caller's credentials were refused: invalid,
+	// expired, for another audience, signed by an unknown key.
+	BadCredentials
+	// Forbidden means the caller is who it says, but may have no token:
+	// its identity does not fit the configured scope.
+	Forbidden
 )
 
 // Error is an error of a known kind.

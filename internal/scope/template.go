@@ -177,3 +177,14 @@ func (t Template) String() string {
 	}
 	return strings.Join(parts, ",")
 }
+
+// IsZero reports whether t is the zero Template: no entries, not "*". It
+// expands to an empty scope.
+func (t Template) IsZero() bool { return !t.all && len(t.entries) == 0 }
+
+// Len returns the number of entries, each a permission of a minted token; 0
+// for "*".
+func (t Template) Len() int { return len(t.entries) }
+
+// Equal reports whether t and u are the same template, as written.
+func (t Template) Equal(u Template) bool { return t.all == u.all && t.String() == u.String() }

@@ -111,8 +111,30 @@ var noRetry = gax.WithRetry(nil)
 // returns its code; a bare context error is converted to the matching
 // DeadlineExceeded or Canceled status.
 func (c *Client) MomentoKey(ctx context.Context, name string) (string, error) {
-	if err := config.ValidateSecretName(name); err != nil {
+	data, got, err := c.read(ctx, name)
+	if err != nil {
 		return "", err
+	}
+	key, err := ParsePayload(data)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", got, err)
+	}
+	return key, nil
+}
+
+// Read returns the payload of the secret version name, as MomentoKey reads
+// it but without parsing it: one call, CRC32C checked. The payload is a
+// secret: never log it.
+func (c *Client) Read(ctx context.Context, name string) ([]byte, error) {
+	data, _, err := c.read(ctx, name)
+	return data, err
+}
+
+// read returns the payload of the secret version name and the version's
+// full name.
+func (c *Client) read(ctx context.Context, name string) ([]byte, string, error) {
+	if err := config.ValidateSecretName(name); err != nil {
+		return nil, "", err
 	}
 	if strings.Count(name, "/") == 3 {
 		name += "/versions/latest"
@@ -122,7 +144,7 @@ func (c *Client) MomentoKey(ctx context.Context, name string) (string, error) {
 		if _, ok := status.FromError(err); !ok && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)) {
 			err = status.FromContextError(err).Err()
 		}
-		return "", fmt.Errorf("access secret version: %w", err)
+		return nil, "", fmt.Errorf("access secret version: %w", err)
 	}
 	got := resp.GetName()
 	if got == "" {
@@ -130,13 +152,9 @@ func (c *Client) MomentoKey(ctx context.Context, name string) (string, error) {
 	}
 	p := resp.GetPayload()
 	if p != nil && p.DataCrc32C != nil && int64(crc32.Checksum(p.Data, castagnoli)) != *p.DataCrc32C {
-		return "", fmt.Errorf("%s: %w", got, ErrChecksum)
+		return nil, "", fmt.Errorf("%s: %w", got, ErrChecksum)
 	}
-	key, err := ParsePayload(p.GetData())
-	if err != nil {
-		return "", fmt.Errorf("%s: %w", got, err)
-	}
-	return key, nil
+	return p.GetData(), got, nil
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)

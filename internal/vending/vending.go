@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/scope"
 )
 
 // ErrUnavailable means Momento could not mint a token just now; retrying
@@ -82,6 +83,25 @@ func (s Source) String() string {
 		return "shared"
 	}
 	return fmt.Sprintf("Source(%d)", int(s))
+}
+
+// Caller is whom a token is for, and what it may do.
+type Caller struct {
+	// Key names the caller's token in L1 and, with "-token" appended, in
+	// Momento: the client key for anonymous callers, or one derived from an
+	// identity and its scope. Callers with the same Key share a token, so
+	// a Key must determine Scope, Publish and TokenID. Logs name it only
+	// through Options.Label.
+	Key string
+	// Scope is what the token may subscribe to: scope.All() for every topic
+	// of the cache. An empty scope is an error: nothing to mint.
+	Scope scope.Scope
+	// Publish is what the token may also publish to; usually empty. A
+	// topic in both gets one publish-and-subscribe permission.
+	Publish scope.Scope
+	// TokenID, if not "", is the token's tokenId: Momento shows it to the
+	// subscribers of every message the token publishes.
+	TokenID string
 }
 
 // Token is a token handed out by a Vendor.
@@ -163,7 +183,6 @@ type Options struct {
 // Vendor hands out tokens. Its methods are safe for concurrent use.
 type Vendor struct {
 	opts    Options
-	scope   momento.DisposableTokenScope
 	l1      *l1
 	flights singleflight.Group
 	mints   *rate.Limiter
@@ -208,7 +227,6 @@ func New(clients *Clients, opts Options) *Vendor {
 	}
 	v := &Vendor{
 		opts:  opts,
-		scope: momento.TopicSubscribeOnly(momento.CacheName{Name: opts.CacheName}, momento.AllTopics{}),
 		l1:    newL1(opts.L1MaxEntries, opts.L1MaxBytes),
 		mints: rate.NewLimiter(rate.Limit(opts.MintRate), opts.MintBurst),
 	}
@@ -219,8 +237,8 @@ func New(clients *Clients, opts Options) *Vendor {
 	return v
 }
 
-// Token returns a token for the client known by key: from L1, from Momento,
-// or freshly minted, always with at least Options.Margin of life left.
+// Token returns a token for c: from L1, from Momento, or freshly minted,
+// always with at least Options.Margin of life left.
 //
 // ctx bounds only the wait: the work is shared with concurrent requests for
 // the same key and finishes (bounded by Options.CallTimeout per call) even if
@@ -228,14 +246,15 @@ func New(clients *Clients, opts Options) *Vendor {
 // The error has a failure kind: Limited (with the wait in its Retry),
 // Unavailable (wrapping ErrUnavailable) or Misconfigured (wrapping
 // ErrRejected); or it is ctx's error.
-func (v *Vendor) Token(ctx context.Context, key string) (Token, error) {
+func (v *Vendor) Token(ctx context.Context, c Caller) (Token, error) {
+	key := c.Key
 	if t, ok := v.l1.get(key, v.opts.Now()); ok {
 		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
 	}
 	var leader bool // set only in the flight this request started
 	ch := v.flights.DoChan(key, func() (any, error) {
 		leader = true
-		return v.fill(context.WithoutCancel(ctx), key)
+		return v.fill(context.WithoutCancel(ctx), c)
 	})
 	select {
 	case r := <-ch:
@@ -268,7 +287,8 @@ type item struct {
 }
 
 // fill finds or mints the token for key, caching it in Momento and L1.
-func (v *Vendor) fill(ctx context.Context, key string) (Token, error) {
+func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
+	key := c.Key
 	now := v.opts.Now()
 	if t, ok := v.l1.get(key, now); ok {
 		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
@@ -286,7 +306,11 @@ func (v *Vendor) fill(ctx context.Context, key string) (Token, error) {
 	if wait := reserve(v.mints, now); wait > 0 {
 		return Token{}, limited(wait)
 	}
-	t, err := v.mint(ctx, gen.clients)
+	perms, err := v.permissions(c)
+	if err != nil {
+		return Token{}, err
+	}
+	t, err := v.mint(ctx, gen.clients, perms, c.TokenID)
 	if err != nil && rejected(err) {
 		v.opts.Logger.Warn(LogKeyRejected, "code", StatusCode(err).String())
 		next, rerr := v.reconnect(ctx, gen)
@@ -297,7 +321,7 @@ func (v *Vendor) fill(ctx context.Context, key string) (Token, error) {
 		}
 		if next != nil {
 			gen = next
-			t, err = v.mint(ctx, gen.clients)
+			t, err = v.mint(ctx, gen.clients, perms, c.TokenID)
 		}
 	}
 	if err != nil {
@@ -370,15 +394,59 @@ func (v *Vendor) store(ctx context.Context, c *Clients, key, itemKey string, it 
 	}
 }
 
-// mint asks Momento for a token that may only subscribe to the topics of
-// the cache.
-func (v *Vendor) mint(ctx context.Context, c *Clients) (token, error) {
+// MaxPermissions is the most permission statements Momento lets a token
+// carry: one per topic selector.
+const MaxPermissions = 20
+
+// errNoScope means a caller's scope allows nothing; the edge refuses such a
+// caller before asking for a token.
+var errNoScope = failure.New(failure.Misconfigured, "the caller's scope allows no topic")
+
+// permissions returns the permissions of c's token in the cache: subscribe
+// on Scope, publish and subscribe on Publish.
+func (v *Vendor) permissions(c Caller) (momento.Permissions, error) {
+	cache := momento.CacheName{Name: v.opts.CacheName}
+	if c.Scope.IsEmpty() && c.Publish.IsEmpty() {
+		return momento.Permissions{}, errNoScope
+	}
+	var perms []momento.Permission
+	add := func(s scope.Scope, role momento.TopicRole, skip scope.Scope) {
+		if s.IsAll() {
+			perms = append(perms, momento.TopicPermission{Role: role, Cache: cache, Topic: momento.AllTopics{}})
+			return
+		}
+		for _, sel := range s.Selectors() {
+			if skip.IsAll() || (!sel.Prefix && skip.Allows(sel.Topic)) {
+				continue // granted with publish already
+			}
+			var topic momento.TopicSelector = momento.TopicName{Name: sel.Topic}
+			if sel.Prefix {
+				topic = momento.TopicNamePrefix{NamePrefix: sel.Topic}
+			}
+			perms = append(perms, momento.TopicPermission{Role: role, Cache: cache, Topic: topic})
+		}
+	}
+	add(c.Publish, momento.PublishSubscribe, scope.Scope{})
+	add(c.Scope, momento.SubscribeOnly, c.Publish)
+	if len(perms) > MaxPermissions {
+		return momento.Permissions{}, failure.Wrap(failure.Misconfigured,
+			fmt.Errorf("the caller's scope needs %d permissions, more than Momento's %d", len(perms), MaxPermissions))
+	}
+	return momento.Permissions{Permissions: perms}, nil
+}
+
+// mint asks Momento for a token with perms and tokenID.
+func (v *Vendor) mint(ctx context.Context, c *Clients, perms momento.Permissions, tokenID string) (token, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.opts.CallTimeout)
 	defer cancel()
-	resp, err := c.Auth.GenerateDisposableToken(ctx, &momento.GenerateDisposableTokenRequest{
+	req := &momento.GenerateDisposableTokenRequest{
 		ExpiresIn: utils.ExpiresInSeconds(int64(v.opts.TokenTTL / time.Second)),
-		Scope:     v.scope,
-	})
+		Scope:     perms,
+	}
+	if tokenID != "" {
+		req.Props.TokenId = &tokenID
+	}
+	resp, err := c.Auth.GenerateDisposableToken(ctx, req)
 	if err != nil {
 		return token{}, err
 	}

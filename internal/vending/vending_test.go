@@ -19,6 +19,7 @@ import (
 	"example.com/tokenvendingmachine/internal/failure"
 	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/momentotest"
+	"example.com/tokenvendingmachine/internal/scope"
 )
 
 // env is a Vendor wired to a fake Momento through the real SDK clients.
@@ -71,9 +72,12 @@ func newVendor(t *testing.T, fake *momentotest.Server, modify func(*Options)) *e
 	return &env{fake: fake, v: v, logs: logs}
 }
 
+// anon is the caller for an anonymous client key, with every topic.
+func anon(key string) Caller { return Caller{Key: key, Scope: scope.All()} }
+
 func (e *env) token(t *testing.T, key string) Token {
 	t.Helper()
-	tok, err := e.v.Token(context.Background(), key)
+	tok, err := e.v.Token(context.Background(), anon(key))
 	if err != nil {
 		t.Fatalf("Token(%q): %v", key, err)
 	}
@@ -245,7 +249,7 @@ func TestConcurrentMissesMintOnce(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			tok, err := e.v.Token(context.Background(), "203.0.113.7")
+			tok, err := e.v.Token(context.Background(), anon("203.0.113.7"))
 			if err != nil {
 				t.Errorf("Token: %v", err)
 			}
@@ -288,7 +292,7 @@ func TestManyClientsMintOncePerClient(t *testing.T) {
 				if i >= requests {
 					return
 				}
-				if _, err := e.v.Token(context.Background(), fmt.Sprintf("10.0.%d.%d", i%clients/256, i%clients%256)); err != nil {
+				if _, err := e.v.Token(context.Background(), anon(fmt.Sprintf("10.0.%d.%d", i%clients/256, i%clients%256))); err != nil {
 					t.Errorf("Token: %v", err)
 				}
 			}
@@ -306,7 +310,7 @@ func TestWaitIsBoundedByTheCallersContext(t *testing.T) {
 	e := newVendor(t, fake, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
-	if _, err := e.v.Token(ctx, "203.0.113.7"); !errors.Is(err, context.DeadlineExceeded) {
+	if _, err := e.v.Token(ctx, anon("203.0.113.7")); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Token with a short deadline: err %v, want DeadlineExceeded", err)
 	}
 	// The shared work went on: the next request joins it, or finds its
@@ -338,7 +342,7 @@ func TestUpstreamFaults(t *testing.T) {
 			fake := newFake(t)
 			fake.SetFault(tt.method, tt.fault)
 			e := newVendor(t, fake, func(o *Options) { o.CallTimeout = 200 * time.Millisecond })
-			tok, err := e.v.Token(context.Background(), "203.0.113.7")
+			tok, err := e.v.Token(context.Background(), anon("203.0.113.7"))
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Token: err %v, want %v", err, tt.wantErr)
 			}
@@ -393,7 +397,7 @@ func TestKeyRotation(t *testing.T) {
 	// Rejected again within 30s: the key is not re-read again.
 	fake.RotateAPIKey()
 	fake.FastForward(10 * time.Second)
-	if _, err := e.v.Token(context.Background(), "192.0.2.3"); !errors.Is(err, ErrRejected) {
+	if _, err := e.v.Token(context.Background(), anon("192.0.2.3")); !errors.Is(err, ErrRejected) {
 		t.Errorf("Token rejected again within 30s: err %v, want ErrRejected", err)
 	}
 	if n := reconnects.Load(); n != 1 {
@@ -417,7 +421,7 @@ func TestMintRateLimit(t *testing.T) {
 	for i := range 3 {
 		e.token(t, fmt.Sprintf("192.0.2.%d", i))
 	}
-	_, err := e.v.Token(context.Background(), "192.0.2.99")
+	_, err := e.v.Token(context.Background(), anon("192.0.2.99"))
 	if kind, wait := failure.Of(err); kind != failure.Limited || wait <= 0 || wait > time.Second {
 		t.Fatalf("Token beyond the burst: err %v (kind %v, retry %v), want Limited with a retry in (0, 1s]", err, kind, wait)
 	}
@@ -508,7 +512,7 @@ func TestReconnectFailure(t *testing.T) {
 	// The key is rejected and cannot be re-read: that may pass, so it is
 	// ErrUnavailable (503), not ErrRejected (500).
 	for i := range 2 {
-		if _, err := e.v.Token(context.Background(), fmt.Sprintf("192.0.2.%d", 10+i)); !errors.Is(err, ErrUnavailable) {
+		if _, err := e.v.Token(context.Background(), anon(fmt.Sprintf("192.0.2.%d", 10+i))); !errors.Is(err, ErrUnavailable) {
 			t.Errorf("Token with the key rejected and the secret down: err %v, want ErrUnavailable", err)
 		}
 	}
@@ -530,7 +534,7 @@ func TestLookupRateLimit(t *testing.T) {
 	e := newVendor(t, fake, func(o *Options) { o.LookupRate = 1; o.LookupBurst = 2 })
 	first := e.token(t, "192.0.2.1")
 	e.token(t, "192.0.2.2")
-	_, err := e.v.Token(context.Background(), "192.0.2.3")
+	_, err := e.v.Token(context.Background(), anon("192.0.2.3"))
 	if kind, wait := failure.Of(err); kind != failure.Limited || wait != time.Second {
 		t.Fatalf("third new client within a second: err %v (kind %v, retry %v), want Limited with a retry of 1s", err, kind, wait)
 	}
