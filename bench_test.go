@@ -36,27 +36,36 @@ func BenchmarkHandler(b *testing.B) {
 		return env
 	}
 	paths := []struct {
-		name string
-		env  map[string]string
-		ip   func(i int) string
+		name   string
+		env    map[string]string
+		ip     func(i int) string
+		bearer func(hs *harness) string // the request's credential, if any
 	}{
 		// A repeat visit: answered from the instance's L1.
-		{"l1-hit", unlimited(map[string]string{}), func(int) string { return "203.0.113.7" }},
+		{"l1-hit", unlimited(map[string]string{}), func(int) string { return "203.0.113.7" }, nil},
 		// A visit whose token another instance minted: one Get.
-		{"momento-hit", unlimited(map[string]string{"L1_MAX_ENTRIES": "0"}), func(int) string { return "203.0.113.7" }},
+		{"momento-hit", unlimited(map[string]string{"L1_MAX_ENTRIES": "0"}), func(int) string { return "203.0.113.7" }, nil},
 		// A new visitor: Get, mint, Set.
 		{"mint", unlimited(map[string]string{}),
-			func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }},
+			func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }, nil},
+		// A repeat visit with the same ticket: the verified ticket and its
+		// token both come from memory.
+		{"ticket-l1-hit", unlimited(ticketEnv(nil)), func(int) string { return "203.0.113.7" },
+			func(hs *harness) string { return signTicket(b, ticketClaims(hs, "customer-7", "order-42-*")) }},
 	}
 	for _, p := range paths {
 		b.Run(p.name, func(b *testing.B) {
 			hs := newHarness(b, p.env)
 			hs.h.log = cloudlog.New(io.Discard) // the lines are still made, not kept
-			warm := hs.get("203.0.113.7")       // set up the instance, and cache this IP
-			if warm.Code != http.StatusOK {
+			var header http.Header
+			if p.bearer != nil {
+				header = withBearer(p.bearer(hs))
+			}
+			// Set up the instance, and cache this caller.
+			if warm := hs.do(http.MethodGet, "203.0.113.7", header); warm.Code != http.StatusOK {
 				b.Fatalf("warm-up: status %d", warm.Code)
 			}
-			r := hs.request(request{})
+			r := hs.request(request{header: header})
 			w := &benchWriter{h: http.Header{}}
 			ips := make([]string, 0, 1)
 			if p.name == "mint" {
@@ -90,28 +99,40 @@ func BenchmarkHandler(b *testing.B) {
 	}
 }
 
-// TestL1HitAllocations holds the repeat-visit path to its allocation budget.
-// Allocations, unlike time, do not depend on the machine's load; the time
-// is measured by BenchmarkHandler.
+// TestL1HitAllocations holds the repeat-visit paths to their allocation
+// budgets: an anonymous one, and one with a ticket, which may cost at most
+// twice as much. Allocations, unlike time, do not depend on the machine's
+// load; the time is measured by BenchmarkHandler.
 func TestL1HitAllocations(t *testing.T) {
 	if testing.Short() {
 		t.Skip("sets up the function against the fakes")
 	}
-	hs := newHarness(t, nil)
+	hs := newHarness(t, ticketEnv(nil))
 	hs.h.log = cloudlog.New(io.Discard)
-	hs.token(t, "203.0.113.7")
-	r := hs.request(request{ip: "203.0.113.7"})
-	w := &benchWriter{h: http.Header{}}
-	hs.momento.ResetCounts()
-	allocs := testing.AllocsPerRun(1000, func() {
-		clear(w.h)
-		hs.h.ServeHTTP(w, r)
-	})
-	if w.code != http.StatusOK || hs.momento.TotalCount() != 0 {
-		t.Fatalf("status %d, %d Momento calls; want an L1 hit", w.code, hs.momento.TotalCount())
+	measure := func(header http.Header) float64 {
+		t.Helper()
+		if w := hs.do(http.MethodGet, "203.0.113.7", header); w.Code != http.StatusOK {
+			t.Fatalf("warm-up: status %d", w.Code)
+		}
+		r := hs.request(request{ip: "203.0.113.7", header: header})
+		w := &benchWriter{h: http.Header{}}
+		hs.momento.ResetCounts()
+		allocs := testing.AllocsPerRun(1000, func() {
+			clear(w.h)
+			hs.h.ServeHTTP(w, r)
+		})
+		if w.code != http.StatusOK || hs.momento.TotalCount() != 0 {
+			t.Fatalf("status %d, %d Momento calls; want an L1 hit", w.code, hs.momento.TotalCount())
+		}
+		return allocs
 	}
-	t.Logf("an L1 hit allocates %.0f times", allocs)
-	if allocs > 40 {
-		t.Errorf("an L1 hit allocates %.0f times, want at most 40", allocs)
+	anon := measure(nil)
+	withTicket := measure(withBearer(signTicket(t, ticketClaims(hs, "customer-7", "order-42-*"))))
+	t.Logf("an L1 hit allocates %.0f times; with a ticket, %.0f", anon, withTicket)
+	if anon > 40 {
+		t.Errorf("an L1 hit allocates %.0f times, want at most 40", anon)
+	}
+	if withTicket > 2*anon {
+		t.Errorf("an L1 hit with a ticket allocates %.0f times, want at most twice an anonymous one's %.0f", withTicket, anon)
 	}
 }
