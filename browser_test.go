@@ -31,6 +31,7 @@ import (
 
 	"example.com/tokenvendingmachine/internal/demo"
 	"example.com/tokenvendingmachine/internal/logbuf"
+	"example.com/tokenvendingmachine/internal/ticket"
 )
 
 // browserSessionTimeout bounds TestBrowser's browser session, from Chromium's
@@ -55,6 +56,7 @@ func TestBrowser(t *testing.T) {
 	t.Run("DemoPage", func(t *testing.T) { browserTestDemoPage(t, browser) })
 	t.Run("DemoPageHonoursRetryAfter", func(t *testing.T) { browserTestDemoRetryAfter(t, browser) })
 	t.Run("DemoPageRefusedOrigin", func(t *testing.T) { browserTestDemoRefusedOrigin(t, browser) })
+	t.Run("DemoPageTracksAnOrder", func(t *testing.T) { browserTestDemoOrder(t, browser) })
 }
 
 // browserTestFetch fetches a token twice from a page on another origin, with
@@ -200,7 +202,7 @@ func browserTestPreflight(t *testing.T, browser context.Context) {
 // what it shows once it has a token, and screenshots it.
 func browserTestDemoPage(t *testing.T, browser context.Context) {
 	be := browserSetup(t, browser, func(string) map[string]string { return nil })
-	site := httptest.NewServer(demo.Handler(be.fn.URL + "/"))
+	site := httptest.NewServer(demo.Handler(demo.Options{FunctionURL: be.fn.URL + "/"}))
 	t.Cleanup(site.Close)
 	be.open(t, site.URL+"/demo")
 
@@ -289,11 +291,62 @@ func browserTestDemoRefusedOrigin(t *testing.T, browser context.Context) {
 	}
 }
 
+// browserTestDemoOrder uses the demo page's order mode: the page gets a
+// ticket from its own server (the app's backend) and sends it to the
+// function on another origin as Authorization, which needs a preflight.
+func browserTestDemoOrder(t *testing.T, browser context.Context) {
+	be := browserSetup(t, browser, func(string) map[string]string {
+		return ticketEnv(map[string]string{"TOPICS": "none"})
+	})
+	site := httptest.NewServer(demo.Handler(demo.Options{FunctionURL: be.fn.URL + "/",
+		TicketKey: []byte(testTicketKey), TicketAudience: ticket.DefaultAudience, Now: be.hs.momento.Now}))
+	t.Cleanup(site.Close)
+	be.open(t, site.URL+"/demo")
+	// As a visitor, TOPICS=none refuses the page.
+	if _, err := chromedp.Run(be.ctx, chromedp.Poll[string](`document.getElementById("status").className`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("waiting for the visitor's fetch: %v", err)
+	}
+	_, err := chromedp.Run(be.ctx, chromedp.Evaluate[bool](`(() => {
+		document.getElementById("status").className = "";
+		document.getElementById("order").value = "42";
+		document.querySelector("input[value=order]").click();
+		return true;
+	})()`))
+	if err != nil {
+		t.Fatalf("choosing the order mode: %v", err)
+	}
+	if _, err := chromedp.Run(be.ctx, chromedp.Poll[string](`document.getElementById("status").className`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("waiting for the order's fetch: %v", err)
+	}
+	page, err := chromedp.Run(be.ctx, browserDemoRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Status != "ok" || !strings.Contains(page.Scope, "order-42-*") || !strings.Contains(page.Scope, "subscribe only") {
+		t.Errorf("demo page in order mode: #status %q (%s), #scope %q; want a token for order-42-*", page.StatusText, page.Status, page.Scope)
+	}
+	preflight := false
+	for _, r := range be.fn.requests() {
+		if r.Method == http.MethodOptions && strings.Contains(strings.ToLower(r.RequestHeaders), "authorization") && r.Status == http.StatusNoContent {
+			preflight = true
+		}
+	}
+	if !preflight {
+		t.Errorf("no preflight for Authorization reached the function: %+v", be.fn.requests())
+	}
+	mints := be.hs.momento.Mints()
+	if len(mints) != 1 || mints[0].TokenID != "customer-of-order-42" {
+		t.Errorf("mints %+v, want one for the ticket's sub", mints)
+	}
+}
+
 // browserDemoLoad opens the demo page, pointed at fnURL, waits for its first
 // fetch to end, and returns what it shows.
 func browserDemoLoad(t *testing.T, be *browserEnv, fnURL string) browserDemoState {
 	t.Helper()
-	site := httptest.NewServer(demo.Handler(fnURL))
+	site := httptest.NewServer(demo.Handler(demo.Options{FunctionURL: fnURL}))
 	t.Cleanup(site.Close)
 	be.open(t, site.URL+"/demo")
 	if _, err := chromedp.Run(be.ctx, chromedp.Poll[string](`document.getElementById("status").className`,

@@ -28,7 +28,9 @@
 package main
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"flag"
 	"fmt"
@@ -49,6 +51,7 @@ import (
 	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/demo"
 	"example.com/tokenvendingmachine/internal/momentotest"
+	"example.com/tokenvendingmachine/internal/oidctest"
 )
 
 func main() {
@@ -130,13 +133,43 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 		emu.SetLatency(*latency)
 		set("MOMENTO_EMULATOR_HOST", emu.Addr())
 		set("MOMENTO_API_KEY", emu.APIKey())
+
+		// Tickets: a key of the runner's own unless one is set, so that the
+		// demo (and cmd/ticket) can play the app's backend.
+		ticketKey := getenv("TICKET_KEY")
+		if ticketKey == "" && getenv("TICKET_SECRET_ID") == "" {
+			ticketKey = rand.Text() // 26 base32 characters, 130 bits
+			ticketKey += rand.Text()
+			set("TICKET_KEY", ticketKey)
+		}
+		// Sign-in: a fake login issuer on loopback, unless one is set.
+		signInURL := ""
+		if getenv("OIDC_ISSUER") == "" {
+			issuer, err := oidctest.NewServer(oidctest.Options{Addr: net.JoinHostPort(*host, "0")})
+			if err != nil {
+				return fmt.Errorf("start the local login issuer: %w", err)
+			}
+			defer issuer.Close()
+			set("OIDC_ISSUER", issuer.Issuer())
+			set("OIDC_AUDIENCE", issuer.Audience())
+			if getenv("OIDC_TOPICS") == "" {
+				set("OIDC_TOPICS", "user-{sub}-*")
+			}
+			signInURL = issuer.Issuer() + string(oidctest.EndpointToken)
+		}
+
 		fnURL := localURL(*host, *port, "/")
 		demoURL := ""
 		if *demoPort < 0 {
 			*demoPort = *port + 1
 		}
 		if *demoPort > 0 {
-			stop, err := serveDemo(net.JoinHostPort(*host, strconv.Itoa(*demoPort)), fnURL)
+			opts := demo.Options{FunctionURL: fnURL, SignInURL: signInURL,
+				TicketAudience: cmp.Or(getenv("TICKET_AUDIENCE"), config.DefaultTicketAudience)}
+			if ticketKey != "" && !strings.HasPrefix(ticketKey, "{") {
+				opts.TicketKey = []byte(ticketKey)
+			}
+			stop, err := serveDemo(net.JoinHostPort(*host, strconv.Itoa(*demoPort)), opts)
 			if err != nil {
 				return err
 			}
@@ -150,6 +183,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 				strings.TrimSuffix(demoURL, "/demo"))
 		}
 		banner(stdout, emu.Addr(), fnURL, demoURL, warning)
+		if ticketKey != "" {
+			fmt.Fprintf(stdout, "Tickets are signed with TICKET_KEY; try one:\n  TICKET_KEY='%s' go run ./cmd/ticket -sub alice -topics 'order-42-*'\n", ticketKey)
+		}
+		if signInURL != "" {
+			fmt.Fprintf(stdout, "Local login issuer: %s (an ID token: %s?sub=alice; OIDC_TOPICS=%s)\n",
+				getenv("OIDC_ISSUER"), signInURL, getenv("OIDC_TOPICS"))
+		}
 	} else {
 		fmt.Fprintf(stdout, "Serving %s on %s with the configuration in the environment.\n",
 			tvm.EntryPoint, localURL(*host, *port, "/"))
@@ -184,12 +224,12 @@ func localURL(host string, port int, path string) string {
 }
 
 // serveDemo serves the demo page on addr until the returned func is called.
-func serveDemo(addr, fnURL string) (func(), error) {
+func serveDemo(addr string, opts demo.Options) (func(), error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("demo page: cannot listen on %s: %w (set -demo-port, or 0 to turn it off)", addr, err)
 	}
-	srv := &http.Server{Handler: demo.Handler(fnURL), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: demo.Handler(opts), ReadHeaderTimeout: 5 * time.Second}
 	go srv.Serve(l)
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
