@@ -8,6 +8,7 @@ import (
 
 	"example.com/tokenvendingmachine/internal/cloudlog"
 	"example.com/tokenvendingmachine/internal/momentotest"
+	"example.com/tokenvendingmachine/internal/oidctest"
 )
 
 // benchWriter is a ResponseWriter that keeps nothing, so a benchmark
@@ -52,12 +53,21 @@ func BenchmarkHandler(b *testing.B) {
 		// token both come from memory.
 		{"ticket-l1-hit", unlimited(ticketEnv(nil)), func(int) string { return "203.0.113.7" },
 			func(hs *harness) string { return signTicket(b, ticketClaims(hs, "customer-7", "order-42-*")) }},
+		// A repeat visit with the same ID token: no signature verified.
+		{"id-token-l1-hit", nil, func(int) string { return "203.0.113.7" }, nil},
 	}
 	for _, p := range paths {
 		b.Run(p.name, func(b *testing.B) {
-			hs := newHarness(b, p.env)
-			hs.h.log = cloudlog.New(io.Discard) // the lines are still made, not kept
+			var hs *harness
 			var header http.Header
+			if p.name == "id-token-l1-hit" {
+				var issuer *oidctest.Server
+				hs, issuer = oidcHarness(b, unlimited(map[string]string{}))
+				header = withBearer(idToken(b, issuer, "alice"))
+			} else {
+				hs = newHarness(b, p.env)
+			}
+			hs.h.log = cloudlog.New(io.Discard) // the lines are still made, not kept
 			if p.bearer != nil {
 				header = withBearer(p.bearer(hs))
 			}
@@ -128,7 +138,14 @@ func TestL1HitAllocations(t *testing.T) {
 	}
 	anon := measure(nil)
 	withTicket := measure(withBearer(signTicket(t, ticketClaims(hs, "customer-7", "order-42-*"))))
-	t.Logf("an L1 hit allocates %.0f times; with a ticket, %.0f", anon, withTicket)
+	ohs, issuer := oidcHarness(t, nil)
+	ohs.h.log = cloudlog.New(io.Discard)
+	hs = ohs
+	withIDToken := measure(withBearer(idToken(t, issuer, "alice")))
+	t.Logf("an L1 hit allocates %.0f times; with a ticket, %.0f; with an ID token, %.0f", anon, withTicket, withIDToken)
+	if withIDToken > 2*anon {
+		t.Errorf("an L1 hit with an ID token allocates %.0f times, want at most twice an anonymous one's %.0f", withIDToken, anon)
+	}
 	if anon > 40 {
 		t.Errorf("an L1 hit allocates %.0f times, want at most 40", anon)
 	}

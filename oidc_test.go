@@ -1,0 +1,198 @@
+package tokenvendingmachine
+
+import (
+	"crypto/x509"
+	"encoding/pem"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"google.golang.org/grpc/codes"
+
+	"example.com/tokenvendingmachine/internal/idtoken"
+	"example.com/tokenvendingmachine/internal/momentotest"
+	"example.com/tokenvendingmachine/internal/oidctest"
+)
+
+// oidcHarness is the function with sign-in through a fake login issuer on
+// the fake Momento's clock, and env on top.
+func oidcHarness(t testing.TB, env map[string]string) (*harness, *oidctest.Server) {
+	t.Helper()
+	var issuer *oidctest.Server
+	hs := newHarnessFunc(t, func(hs *harness) map[string]string {
+		issuer = oidctest.NewServerT(t, oidctest.Options{Now: hs.momento.Now})
+		vars := map[string]string{
+			"OIDC_ISSUER":   issuer.Issuer(),
+			"OIDC_AUDIENCE": issuer.Audience(),
+			"OIDC_TOPICS":   "user-{sub}-*,announcements",
+			"TOPICS":        "none",
+		}
+		for k, v := range env {
+			vars[k] = v
+		}
+		return vars
+	})
+	return hs, issuer
+}
+
+func idToken(t testing.TB, issuer *oidctest.Server, sub string, opts ...oidctest.TokenOption) string {
+	t.Helper()
+	tok, err := issuer.IDToken(sub, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+func TestIDTokenScopesTheToken(t *testing.T) {
+	hs, issuer := oidcHarness(t, nil)
+	raw := idToken(t, issuer, "alice")
+	w := hs.do(http.MethodGet, "203.0.113.7", withBearer(raw))
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET with an ID token: status %d, body %s", w.Code, w.Body)
+	}
+	tok := decode(t, w)
+	m, ok := hs.momento.MintOf(tok.Token)
+	if !ok {
+		t.Fatal("the served token was not minted by the fake")
+	}
+	if want := idtoken.TokenID(issuer.Issuer(), "alice"); m.TokenID != want || strings.Contains(m.TokenID, "alice") {
+		t.Errorf("tokenId = %q, want the opaque %q", m.TokenID, want)
+	}
+	want := []momentotest.Grant{
+		{Kind: "topic", Role: "TopicReadOnly", Cache: "pizza", Topic: "announcements"},
+		{Kind: "topic", Role: "TopicReadOnly", Cache: "pizza", Topic: "user-alice-*"},
+	}
+	if diff := cmpGrants(want, m.Grants); diff != "" {
+		t.Errorf("minted scope (-want +got):\n%s", diff)
+	}
+	for topic, want := range map[string]codes.Code{
+		"user-alice-inbox": codes.OK,
+		"announcements":    codes.OK,
+		"user-bob-inbox":   codes.PermissionDenied,
+		"user-alice2-x":    codes.PermissionDenied,
+	} {
+		if got := canSubscribe(t, hs, tok.Token, topic); got != want {
+			t.Errorf("subscribe to %s with alice's token: %v, want %v", topic, got, want)
+		}
+	}
+	// A repeat request with the same ID token verifies no signature and
+	// gets the cached token.
+	again := decode(t, hs.do(http.MethodGet, "198.51.100.1", withBearer(raw)))
+	if again.Token != tok.Token || len(hs.momento.Mints()) != 1 {
+		t.Errorf("a repeat request minted again")
+	}
+	if n := issuer.Count(oidctest.EndpointJWKS); n != 1 {
+		t.Errorf("key set fetched %d times, want once", n)
+	}
+	if v, ok := hs.h.oidc.Peek(); !ok || v.Stats().SignatureChecks != 1 {
+		t.Errorf("signature checks for two requests with one ID token: %+v, want 1", v.Stats())
+	}
+	hs.secretsInLogs(t, raw, "alice")
+}
+
+func TestBadIDTokensAreRefused(t *testing.T) {
+	tests := []struct {
+		name       string
+		token      func(hs *harness, issuer *oidctest.Server) string
+		wantStatus int
+		credential string
+		reason     string
+	}{
+		{"wrong issuer", func(hs *harness, _ *oidctest.Server) string {
+			other := oidctest.NewServerT(t, oidctest.Options{Now: hs.momento.Now})
+			return idToken(t, other, "alice")
+		}, http.StatusUnauthorized, "ticket", "signature"}, // another issuer's token is not an ID token for us
+		{"issuer claim forged", func(hs *harness, issuer *oidctest.Server) string {
+			other := oidctest.NewServerT(t, oidctest.Options{Now: hs.momento.Now})
+			return idToken(t, other, "alice", oidctest.WithClaim("iss", issuer.Issuer()))
+		}, http.StatusUnauthorized, "id_token", "signature"}, // the other issuer's key has our key's id
+		{"wrong audience", func(_ *harness, issuer *oidctest.Server) string {
+			return idToken(t, issuer, "alice", oidctest.WithClaim("aud", "another-app"))
+		}, http.StatusUnauthorized, "id_token", "audience"},
+		{"expired", func(hs *harness, issuer *oidctest.Server) string {
+			return idToken(t, issuer, "alice", oidctest.WithExpiry(hs.momento.Now().Add(-time.Minute)))
+		}, http.StatusUnauthorized, "id_token", "expired"},
+		{"not yet valid", func(hs *harness, issuer *oidctest.Server) string {
+			return idToken(t, issuer, "alice", oidctest.WithNotBefore(hs.momento.Now().Add(10*time.Minute)))
+		}, http.StatusUnauthorized, "id_token", "not yet valid"},
+		{"alg none", func(hs *harness, issuer *oidctest.Server) string {
+			tok, _ := jwt.NewWithClaims(jwt.SigningMethodNone, jwt.MapClaims{
+				"iss": issuer.Issuer(), "aud": issuer.Audience(), "sub": "alice", "exp": hs.momento.Now().Add(time.Hour).Unix(),
+			}).SignedString(jwt.UnsafeAllowNoneSignatureType)
+			return tok
+		}, http.StatusUnauthorized, "ticket", "signature"},
+		{"HS256 signed with the public key", func(hs *harness, issuer *oidctest.Server) string {
+			der, err := x509.MarshalPKIXPublicKey(issuer.PublicKey())
+			if err != nil {
+				t.Fatal(err)
+			}
+			pemKey := pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})
+			tok := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims{
+				"iss": issuer.Issuer(), "aud": issuer.Audience(), "sub": "alice", "exp": hs.momento.Now().Add(time.Hour).Unix(),
+			})
+			tok.Header["kid"] = issuer.KeyID()
+			s, _ := tok.SignedString(pemKey)
+			return s
+		}, http.StatusUnauthorized, "ticket", "signature"},
+		{"unknown key id", func(_ *harness, issuer *oidctest.Server) string {
+			return idToken(t, issuer, "alice", oidctest.WithKeyID("forged"))
+		}, http.StatusUnauthorized, "id_token", "unknown key"},
+		{"subject that is not a topic fragment", func(_ *harness, issuer *oidctest.Server) string {
+			return idToken(t, issuer, "alice-*")
+		}, http.StatusForbidden, "id_token", "subject does not fit OIDC_TOPICS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// Tickets are accepted too: a token that is not an ID token
+			// for this issuer goes to the ticket key, and fails there.
+			hs, issuer := oidcHarness(t, ticketEnv(nil))
+			raw := tt.token(hs, issuer)
+			w := hs.do(http.MethodGet, "203.0.113.7", withBearer(raw))
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d, body %s; want %d", w.Code, w.Body, tt.wantStatus)
+			}
+			if got := w.Header().Get("WWW-Authenticate"); tt.wantStatus == http.StatusUnauthorized && got != `Bearer error="invalid_token"` {
+				t.Errorf("WWW-Authenticate = %q, want Bearer error=\"invalid_token\"", got)
+			}
+			checkErrorBody(t, w)
+			if n := len(hs.momento.Mints()); n != 0 {
+				t.Errorf("a refused ID token minted %d tokens", n)
+			}
+			lines := hs.logLines(t, logRequest)
+			if len(lines) != 1 || lines[0]["reason"] != tt.reason || lines[0]["credential"] != tt.credential {
+				t.Errorf("request line %v, want credential %s, reason %q", lines, tt.credential, tt.reason)
+			}
+			hs.secretsInLogs(t, raw, "alice")
+		})
+	}
+}
+
+func TestForgedKeyIDsFetchKeysAtMostOncePerInterval(t *testing.T) {
+	hs, issuer := oidcHarness(t, nil)
+	if w := hs.do(http.MethodGet, "203.0.113.7", withBearer(idToken(t, issuer, "alice"))); w.Code != http.StatusOK {
+		t.Fatalf("sign-in: status %d", w.Code)
+	}
+	forge := func() {
+		for i := range 5 {
+			w := hs.do(http.MethodGet, "203.0.113.7", withBearer(idToken(t, issuer, "alice", oidctest.WithKeyID(strings.Repeat("f", i+1)))))
+			if w.Code != http.StatusUnauthorized {
+				t.Errorf("forged key id: status %d, want 401", w.Code)
+			}
+		}
+	}
+	forge()
+	if n := issuer.Count(oidctest.EndpointJWKS); n != 1 {
+		t.Errorf("key set fetched %d times after five forged key ids, want 1 (the first)", n)
+	}
+	hs.momento.FastForward(2 * time.Minute)
+	forge()
+	if n := issuer.Count(oidctest.EndpointJWKS); n != 2 {
+		t.Errorf("key set fetched %d times after five more forged key ids a refetch interval later, want 2", n)
+	}
+	if n := len(hs.momento.Mints()); n != 1 {
+		t.Errorf("mints = %d, want 1", n)
+	}
+}
