@@ -74,8 +74,9 @@ type FleetOptions struct {
 // long run that is Rate per second. What differs from a token bucket is that
 // a burst from idle gets C at once, and Burst only across a window's edge.
 // If instance clocks differ from true time by up to ε, and a mint follows its
-// Increment by up to L, the bound is Rate × (T + 2ε + L) + 2C. The counter's
-// lifetime covers clocks up to W/2 + 0.5 s apart; beyond that a lagging
+// Increment by up to L, the bound is Rate × (T + 2ε + L) + 2C. A window's
+// Increments span W plus the instances' clock spread, and its counter lives
+// 2W + 1 s, so clocks up to W + 1 s apart are covered; beyond that a lagging
 // instance could find a window's counter gone and start it again.
 //
 // With Rate 4 and Burst 20: C = 10, W = 2.5 s, at most 4T + 20 mints in any
