@@ -38,6 +38,22 @@ func allowOrigin(hdr http.Header, origin string, allowed []string) bool {
 	return false
 }
 
+// unreadable reports whether a request with headers req came from a
+// browser that will not let its page read the answer: a navigation, an
+// <img>, a no-cors fetch, anything but a CORS request with an Origin. A
+// browser says so in the Sec-Fetch-* headers every current one sends; a
+// request without them (curl, a server, an old browser) is not judged.
+// With an ALLOWED_ORIGINS list, such a request is refused before it can
+// cost a mint: on a popular page elsewhere, every visitor's browser would
+// otherwise spend the budget from its own address.
+func unreadable(req http.Header) bool {
+	mode, site := req.Get("Sec-Fetch-Mode"), req.Get("Sec-Fetch-Site")
+	if mode == "" && site == "" {
+		return false
+	}
+	return mode != "cors" || req.Get("Origin") == ""
+}
+
 // preflight sets on hdr the answer to a CORS preflight with request
 // headers req: the methods, the headers asked for if they are a list of
 // names, and how long to cache it. An OPTIONS request that is not a

@@ -118,3 +118,27 @@ func TestValidHeaderList(t *testing.T) {
 		}
 	}
 }
+
+func TestUnreadable(t *testing.T) {
+	tests := []struct {
+		name string
+		req  http.Header
+		want bool
+	}{
+		{"curl: no Sec-Fetch headers", http.Header{}, false},
+		{"server with an Origin", http.Header{"Origin": {"https://shop.example.com"}}, false},
+		{"cors fetch", http.Header{"Sec-Fetch-Mode": {"cors"}, "Sec-Fetch-Site": {"cross-site"}, "Origin": {"https://shop.example.com"}}, false},
+		{"preflight", http.Header{"Sec-Fetch-Mode": {"cors"}, "Sec-Fetch-Site": {"same-site"}, "Origin": {"https://shop.example.com"}}, false},
+		{"img", http.Header{"Sec-Fetch-Mode": {"no-cors"}, "Sec-Fetch-Site": {"cross-site"}, "Sec-Fetch-Dest": {"image"}}, true},
+		{"no-cors fetch", http.Header{"Sec-Fetch-Mode": {"no-cors"}, "Sec-Fetch-Site": {"cross-site"}}, true},
+		{"no-cors fetch with an Origin", http.Header{"Sec-Fetch-Mode": {"no-cors"}, "Origin": {"https://shop.example.com"}}, true},
+		{"navigation", http.Header{"Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Site": {"none"}}, true},
+		{"cors without an Origin", http.Header{"Sec-Fetch-Mode": {"cors"}, "Sec-Fetch-Site": {"same-origin"}}, true},
+		{"only Sec-Fetch-Site", http.Header{"Sec-Fetch-Site": {"cross-site"}}, true},
+	}
+	for _, tt := range tests {
+		if got := unreadable(tt.req); got != tt.want {
+			t.Errorf("%s: unreadable(%v) = %v, want %v", tt.name, tt.req, got, tt.want)
+		}
+	}
+}

@@ -141,6 +141,11 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 		hdr.Set("Access-Control-Allow-Origin", "*") // so a page can read the error
 	} else if !allowOrigin(hdr, r.Header.Get("Origin"), h.cfg.AllowedOrigins) {
 		return errOriginRefused
+	} else if h.cfg.AllowedOrigins != nil && unreadable(r.Header) {
+		hdr.Del("Access-Control-Allow-Origin")
+		hdr.Del("Access-Control-Expose-Headers")
+		le.reason = "browser request that cannot read the answer"
+		return errOriginRefused
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -178,7 +183,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	if err != nil {
 		return err
 	}
-	caller := vending.Caller{Key: client.Key, Scope: h.cfg.Topics}
+	caller := vending.Caller{Key: client.Key, Scope: h.cfg.Topics, Client: client.Key}
 	if !caller.Scope.IsAll() {
 		caller.Key += ":" + caller.Scope.Key()
 	}
@@ -186,6 +191,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 		if caller, err = h.credentialCaller(r.Context(), inst, raw, le); err != nil {
 			return err
 		}
+		caller.Client = client.Key
 	}
 	le.client = h.label(caller.Key)
 	tok, err := inst.vendor.Token(r.Context(), caller)

@@ -38,8 +38,8 @@ type harness struct {
 }
 
 // newHarness starts the fakes and the function. env holds the function's
-// environment on top of the defaults (SECRET_ID, both emulator hosts and a
-// mint burst of 1000); a value of "" removes a default.
+// environment on top of the defaults (SECRET_ID, both emulator hosts, and
+// bursts of 1000 mints); a value of "" removes a default.
 func newHarness(t testing.TB, env map[string]string) *harness {
 	t.Helper()
 	return newHarnessFunc(t, func(*harness) map[string]string { return env })
@@ -61,9 +61,12 @@ func newHarnessFunc(t testing.TB, env func(hs *harness) map[string]string) *harn
 		"SECRET_ID":                   secretID,
 		"MOMENTO_EMULATOR_HOST":       hs.momento.Addr(),
 		"SECRETMANAGER_EMULATOR_HOST": hs.secrets.Addr(),
-		// Room for the tests' bursts of new clients; the limits' own
-		// tests set them.
-		"MINT_BURST": "1000",
+		// Room for the tests' bursts of new clients on a clock that stands
+		// still; the limits' own tests set them.
+		"MINT_BURST":           "1000",
+		"NETWORK_MINT_BURST":   "1000",
+		"NETWORK_LOOKUP_BURST": "1000",
+		"FLEET_MINT_BURST":     "2000",
 	}
 	for k, v := range env(hs) {
 		vars[k] = v

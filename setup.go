@@ -99,20 +99,26 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 	}
 
 	opts := vending.Options{
-		CacheName:    cfg.CacheName,
-		TokenTTL:     cfg.TokenTTL,
-		CacheTTL:     cfg.CacheTTL,
-		Margin:       config.RefreshMargin,
-		CallTimeout:  cfg.UpstreamTimeout,
-		MintRate:     cfg.MintRate,
-		MintBurst:    cfg.MintBurst,
-		LookupRate:   cfg.LookupRate,
-		LookupBurst:  cfg.LookupBurst,
-		L1MaxEntries: cfg.L1MaxEntries,
-		L1MaxBytes:   cfg.L1MaxBytes,
-		Now:          h.now,
-		Logger:       h.log,
-		Label:        h.label,
+		CacheName:      cfg.CacheName,
+		TokenTTL:       cfg.TokenTTL,
+		CacheTTL:       cfg.CacheTTL,
+		Margin:         config.RefreshMargin,
+		CallTimeout:    cfg.UpstreamTimeout,
+		MintRate:       cfg.MintRate,
+		MintBurst:      cfg.MintBurst,
+		LookupRate:     cfg.LookupRate,
+		LookupBurst:    cfg.LookupBurst,
+		L1MaxEntries:   cfg.L1MaxEntries,
+		L1MaxBytes:     cfg.L1MaxBytes,
+		KeyMintRate:    cfg.NetworkMintRate,
+		KeyMintBurst:   cfg.NetworkMintBurst,
+		KeyLookupRate:  cfg.NetworkLookupRate,
+		KeyLookupBurst: cfg.NetworkLookupBurst,
+		FleetMintRate:  cfg.FleetMintRate,
+		FleetMintBurst: cfg.FleetMintBurst,
+		Now:            h.now,
+		Logger:         h.log,
+		Label:          h.label,
 	}
 	if inst.secrets != nil {
 		// A key from the environment is fixed for the instance's life;
@@ -125,7 +131,9 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 			return vending.Connect(ctx, key, connect)
 		}
 	}
-	inst.vendor = vending.New(clients, opts)
+	if inst.vendor, err = vending.New(clients, opts); err != nil {
+		return fail(err)
+	}
 	return inst, nil
 }
 

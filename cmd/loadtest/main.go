@@ -264,6 +264,12 @@ func startServer(emu *momentotest.Server) (*server, error) {
 		"MINT_BURST":            "1000000",
 		"LOOKUP_RATE":           "1000000",
 		"LOOKUP_BURST":          "1000000",
+		"NETWORK_MINT_RATE":     "1000000",
+		"NETWORK_MINT_BURST":    "1000000",
+		"NETWORK_LOOKUP_RATE":   "1000000",
+		"NETWORK_LOOKUP_BURST":  "1000000",
+		"FLEET_MINT_RATE":       "1000000",
+		"FLEET_MINT_BURST":      "1000000",
 	})
 	cmd.Stdout = io.Discard // one log line per request; not what is measured
 	cmd.Stderr = os.Stderr

@@ -102,6 +102,11 @@ type Caller struct {
 	// TokenID, if not "", is the token's tokenId: Momento shows it to the
 	// subscribers of every message the token publishes.
 	TokenID string
+	// Client is the client key (internal/clientip's) the request came
+	// from. A caller's lookups and mints draw first on buckets of its own:
+	// its TokenID's if it has one, else its client's networks (the /24 and
+	// /16 of an IPv4 address, the /48 and /32 of an IPv6 one).
+	Client string
 }
 
 // Token is a token handed out by a Vendor.
@@ -159,6 +164,20 @@ type Options struct {
 	// cost. 0 means no limit.
 	LookupRate  float64
 	LookupBurst int
+	// KeyMintRate and KeyMintBurst size each of a caller's own mint
+	// buckets (Caller.Limits); KeyLookupRate and KeyLookupBurst its lookup
+	// buckets. A rate of 0 means no such bucket. MaxLimitKeys bounds how
+	// many keys are remembered (0 means 10,000).
+	KeyMintRate    float64
+	KeyMintBurst   int
+	KeyLookupRate  float64
+	KeyLookupBurst int
+	MaxLimitKeys   int
+	// FleetMintRate and FleetMintBurst are the deployment's mint budget,
+	// kept in Momento with one Increment per mint (package limits' Fleet);
+	// a rate of 0 means none.
+	FleetMintRate  float64
+	FleetMintBurst int
 	// L1MaxEntries bounds the in-process cache's entries and L1MaxBytes
 	// its estimated size; if either is 0 there is no in-process cache.
 	L1MaxEntries int
@@ -185,8 +204,7 @@ type Vendor struct {
 	opts    Options
 	l1      *l1
 	flights singleflight.Group
-	mints   *rate.Limiter
-	lookups *rate.Limiter // nil: no limit
+	lim     *limiter
 	current atomic.Pointer[generation]
 
 	mu sync.Mutex // serialises reconnects; guards the fields below
@@ -211,8 +229,9 @@ type generation struct {
 	clients *Clients
 }
 
-// New returns a Vendor that calls clients. It owns them from then on.
-func New(clients *Clients, opts Options) *Vendor {
+// New returns a Vendor that calls clients. It owns them from then on, even
+// if it fails: its error means opts' limits are invalid.
+func New(clients *Clients, opts Options) (*Vendor, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -225,16 +244,21 @@ func New(clients *Clients, opts Options) *Vendor {
 	if opts.ReconnectInterval == 0 {
 		opts.ReconnectInterval = 30 * time.Second
 	}
-	v := &Vendor{
-		opts:  opts,
-		l1:    newL1(opts.L1MaxEntries, opts.L1MaxBytes),
-		mints: rate.NewLimiter(rate.Limit(opts.MintRate), opts.MintBurst),
+	if opts.MaxLimitKeys == 0 {
+		opts.MaxLimitKeys = 10_000
 	}
-	if opts.LookupRate > 0 {
-		v.lookups = rate.NewLimiter(rate.Limit(opts.LookupRate), max(opts.LookupBurst, 1))
+	lim, err := newLimiter(opts)
+	if err != nil {
+		clients.Close()
+		return nil, failure.Wrap(failure.Misconfigured, err)
+	}
+	v := &Vendor{
+		opts: opts,
+		l1:   newL1(opts.L1MaxEntries, opts.L1MaxBytes),
+		lim:  lim,
 	}
 	v.current.Store(&generation{clients: clients})
-	return v
+	return v, nil
 }
 
 // Token returns a token for c: from L1, from Momento, or freshly minted,
@@ -293,8 +317,9 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if t, ok := v.l1.get(key, now); ok {
 		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
 	}
-	if wait := reserve(v.lookups, now); wait > 0 {
-		return Token{}, limited(wait)
+	keys := limitKeys(c)
+	if err := v.admitLookup(keys, now); err != nil {
+		return Token{}, err
 	}
 	gen := v.current.Load()
 	itemKey := key + "-token"
@@ -303,14 +328,15 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 		return Token{Value: t.value, Expires: t.exp, Source: FromMomento}, nil
 	}
 
-	if wait := reserve(v.mints, now); wait > 0 {
-		return Token{}, limited(wait)
-	}
 	perms, err := v.permissions(c)
 	if err != nil {
 		return Token{}, err
 	}
+	if err := v.admitMint(ctx, keys, gen.clients, now); err != nil {
+		return Token{}, err
+	}
 	t, err := v.mint(ctx, gen.clients, perms, c.TokenID)
+	reread := false // whether the key was re-read for this mint
 	if err != nil && rejected(err) {
 		v.opts.Logger.Warn(LogKeyRejected, "code", StatusCode(err).String())
 		next, rerr := v.reconnect(ctx, gen)
@@ -320,17 +346,14 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 			return Token{}, fmt.Errorf("mint token: %w: re-read the API key: %v", ErrUnavailable, rerr)
 		}
 		if next != nil {
-			gen = next
+			gen, reread = next, true
 			t, err = v.mint(ctx, gen.clients, perms, c.TokenID)
 		}
 	}
 	if err != nil {
-		kind := ErrUnavailable
-		if rejected(err) {
-			kind = ErrRejected
-		}
-		return Token{}, fmt.Errorf("mint token: %w (%s): %s", kind, StatusCode(err), v.redact(err, key))
+		return Token{}, v.mintError(err, key, reread)
 	}
+	v.lim.pause.Succeed()
 
 	// Momento truncates exp to the second; counting from the start of this
 	// second keeps the TTL a whole CacheTTL. The entry may then outlive
@@ -342,6 +365,39 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 		v.l1.put(key, t, until)
 	}
 	return Token{Value: t.value, Expires: t.exp, Source: Minted}, nil
+}
+
+// expSlack is how far past now + TokenTTL a cached token's exp may be, for
+// clocks that differ between instances and Momento.
+const expSlack = time.Minute
+
+// LogMintsPaused is the message of the line logged when Momento answers a
+// mint with ResourceExhausted and the Vendor pauses mints.
+const LogMintsPaused = "Momento refused a mint for the account's rate limit; pausing mints"
+
+// mintError gives a failed mint its kind: Limited for Momento's
+// ResourceExhausted (after which mints pause, 1 s doubling to 30 s);
+// Misconfigured for a key Momento rejects that cannot be, or was just,
+// re-read; Unavailable, with the time until the next re-read, for a key
+// rejected within the re-read interval, which a rotation in progress may
+// explain; Unavailable for anything else.
+func (v *Vendor) mintError(err error, key string, reread bool) error {
+	code := StatusCode(err)
+	cause := fmt.Errorf("mint token (%s): %s", code, v.redact(err, key))
+	switch {
+	case code == codes.ResourceExhausted:
+		wait := v.lim.pause.Fail()
+		v.opts.Logger.Warn(LogMintsPaused, "pause", wait.String())
+		return &failure.Error{Kind: failure.Limited, Retry: wait, Err: cause}
+	case rejected(err) && (reread || v.opts.Reconnect == nil):
+		return fmt.Errorf("%w: %w", ErrRejected, cause)
+	case rejected(err):
+		v.mu.Lock()
+		wait := v.nextReconnect.Sub(v.opts.Now())
+		v.mu.Unlock()
+		return &failure.Error{Kind: failure.Unavailable, Retry: max(wait, time.Second), Err: fmt.Errorf("%w: %w", ErrUnavailable, cause)}
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, cause)
 }
 
 // lookup returns the token cached in Momento under itemKey and when it stops
@@ -366,6 +422,12 @@ func (v *Vendor) lookup(ctx context.Context, c *Clients, key, itemKey string, no
 		return token{}, time.Time{}, false
 	}
 	t := token{value: it.Token, exp: time.Unix(it.Exp, 0)}
+	if t.exp.After(now.Add(v.opts.TokenTTL + expSlack)) {
+		// No token of ours lives that long: the item was not written by
+		// this function as configured.
+		v.opts.Logger.Warn("cached token expires later than TOKEN_TTL allows; treating it as a miss", "client", v.opts.Label(key))
+		return token{}, time.Time{}, false
+	}
 	until := t.exp.Add(-v.opts.Margin)
 	if it.Until > 0 {
 		until = minTime(until, time.UnixMilli(it.Until))

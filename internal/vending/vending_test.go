@@ -67,7 +67,10 @@ func newVendor(t *testing.T, fake *momentotest.Server, modify func(*Options)) *e
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
-	v := New(clients, opts)
+	v, err := New(clients, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(v.Close)
 	return &env{fake: fake, v: v, logs: logs}
 }
@@ -321,6 +324,64 @@ func TestWaitIsBoundedByTheCallersContext(t *testing.T) {
 	}
 }
 
+func TestImplausibleExpIsAMiss(t *testing.T) {
+	fake := newFake(t)
+	e := newVendor(t, fake, nil)
+	now := fake.Now()
+	for i, exp := range []int64{9999999999, now.Add(time.Hour + 2*time.Minute).Unix()} {
+		client := fmt.Sprintf("192.0.2.%d", 70+i)
+		b, _ := json.Marshal(map[string]any{"token": "planted", "exp": exp})
+		fake.SetItem("pizza", client+"-token", b, time.Hour)
+		if got := e.token(t, client); got.Value == "planted" || got.Source != Minted {
+			t.Errorf("a cached token with exp %d was served (source %v)", exp, got.Source)
+		}
+	}
+	// Within TOKEN_TTL plus the slack, it is served.
+	b, _ := json.Marshal(map[string]any{"token": "fine", "exp": now.Add(time.Hour + 30*time.Second).Unix()})
+	fake.SetItem("pizza", "192.0.2.8-token", b, time.Hour)
+	if got := e.token(t, "192.0.2.8"); got.Value != "fine" {
+		t.Errorf("a cached token within TOKEN_TTL and the slack was not served: %v", got.Source)
+	}
+}
+
+func TestResourceExhaustedPausesMints(t *testing.T) {
+	fake := newFake(t)
+	e := newVendor(t, fake, nil)
+	first := e.token(t, "192.0.2.1")
+	fake.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.ResourceExhausted})
+
+	// Each refusal by Momento doubles the pause: 1 s, 2 s, 4 s...
+	for i, want := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second} {
+		mintsBefore := fake.Count(momentotest.MethodMint)
+		_, err := e.v.Token(context.Background(), anon(fmt.Sprintf("192.0.2.%d", 10+i)))
+		if kind, retry := failure.Of(err); kind != failure.Limited || retry != want {
+			t.Fatalf("mint refused by Momento (%d): err %v (kind %v, retry %v), want Limited, retry %v", i+1, err, kind, retry, want)
+		}
+		// Within the pause, no mint reaches Momento.
+		fake.FastForward(want / 2)
+		_, err = e.v.Token(context.Background(), anon("192.0.2.99"))
+		if kind, _ := failure.Of(err); kind != failure.Limited || fake.Count(momentotest.MethodMint) != mintsBefore+1 {
+			t.Errorf("a mint within the pause: kind %v, %d mints reached Momento; want Limited and none", kind, fake.Count(momentotest.MethodMint)-mintsBefore-1)
+		}
+		fake.FastForward(want / 2)
+	}
+	// Hits are unaffected.
+	if got := e.token(t, "192.0.2.1"); got.Value != first.Value {
+		t.Errorf("a cached client got another token during the pause")
+	}
+	// A success ends it, and the next refusal pauses 1 s again.
+	fake.ClearFaults()
+	e.token(t, "192.0.2.50")
+	fake.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.ResourceExhausted})
+	_, err := e.v.Token(context.Background(), anon("192.0.2.51"))
+	if _, retry := failure.Of(err); retry != time.Second {
+		t.Errorf("pause after a success and a new refusal = %v, want 1s", retry)
+	}
+	if !strings.Contains(e.logs.String(), LogMintsPaused) {
+		t.Errorf("the pause is not logged")
+	}
+}
+
 func TestUpstreamFaults(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -335,7 +396,6 @@ func TestUpstreamFaults(t *testing.T) {
 		{name: "set fails", method: momentotest.MethodSet, fault: momentotest.Fault{Code: codes.Internal}, wantLog: "Momento Set failed"},
 		{name: "mint fails", method: momentotest.MethodMint, fault: momentotest.Fault{Code: codes.Unavailable}, wantErr: ErrUnavailable},
 		{name: "mint hangs", method: momentotest.MethodMint, fault: momentotest.Fault{Latency: time.Minute}, wantErr: ErrUnavailable},
-		{name: "mint limited by Momento", method: momentotest.MethodMint, fault: momentotest.Fault{Code: codes.ResourceExhausted}, wantErr: ErrUnavailable},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -394,11 +454,14 @@ func TestKeyRotation(t *testing.T) {
 		t.Errorf("token minted after rotation was not cached with the new clients")
 	}
 
-	// Rejected again within 30s: the key is not re-read again.
+	// Rejected again within 30s: the key is not re-read again, and the
+	// caller is told to come back when it may be (a rotation may be under
+	// way), not that the deploy is broken.
 	fake.RotateAPIKey()
 	fake.FastForward(10 * time.Second)
-	if _, err := e.v.Token(context.Background(), anon("192.0.2.3")); !errors.Is(err, ErrRejected) {
-		t.Errorf("Token rejected again within 30s: err %v, want ErrRejected", err)
+	_, err := e.v.Token(context.Background(), anon("192.0.2.3"))
+	if kind, retry := failure.Of(err); !errors.Is(err, ErrUnavailable) || kind != failure.Unavailable || retry != 20*time.Second {
+		t.Errorf("Token rejected again within 30s: err %v (kind %v, retry %v), want Unavailable, retry 20s", err, kind, retry)
 	}
 	if n := reconnects.Load(); n != 1 {
 		t.Errorf("reconnects = %d after a second rejection within 30s, want 1", n)
