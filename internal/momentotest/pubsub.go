@@ -31,7 +31,12 @@ type published struct {
 }
 
 // subscriber is one open subscription's queue.
-type subscriber struct{ ch chan published }
+type subscriber struct {
+	ch chan published
+	// lost is the sequence number of the newest item dropped for this
+	// subscriber. It is guarded by Server.mu.
+	lost uint64
+}
 
 // subscriberBuffer is how many items a slow subscriber may fall behind
 // before the fake drops items for it; it then sends a discontinuity.
@@ -75,6 +80,7 @@ func (s *Server) publish(ctx context.Context, req protoreflect.Message) (proto.M
 		select {
 		case sub.ch <- item:
 		default: // too far behind: drop; the subscriber reports the gap
+			sub.lost = item.seq
 		}
 	}
 	return newMessage("common._Empty").Interface(), nil
@@ -171,6 +177,17 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 				return err
 			}
 			last = item.seq
+			// Once caught up, report what was dropped since, rather than
+			// wait for the next item to reveal the gap.
+			s.mu.Lock()
+			lost, caughtUp := sub.lost, len(sub.ch) == 0
+			s.mu.Unlock()
+			if caughtUp && lost > last {
+				if err := sendGap(stream, gap{last: last, next: lost, page: t.page}); err != nil {
+					return err
+				}
+				last = lost
+			}
 		}
 	}
 }

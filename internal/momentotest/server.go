@@ -1,37 +1,66 @@
-// Package momentotest runs an in-process fake of Momento's cache and token
-// services, for tests and for local development.
+// Package momentotest runs an in-process fake of Momento's cache, topic,
+// token and control services, for tests and for local development.
 //
 // The fake is a real gRPC server on a loopback port. The Momento Go SDK
 // (github.com/momentohq/client-sdk-go v1.38.0) talks to it over plaintext
 // gRPC once its endpoints are pointed there; [Server.CredentialProvider] does
 // that. It serves the SDK's own message types, so what the SDK sends is what
-// the fake reads.
+// the fake reads, and any other client of Momento's protos can use it too.
 //
-// Start one with [NewServer] (or [NewServerT] in a test), give clients
-// [Server.APIKey], and inspect what happened with [Server.Mints],
-// [Server.Item] and [Server.Count]. Time is the fake's own clock
-// ([Server.Now]): it runs in real time until [Server.SetTime] stops it, and
-// [Server.FastForward] moves it, so expiry needs no sleeping. Faults and latency are injected per method with
+// Start one with [NewServer] (or [NewServerT] in a test), name the caches it
+// starts with in [Options].Caches, give clients [Server.APIKey], and inspect
+// what happened with [Server.Mints], [Server.Item] and [Server.Count]. Time
+// is the fake's own clock ([Server.Now]): it runs in real time until
+// [Server.SetTime] stops it, and [Server.FastForward] moves it, so expiry
+// needs no sleeping. Faults and latency are injected per method with
 // [Server.SetFault] and [Server.SetLatency].
 //
-// What it models: Get, Set, Delete and Increment of scalar items with TTLs
-// (Increment sets the item's TTL to the request's on every call);
-// GenerateDisposableToken,
-// which mints tokens in Momento's v1 form (base64 of {"api_key", "endpoint"}),
-// records each mint's scope, expiry and caller, and refuses callers that are
-// themselves disposable tokens; Publish and Subscribe on topics. Calls made with
-// a minted token are held to its scope and expiry: PermissionDenied outside the
-// scope, Unauthenticated once expired. Account keys have every permission.
+// What it models, as Momento does:
+//   - Caches exist only once created, by [Options].Caches, [Server.CreateCache]
+//     or the control plane's CreateCache; DeleteCache and ListCaches too. A
+//     data call on any other cache answers NotFound (the SDK's
+//     CacheNotFoundError), after the caller's permissions are checked.
+//   - Get, Set, Delete and Increment of scalar items with TTLs. Increment
+//     adds to a base-10 integer (FailedPrecondition otherwise, or on
+//     overflow), creates a missing item holding the amount, and sets the
+//     item's TTL to the request's on every call.
+//   - GenerateDisposableToken, which mints tokens in Momento's v1 form (base64
+//     of {"api_key", "endpoint"}) and records each mint's scope, expiry, token
+//     ID and caller. The caller is named by the authorization header (Go SDK)
+//     or, without one, the request's auth_token (Node SDK); only account keys
+//     may mint.
+//   - Publish and Subscribe: a heartbeat when a subscription opens and then
+//     every [Options].HeartbeatInterval; sequence numbers and a sequence page;
+//     publisher_id set from the publishing token's token ID; a bounded
+//     history per topic ([Options].TopicHistory) from which a subscription
+//     resumes at resume_at_topic_sequence_number (items from that number on);
+//     a discontinuity when a resumed or slow subscriber has lost items.
+//   - Calls made with a minted token are held to its scope and expiry:
+//     PermissionDenied outside the scope (and for every control-plane call),
+//     Unauthenticated once expired. Account keys have every permission.
+//   - Limits: TTLs up to 24 h, items (key and value) up to 5 MiB, topic
+//     messages up to 4 KiB, tokens with at most 20 permissions living at
+//     most 1 h.
 //
-// Where it differs from Momento: there is one account and any cache name
-// exists (no control plane); the api_key inside a minted token is an unsigned
-// JWT-shaped string whose claims spell out the scope in plain JSON, which a real
-// token does not promise; error messages are the fake's own, status codes are
-// Momento's; topics keep no history. Every other RPC is recorded
-// ([Server.Unmodelled]) and, once the caller is authenticated and permitted
-// (a minted token may call no control-plane RPC, and a cache RPC only with a
-// cache grant on that cache), answers Unimplemented, so a client calling
-// something the fake does not know fails loudly.
+// Every other RPC is recorded ([Server.Unmodelled]) and, once the caller is
+// authenticated and permitted (a minted token may call no control-plane RPC,
+// and a cache RPC only with a cache grant on that cache), answers
+// Unimplemented, so a client calling something the fake does not know fails
+// loudly rather than being told it may not.
+//
+// Where it differs from Momento: there is one account; the api_key inside a
+// minted token is an unsigned JWT-shaped string whose claims spell out the
+// scope in plain JSON, which a real token does not promise; error messages
+// are the fake's own. Where Momento documents a limit but not the status that
+// enforces it, the status is the fake's choice: InvalidArgument for a TTL
+// over 24 h, too many permissions or too long a token lifetime;
+// ResourceExhausted with Momento's "err" trailer (item_size_limit_exceeded,
+// request_size_limit_exceeded) for an oversized item or message. It enforces
+// no rate, throughput, cache-count or subscriber-count limits, and no limit
+// on key or topic-name length (Momento documents none). Whether Momento keeps
+// an existing item's TTL on Increment is undocumented; the fake applies the
+// request's, which the wire always carries. Heartbeats run on real time, not
+// the fake's clock, and a slow subscriber is one more than 64 items behind.
 package momentotest
 
 import (

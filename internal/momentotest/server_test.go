@@ -77,8 +77,11 @@ func mintSubscribeOnly(t *testing.T, a momento.AuthClient, cache string, seconds
 }
 
 // grpcCode digs the gRPC status code out of an SDK error, which may wrap it
-// more than once (OriginalErr).
+// more than once (OriginalErr). A nil error is OK.
 func grpcCode(err error) codes.Code {
+	if err == nil {
+		return codes.OK
+	}
 	for err != nil {
 		if st, ok := status.FromError(err); ok {
 			return st.Code()
