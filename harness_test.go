@@ -50,7 +50,7 @@ func newHarness(t testing.TB, env map[string]string) *harness {
 func newHarnessFunc(t testing.TB, env func(hs *harness) map[string]string) *harness {
 	t.Helper()
 	hs := &harness{
-		momento: momentotest.NewServerT(t),
+		momento: momentotest.NewServerT(t, "pizza"),
 		secrets: secretmanagertest.NewServerT(t),
 		logs:    &logbuf.Buffer{},
 		ips:     make(map[string]bool),

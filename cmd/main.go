@@ -125,7 +125,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 
 	var stopDemo func()
 	if emulated {
-		emu, err := momentotest.NewServer(momentotest.Options{})
+		cache := cmp.Or(strings.TrimSpace(getenv("CACHE_NAME")), config.DefaultCacheName)
+		emu, err := momentotest.NewServer(momentotest.Options{Caches: []string{cache}})
 		if err != nil {
 			return fmt.Errorf("start the Momento emulator: %w", err)
 		}
@@ -182,7 +183,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 				"  function refuses the demo: add that origin to ALLOWED_ORIGINS, or unset it.",
 				strings.TrimSuffix(demoURL, "/demo"))
 		}
-		banner(stdout, emu.Addr(), fnURL, demoURL, warning)
+		banner(stdout, emu.Addr(), cache, fnURL, demoURL, warning)
 		if ticketKey != "" {
 			fmt.Fprintf(stdout, "Tickets are signed with TICKET_KEY; try one:\n  TICKET_KEY='%s' go run ./cmd/ticket -sub alice -topics 'order-42-*'\n", ticketKey)
 		}
@@ -260,12 +261,13 @@ func originAllowed(allowedOrigins, pageURL string) bool {
 	return false
 }
 
-func banner(w io.Writer, emulator, fnURL, demoURL, warning string) {
+func banner(w io.Writer, emulator, cache, fnURL, demoURL, warning string) {
 	line := "================================================================================"
 	fmt.Fprintln(w, line)
 	fmt.Fprintln(w, "  EMULATOR MODE: neither SECRET_ID nor MOMENTO_API_KEY is set.")
 	fmt.Fprintf(w, "  Tokens come from an embedded Momento emulator on %s.\n", emulator)
 	fmt.Fprintln(w, "  They are NOT valid on real Momento.")
+	fmt.Fprintf(w, "  The emulator has one cache, %q (CACHE_NAME), created at start.\n", cache)
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  Function:   %s\n", fnURL)
 	if demoURL != "" {

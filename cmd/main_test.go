@@ -86,7 +86,7 @@ func TestRunWithoutConfiguration(t *testing.T) {
 					t.Fatalf("no banner after 30s:\n%s", output.String())
 				}
 			}
-			for _, want := range []string{"EMULATOR MODE", "NOT valid on real Momento", fmt.Sprintf("curl -s http://127.0.0.1:%d/", port)} {
+			for _, want := range []string{"EMULATOR MODE", "NOT valid on real Momento", `one cache, "pizza" (CACHE_NAME)`, fmt.Sprintf("curl -s http://127.0.0.1:%d/", port)} {
 				if !strings.Contains(output.String(), want) {
 					t.Errorf("banner lacks %q:\n%s", want, output.String())
 				}
@@ -183,7 +183,7 @@ func TestOriginAllowed(t *testing.T) {
 
 func TestBannerWarnsOfARefusedDemo(t *testing.T) {
 	var out strings.Builder
-	banner(&out, "127.0.0.1:1", "http://127.0.0.1:8080/", "http://127.0.0.1:8081/demo", "the demo is refused")
+	banner(&out, "127.0.0.1:1", "pizza", "http://127.0.0.1:8080/", "http://127.0.0.1:8081/demo", "the demo is refused")
 	if !strings.Contains(out.String(), "WARNING: the demo is refused") {
 		t.Errorf("banner with a warning:\n%s", out.String())
 	}

@@ -39,6 +39,7 @@ import (
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	_ "example.com/tokenvendingmachine" // registers the function, for the server role
+	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/functest"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
@@ -131,7 +132,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	}
 	rep := Report{Requests: *requests, IPs: *ips, Concurrency: *concurrency, Latency: *latency}
 
-	emu, err := momentotest.NewServer(momentotest.Options{})
+	emu, err := momentotest.NewServer(momentotest.Options{Caches: []string{config.DefaultCacheName}})
 	if err != nil {
 		return rep, err
 	}

@@ -18,7 +18,7 @@ import (
 // Pass a mint through the limits from the most specific to the most shared,
 // giving back what earlier stages took when a later one refuses.
 func Example() {
-	fake, err := momentotest.NewServer(momentotest.Options{})
+	fake, err := momentotest.NewServer(momentotest.Options{Caches: []string{"tvm"}})
 	if err != nil {
 		panic(err)
 	}

@@ -53,7 +53,7 @@ type fleetSetup struct {
 func newFleetSetup(t *testing.T) *fleetSetup {
 	t.Helper()
 	clock := newFakeClock()
-	fake := momentotest.NewServerT(t)
+	fake := momentotest.NewServerT(t, testCache)
 	fake.SetTime(clock.Now())
 	return &fleetSetup{fake: fake, clock: clock, logs: &logbuf.Buffer{}}
 }

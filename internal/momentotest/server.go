@@ -1,37 +1,66 @@
-// Package momentotest runs an in-process fake of Momento's cache and token
-// services, for tests and for local development.
+// Package momentotest runs an in-process fake of Momento's cache, topic,
+// token and control services, for tests and for local development.
 //
 // The fake is a real gRPC server on a loopback port. The Momento Go SDK
 // (github.com/momentohq/client-sdk-go v1.38.0) talks to it over plaintext
 // gRPC once its endpoints are pointed there; [Server.CredentialProvider] does
 // that. It serves the SDK's own message types, so what the SDK sends is what
-// the fake reads.
+// the fake reads, and any other client of Momento's protos can use it too.
 //
-// Start one with [NewServer] (or [NewServerT] in a test), give clients
-// [Server.APIKey], and inspect what happened with [Server.Mints],
-// [Server.Item] and [Server.Count]. Time is the fake's own clock
-// ([Server.Now]): it runs in real time until [Server.SetTime] stops it, and
-// [Server.FastForward] moves it, so expiry needs no sleeping. Faults and latency are injected per method with
+// Start one with [NewServer] (or [NewServerT] in a test), name the caches it
+// starts with in [Options].Caches, give clients [Server.APIKey], and inspect
+// what happened with [Server.Mints], [Server.Item] and [Server.Count]. Time
+// is the fake's own clock ([Server.Now]): it runs in real time until
+// [Server.SetTime] stops it, and [Server.FastForward] moves it, so expiry
+// needs no sleeping. Faults and latency are injected per method with
 // [Server.SetFault] and [Server.SetLatency].
 //
-// What it models: Get, Set, Delete and Increment of scalar items with TTLs
-// (Increment sets the item's TTL to the request's on every call);
-// GenerateDisposableToken,
-// which mints tokens in Momento's v1 form (base64 of {"api_key", "endpoint"}),
-// records each mint's scope, expiry and caller, and refuses callers that are
-// themselves disposable tokens; Publish and Subscribe on topics. Calls made with
-// a minted token are held to its scope and expiry: PermissionDenied outside the
-// scope, Unauthenticated once expired. Account keys have every permission.
+// What it models, as Momento does:
+//   - Caches exist only once created, by [Options].Caches, [Server.CreateCache]
+//     or the control plane's CreateCache; DeleteCache and ListCaches too. A
+//     data call on any other cache answers NotFound (the SDK's
+//     CacheNotFoundError), after the caller's permissions are checked.
+//   - Get, Set, Delete and Increment of scalar items with TTLs. Increment
+//     adds to a base-10 integer (FailedPrecondition otherwise, or on
+//     overflow), creates a missing item holding the amount, and sets the
+//     item's TTL to the request's on every call.
+//   - GenerateDisposableToken, which mints tokens in Momento's v1 form (base64
+//     of {"api_key", "endpoint"}) and records each mint's scope, expiry, token
+//     ID and caller. The caller is named by the authorization header (Go SDK)
+//     or, without one, the request's auth_token (Node SDK); only account keys
+//     may mint.
+//   - Publish and Subscribe: a heartbeat when a subscription opens and then
+//     every [Options].HeartbeatInterval; sequence numbers and a sequence page;
+//     publisher_id set from the publishing token's token ID; a bounded
+//     history per topic ([Options].TopicHistory) from which a subscription
+//     resumes at resume_at_topic_sequence_number (items from that number on);
+//     a discontinuity when a resumed or slow subscriber has lost items.
+//   - Calls made with a minted token are held to its scope and expiry:
+//     PermissionDenied outside the scope (and for every control-plane call),
+//     Unauthenticated once expired. Account keys have every permission.
+//   - Limits: TTLs up to 24 h, items (key and value) up to 5 MiB, topic
+//     messages up to 4 KiB, tokens with at most 20 permissions living at
+//     most 1 h.
 //
-// Where it differs from Momento: there is one account and any cache name
-// exists (no control plane); the api_key inside a minted token is an unsigned
-// JWT-shaped string whose claims spell out the scope in plain JSON, which a real
-// token does not promise; error messages are the fake's own, status codes are
-// Momento's; topics keep no history. Every other RPC is recorded
-// ([Server.Unmodelled]) and, once the caller is authenticated and permitted
-// (a minted token may call no control-plane RPC, and a cache RPC only with a
-// cache grant on that cache), answers Unimplemented, so a client calling
-// something the fake does not know fails loudly.
+// Every other RPC is recorded ([Server.Unmodelled]) and, once the caller is
+// authenticated and permitted (a minted token may call no control-plane RPC,
+// and a cache RPC only with a cache grant on that cache), answers
+// Unimplemented, so a client calling something the fake does not know fails
+// loudly rather than being told it may not.
+//
+// Where it differs from Momento: there is one account; the api_key inside a
+// minted token is an unsigned JWT-shaped string whose claims spell out the
+// scope in plain JSON, which a real token does not promise; error messages
+// are the fake's own. Where Momento documents a limit but not the status that
+// enforces it, the status is the fake's choice: InvalidArgument for a TTL
+// over 24 h, too many permissions or too long a token lifetime;
+// ResourceExhausted with Momento's "err" trailer (item_size_limit_exceeded,
+// request_size_limit_exceeded) for an oversized item or message. It enforces
+// no rate, throughput, cache-count or subscriber-count limits, and no limit
+// on key or topic-name length (Momento documents none). Whether Momento keeps
+// an existing item's TTL on Increment is undocumented; the fake applies the
+// request's, which the wire always carries. Heartbeats run on real time, not
+// the fake's clock, and a slow subscriber is one more than 64 items behind.
 package momentotest
 
 import (
@@ -67,6 +96,10 @@ const (
 	MethodMint      Method = "GenerateDisposableToken"
 	MethodPublish   Method = "Publish"
 	MethodSubscribe Method = "Subscribe"
+
+	MethodCreateCache Method = "CreateCache"
+	MethodDeleteCache Method = "DeleteCache"
+	MethodListCaches  Method = "ListCaches"
 )
 
 // DefaultEndpoint is the Momento endpoint named in keys and minted tokens when
@@ -91,7 +124,26 @@ type Options struct {
 	// Endpoint is the Momento endpoint named in keys and minted tokens;
 	// "" means DefaultEndpoint.
 	Endpoint string
+	// Caches are created when the fake starts. No other cache exists until
+	// CreateCache (or the control plane's CreateCache) makes it.
+	Caches []string
+	// HeartbeatInterval is how often an open subscription receives a
+	// heartbeat; 0 means DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// TopicHistory is how many of its newest items each topic keeps for
+	// subscribers that resume; 0 means DefaultTopicHistory, negative none.
+	TopicHistory int
 }
+
+// DefaultHeartbeatInterval is how often subscriptions receive a heartbeat
+// unless Options.HeartbeatInterval says otherwise. The SDKs expect one within
+// 10 seconds.
+const DefaultHeartbeatInterval = 5 * time.Second
+
+// DefaultTopicHistory is how many items each topic keeps for resuming
+// subscribers unless Options.TopicHistory says otherwise. Momento leaves the
+// amount unspecified.
+const DefaultTopicHistory = 256
 
 // Fault is an injected misbehaviour of one method.
 type Fault struct {
@@ -159,11 +211,13 @@ type Item struct {
 
 // Server is a fake Momento. Its methods are safe for concurrent use.
 type Server struct {
-	lis      net.Listener
-	srv      *grpc.Server
-	endpoint string
-	base     func() time.Time
-	stop     sync.Once
+	lis       net.Listener
+	srv       *grpc.Server
+	endpoint  string
+	base      func() time.Time
+	heartbeat time.Duration
+	history   int // items kept per topic
+	stop      sync.Once
 
 	mu sync.Mutex // guards the fields below
 	// offset is added to base to give the fake's clock, unless frozen.
@@ -183,7 +237,9 @@ type Server struct {
 	latency    time.Duration
 	counts     map[Method]int
 	unmodelled []string
+	caches     map[string]struct{}
 	topics     map[topicKey]*topic
+	pages      uint64 // the newest topic sequence page handed out
 }
 
 type itemKey struct{ cache, key string }
@@ -199,15 +255,18 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("momentotest: listen: %w", err)
 	}
 	s := &Server{
-		lis:      lis,
-		endpoint: opts.Endpoint,
-		base:     opts.Now,
-		keys:     make(map[string]string),
-		items:    make(map[itemKey]Item),
-		minted:   make(map[string]int),
-		faults:   make(map[Method]Fault),
-		counts:   make(map[Method]int),
-		topics:   make(map[topicKey]*topic),
+		lis:       lis,
+		endpoint:  opts.Endpoint,
+		base:      opts.Now,
+		heartbeat: opts.HeartbeatInterval,
+		history:   opts.TopicHistory,
+		keys:      make(map[string]string),
+		items:     make(map[itemKey]Item),
+		minted:    make(map[string]int),
+		faults:    make(map[Method]Fault),
+		counts:    make(map[Method]int),
+		caches:    make(map[string]struct{}),
+		topics:    make(map[topicKey]*topic),
 	}
 	if s.endpoint == "" {
 		s.endpoint = DefaultEndpoint
@@ -215,8 +274,24 @@ func NewServer(opts Options) (*Server, error) {
 	if s.base == nil {
 		s.base = time.Now
 	}
+	if s.heartbeat <= 0 {
+		s.heartbeat = DefaultHeartbeatInterval
+	}
+	switch {
+	case s.history == 0:
+		s.history = DefaultTopicHistory
+	case s.history < 0:
+		s.history = 0
+	}
 	s.mu.Lock()
 	s.newAPIKeyLocked()
+	for _, name := range opts.Caches {
+		if err := s.createCacheLocked(name); err != nil {
+			s.mu.Unlock()
+			lis.Close()
+			return nil, fmt.Errorf("momentotest: create cache %q: %w", name, err)
+		}
+	}
 	s.mu.Unlock()
 
 	s.srv = grpc.NewServer(
@@ -227,16 +302,21 @@ func NewServer(opts Options) (*Server, error) {
 			PermitWithoutStream: true,
 		}),
 		grpc.UnknownServiceHandler(s.unknown),
+		// Room for an item of Momento's maximum size, so that the fake
+		// answers an oversized one as Momento does, not as gRPC does.
+		grpc.MaxRecvMsgSize(maxItemSize+64<<10),
 	)
 	s.register()
+	s.registerControl()
 	go s.srv.Serve(lis) //nolint:errcheck // Serve returns when Close stops it.
 	return s, nil
 }
 
-// NewServerT starts a fake Momento for a test and closes it when the test ends.
-func NewServerT(t Tester) *Server {
+// NewServerT starts a fake Momento with the given caches for a test and
+// closes it when the test ends.
+func NewServerT(t Tester, caches ...string) *Server {
 	t.Helper()
-	s, err := NewServer(Options{})
+	s, err := NewServer(Options{Caches: caches})
 	if err != nil {
 		t.Fatalf("momentotest.NewServer: %v", err)
 	}
@@ -434,11 +514,16 @@ func (s *Server) itemLocked(cache, key string) (Item, bool) {
 	return it, true
 }
 
-// SetItem stores value under key in cache for ttl, as a Set call would.
-func (s *Server) SetItem(cache, key string, value []byte, ttl time.Duration) {
+// SetItem stores value under key in cache for ttl, as a Set call would. It
+// fails with status NotFound if the cache does not exist.
+func (s *Server) SetItem(cache, key string, value []byte, ttl time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.requireCacheLocked(cache); err != nil {
+		return err
+	}
 	s.setItemLocked(cache, key, value, ttl)
+	return nil
 }
 
 func (s *Server) setItemLocked(cache, key string, value []byte, ttl time.Duration) {
