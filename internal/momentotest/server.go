@@ -14,7 +14,9 @@
 // [Server.FastForward] moves it, so expiry needs no sleeping. Faults and latency are injected per method with
 // [Server.SetFault] and [Server.SetLatency].
 //
-// What it models: Get and Set of scalar items with TTLs; GenerateDisposableToken,
+// What it models: Get, Set, Delete and Increment of scalar items with TTLs
+// (Increment sets the item's TTL to the request's on every call);
+// GenerateDisposableToken,
 // which mints tokens in Momento's v1 form (base64 of {"api_key", "endpoint"}),
 // records each mint's scope, expiry and caller, and refuses callers that are
 // themselves disposable tokens; Publish and Subscribe on topics. Calls made with
@@ -25,9 +27,11 @@
 // exists (no control plane); the api_key inside a minted token is an unsigned
 // JWT-shaped string whose claims spell out the scope in plain JSON, which a real
 // token does not promise; error messages are the fake's own, status codes are
-// Momento's; topics keep no history. Every other RPC answers Unimplemented and
-// is recorded ([Server.Unmodelled]), so a client calling something the fake
-// does not know fails loudly.
+// Momento's; topics keep no history. Every other RPC is recorded
+// ([Server.Unmodelled]) and, once the caller is authenticated and permitted
+// (a minted token may call no control-plane RPC, and a cache RPC only with a
+// cache grant on that cache), answers Unimplemented, so a client calling
+// something the fake does not know fails loudly.
 package momentotest
 
 import (
@@ -39,6 +43,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +62,8 @@ type Method string
 const (
 	MethodGet       Method = "Get"
 	MethodSet       Method = "Set"
+	MethodDelete    Method = "Delete"
+	MethodIncrement Method = "Increment"
 	MethodMint      Method = "GenerateDisposableToken"
 	MethodPublish   Method = "Publish"
 	MethodSubscribe Method = "Subscribe"
@@ -496,12 +503,22 @@ func (s *Server) begin(ctx context.Context, m Method) error {
 	return nil
 }
 
-// unknown answers every RPC the fake does not model.
+// unknown answers every RPC the fake does not model. Like Momento, it
+// authenticates the caller and checks its permissions first: only a call the
+// caller could make gets Unimplemented.
 func (s *Server) unknown(_ any, stream grpc.ServerStream) error {
 	name, _ := grpc.MethodFromServerStream(stream)
+	ctx := stream.Context()
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.unmodelled = append(s.unmodelled, name)
-	s.mu.Unlock()
+	c, err := s.authenticateLocked(ctx)
+	if err != nil {
+		return err
+	}
+	if !c.mayCall(name, cacheHeader(ctx)) {
+		return status.Errorf(codes.PermissionDenied, "momentotest: token may not call %s", name)
+	}
 	return status.Errorf(codes.Unimplemented, "momentotest: %s is not modelled by the fake", name)
 }
 
@@ -554,6 +571,29 @@ func (c caller) allowed(kind, cache, name string, roles ...string) bool {
 			if g.Role == r {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// mayCall reports whether c may call the unmodelled RPC fullMethod on cache
+// ("" if the call names none). Account keys may call anything. A minted
+// token may call no control-plane or token RPC, and a cache RPC only with a
+// cache grant on that cache: the fake cannot tell which item an unmodelled
+// call touches, so any cache grant on the cache lets it through.
+func (c caller) mayCall(fullMethod, cache string) bool {
+	if c.mint == nil {
+		return true
+	}
+	if !strings.HasPrefix(fullMethod, "/cache_client.Scs/") {
+		return false
+	}
+	if c.mint.SuperUser {
+		return true
+	}
+	for _, g := range c.mint.Grants {
+		if g.Kind == "cache" && matches(g.Cache, cache) && !strings.HasSuffix(g.Role, "None") {
+			return true
 		}
 	}
 	return false

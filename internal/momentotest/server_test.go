@@ -280,11 +280,11 @@ func TestFaults(t *testing.T) {
 	}
 
 	// Unmodelled calls fail loudly and are recorded.
-	_, err := c.Delete(ctx, &momento.DeleteRequest{CacheName: "pizza", Key: momento.String("k")})
+	_, err := c.ItemGetType(ctx, &momento.ItemGetTypeRequest{CacheName: "pizza", Key: momento.String("k")})
 	if got := grpcCode(err); got != codes.Unimplemented {
-		t.Errorf("Delete: code %v, want Unimplemented", got)
+		t.Errorf("ItemGetType: code %v, want Unimplemented", got)
 	}
-	if diff := cmp.Diff([]string{"/cache_client.Scs/Delete"}, s.Unmodelled()); diff != "" {
+	if diff := cmp.Diff([]string{"/cache_client.Scs/ItemGetType"}, s.Unmodelled()); diff != "" {
 		t.Errorf("Unmodelled() (-want +got):\n%s", diff)
 	}
 }

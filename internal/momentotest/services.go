@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"google.golang.org/grpc"
@@ -26,6 +27,8 @@ func (s *Server) register() {
 		Methods: []grpc.MethodDesc{
 			unaryMethod("cache_client.Scs", "Get", messageType("cache_client._GetRequest"), s.get),
 			unaryMethod("cache_client.Scs", "Set", messageType("cache_client._SetRequest"), s.set),
+			unaryMethod("cache_client.Scs", "Delete", messageType("cache_client._DeleteRequest"), s.delete),
+			unaryMethod("cache_client.Scs", "Increment", messageType("cache_client._IncrementRequest"), s.increment),
 		},
 	}, s)
 	s.srv.RegisterService(&grpc.ServiceDesc{
@@ -49,11 +52,19 @@ func (s *Server) register() {
 	}, s)
 }
 
+// cacheHeader returns the cache a call names in its "cache" header, or "".
+func cacheHeader(ctx context.Context) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("cache"); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
 // cacheName returns the cache a data call names in its "cache" header.
 func cacheName(ctx context.Context) (string, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get("cache"); len(v) > 0 && v[0] != "" {
-		return v[0], nil
+	if name := cacheHeader(ctx); name != "" {
+		return name, nil
 	}
 	return "", status.Error(codes.InvalidArgument, "momentotest: request has no cache header")
 }
@@ -113,6 +124,74 @@ func (s *Server) set(ctx context.Context, req protoreflect.Message) (proto.Messa
 	s.setItemLocked(cache, key, getBytes(req, "cache_body"), ttl)
 	resp := newMessage("cache_client._SetResponse")
 	set(resp, "result", protoreflect.ValueOfEnum(enumNumber(resp, "result", "Ok")))
+	return resp.Interface(), nil
+}
+
+func (s *Server) delete(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
+	if err := s.begin(ctx, MethodDelete); err != nil {
+		return nil, err
+	}
+	cache, err := cacheName(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := string(getBytes(req, "cache_key"))
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.authenticateLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.allowed("cache", cache, key, "CacheReadWrite", "CacheWriteOnly") {
+		return nil, status.Errorf(codes.PermissionDenied, "momentotest: token may not delete %q in cache %q", key, cache)
+	}
+	delete(s.items, itemKey{cache, key})
+	return newMessage("cache_client._DeleteResponse").Interface(), nil
+}
+
+// increment adds to an item holding a base-10 integer, or creates it holding
+// the amount. The item's TTL becomes the request's on every call: the request
+// always carries one and has no way to say "keep the existing TTL" (the SDK's
+// CollectionTtl.RefreshTtl never reaches the wire).
+func (s *Server) increment(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
+	if err := s.begin(ctx, MethodIncrement); err != nil {
+		return nil, err
+	}
+	cache, err := cacheName(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := string(getBytes(req, "cache_key"))
+	amount := req.Get(field(req, "amount")).Int()
+	ttl := time.Duration(getUint(req, "ttl_milliseconds")) * time.Millisecond
+	if ttl <= 0 {
+		return nil, status.Error(codes.InvalidArgument, "momentotest: ttl_milliseconds must be positive")
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.authenticateLocked(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !c.allowed("cache", cache, key, "CacheReadWrite", "CacheWriteOnly") {
+		return nil, status.Errorf(codes.PermissionDenied, "momentotest: token may not increment %q in cache %q", key, cache)
+	}
+	value := amount
+	if it, ok := s.itemLocked(cache, key); ok {
+		old, err := strconv.ParseInt(string(it.Value), 10, 64)
+		if err != nil {
+			return nil, status.Error(codes.FailedPrecondition, "momentotest: failed to parse value into long")
+		}
+		value = old + amount
+		if (amount > 0 && value < old) || (amount < 0 && value > old) {
+			return nil, status.Error(codes.FailedPrecondition, "momentotest: increment would overflow a signed 64-bit integer")
+		}
+	}
+	s.setItemLocked(cache, key, []byte(strconv.FormatInt(value, 10)), ttl)
+	resp := newMessage("cache_client._IncrementResponse")
+	set(resp, "value", protoreflect.ValueOfInt64(value))
 	return resp.Interface(), nil
 }
 
