@@ -373,7 +373,7 @@ func TestBuildpackBuildAndServe(t *testing.T) {
 	deployGo(t, src, "build", "-o", bin, "./"+deployAppDir)
 	t.Logf("go build: %v", time.Since(start).Round(time.Millisecond))
 
-	fake := momentotest.NewServerT(t)
+	fake := momentotest.NewServerT(t, "pizza")
 	base := deployStart(t, bin, map[string]string{
 		"FUNCTION_TARGET":       EntryPoint,
 		"K_SERVICE":             "token-vending-machine", // as on Cloud Functions: the instance sets up at start

@@ -47,7 +47,7 @@ type harness struct {
 func newHarness(t testing.TB, env map[string]string) *harness {
 	t.Helper()
 	hs := &harness{
-		momento: momentotest.NewServerT(t),
+		momento: momentotest.NewServerT(t, "pizza"),
 		secrets: secretmanagertest.NewServerT(t),
 		logs:    &logbuf.Buffer{},
 		ips:     make(map[string]bool),

@@ -27,6 +27,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -37,12 +38,14 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
 
 	tvm "example.com/tokenvendingmachine"
+	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/demo"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
@@ -111,7 +114,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 
 	var stopDemo func()
 	if emulated {
-		emu, err := momentotest.NewServer(momentotest.Options{})
+		cache := cmp.Or(strings.TrimSpace(getenv("CACHE_NAME")), config.DefaultCacheName)
+		emu, err := momentotest.NewServer(momentotest.Options{Caches: []string{cache}})
 		if err != nil {
 			return fmt.Errorf("start the Momento emulator: %w", err)
 		}
@@ -132,7 +136,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 			stopDemo = stop
 			demoURL = localURL(*host, *demoPort, "/demo")
 		}
-		banner(stdout, emu.Addr(), fnURL, demoURL)
+		banner(stdout, emu.Addr(), cache, fnURL, demoURL)
 	} else {
 		fmt.Fprintf(stdout, "Serving %s on %s with the configuration in the environment.\n",
 			tvm.EntryPoint, localURL(*host, *port, "/"))
@@ -183,12 +187,13 @@ func serveDemo(addr, fnURL string) (func(), error) {
 	}, nil
 }
 
-func banner(w io.Writer, emulator, fnURL, demoURL string) {
+func banner(w io.Writer, emulator, cache, fnURL, demoURL string) {
 	line := "================================================================================"
 	fmt.Fprintln(w, line)
 	fmt.Fprintln(w, "  EMULATOR MODE: neither SECRET_ID nor MOMENTO_API_KEY is set.")
 	fmt.Fprintf(w, "  Tokens come from an embedded Momento emulator on %s.\n", emulator)
 	fmt.Fprintln(w, "  They are NOT valid on real Momento.")
+	fmt.Fprintf(w, "  The emulator has one cache, %q (CACHE_NAME), created at start.\n", cache)
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  Function:   %s\n", fnURL)
 	if demoURL != "" {

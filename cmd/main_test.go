@@ -90,7 +90,7 @@ func TestRunWithoutConfiguration(t *testing.T) {
 			t.Fatalf("no banner after 30s:\n%s", output.String())
 		}
 	}
-	for _, want := range []string{"EMULATOR MODE", "NOT valid on real Momento", fmt.Sprintf("curl -s http://127.0.0.1:%d/", port)} {
+	for _, want := range []string{"EMULATOR MODE", "NOT valid on real Momento", `one cache, "pizza" (CACHE_NAME)`, fmt.Sprintf("curl -s http://127.0.0.1:%d/", port)} {
 		if !strings.Contains(output.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, output.String())
 		}

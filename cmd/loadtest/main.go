@@ -122,7 +122,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	}
 	rep := Report{Requests: *requests, IPs: *ips, Concurrency: *concurrency, Latency: *latency, KService: *kService}
 
-	emu, err := momentotest.NewServer(momentotest.Options{})
+	emu, err := momentotest.NewServer(momentotest.Options{Caches: []string{config.DefaultCacheName}})
 	if err != nil {
 		return rep, err
 	}

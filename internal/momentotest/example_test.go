@@ -17,7 +17,7 @@ import (
 // Mint a subscribe-only token through the real Momento SDK, then see what
 // the fake recorded and what the token may do.
 func Example() {
-	fake, err := momentotest.NewServer(momentotest.Options{})
+	fake, err := momentotest.NewServer(momentotest.Options{Caches: []string{"pizza"}})
 	if err != nil {
 		panic(err)
 	}

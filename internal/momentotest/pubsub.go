@@ -2,6 +2,7 @@ package momentotest
 
 import (
 	"context"
+	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -12,14 +13,28 @@ import (
 
 type topicKey struct{ cache, topic string }
 
-// topic is the state of one topic. It is guarded by Server.mu.
+// topic is the state of one topic. It is guarded by Server.mu, except gone,
+// which is closed (once, under Server.mu) when its cache is deleted.
 type topic struct {
-	seq  uint64
-	subs map[chan protoreflect.Message]struct{}
+	page    uint64      // sequence page: numbers restart when a topic is made anew
+	seq     uint64      // sequence number of the newest item
+	history []published // the newest items, oldest first, for resuming
+	subs    map[*subscriber]struct{}
+	gone    chan struct{}
 }
 
-// subscriberBuffer is how many items a slow subscriber may fall behind before
-// the fake drops items for it (Momento would send a discontinuity).
+// published is an item as published: its value is never modified after.
+type published struct {
+	seq       uint64
+	value     proto.Message // a cache_client.pubsub._TopicValue
+	publisher string
+}
+
+// subscriber is one open subscription's queue.
+type subscriber struct{ ch chan published }
+
+// subscriberBuffer is how many items a slow subscriber may fall behind
+// before the fake drops items for it; it then sends a discontinuity.
 const subscriberBuffer = 64
 
 func (s *Server) publish(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
@@ -30,40 +45,62 @@ func (s *Server) publish(ctx context.Context, req protoreflect.Message) (proto.M
 	if key.cache == "" || key.topic == "" {
 		return nil, status.Error(codes.InvalidArgument, "momentotest: cache_name and topic are required")
 	}
+	value := getMessage(req, "value")
+	if value == nil || whichOneof(value, "kind") == "" {
+		return nil, status.Error(codes.InvalidArgument, "momentotest: value is required")
+	}
+	if n := topicValueSize(value); n > maxTopicValue {
+		return nil, limitExceeded(ctx, "request_size_limit_exceeded", "momentotest: message of %d bytes exceeds the limit of %d", n, maxTopicValue)
+	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.authenticateLocked(ctx)
+	c, err := s.dataCallerLocked(ctx, "topic", "publish to", key.cache, key.topic, "TopicReadWrite", "TopicWriteOnly")
 	if err != nil {
 		return nil, err
 	}
-	if !c.allowed("topic", key.cache, key.topic, "TopicReadWrite", "TopicWriteOnly") {
-		return nil, status.Errorf(codes.PermissionDenied, "momentotest: token may not publish to %q in cache %q", key.topic, key.cache)
-	}
 	t := s.topicLocked(key)
 	t.seq++
+	item := published{seq: t.seq, value: proto.Clone(value.Interface())}
+	if c.mint != nil {
+		item.publisher = c.mint.TokenID
+	}
+	if s.history > 0 {
+		if len(t.history) == s.history {
+			t.history = append(t.history[:0], t.history[1:]...)
+		}
+		t.history = append(t.history, item)
+	}
 	for sub := range t.subs {
-		item := newMessage("cache_client.pubsub._TopicItem")
-		set(item, "topic_sequence_number", protoreflect.ValueOfUint64(t.seq))
-		set(item, "sequence_page", protoreflect.ValueOfUint64(1))
-		set(item, "value", protoreflect.ValueOfMessage(proto.Clone(getMessage(req, "value").Interface()).ProtoReflect()))
 		select {
-		case sub <- item:
-		default: // the subscriber is too far behind; drop, as a lossy topic may
+		case sub.ch <- item:
+		default: // too far behind: drop; the subscriber reports the gap
 		}
 	}
 	return newMessage("common._Empty").Interface(), nil
+}
+
+// topicValueSize is the size of a _TopicValue's text or bytes.
+func topicValueSize(v protoreflect.Message) int {
+	if whichOneof(v, "kind") == "text" {
+		return len(getString(v, "text"))
+	}
+	return len(getBytes(v, "binary"))
 }
 
 // topicLocked returns the state of key, creating it. s.mu must be held.
 func (s *Server) topicLocked(key topicKey) *topic {
 	t := s.topics[key]
 	if t == nil {
-		t = &topic{subs: make(map[chan protoreflect.Message]struct{})}
+		s.pages++
+		t = &topic{page: s.pages, subs: make(map[*subscriber]struct{}), gone: make(chan struct{})}
 		s.topics[key] = t
 	}
 	return t
 }
+
+// gap is a discontinuity to report.
+type gap struct{ last, next, page uint64 }
 
 func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 	ctx := stream.Context()
@@ -78,18 +115,18 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 	if key.cache == "" || key.topic == "" {
 		return status.Error(codes.InvalidArgument, "momentotest: cache_name and topic are required")
 	}
+	resumeAt := getUint(req, "resume_at_topic_sequence_number")
+	page := getUint(req, "sequence_page")
 
-	sub := make(chan protoreflect.Message, subscriberBuffer)
+	sub := &subscriber{ch: make(chan published, subscriberBuffer)}
 	s.mu.Lock()
-	c, err := s.authenticateLocked(ctx)
-	if err == nil && !c.allowed("topic", key.cache, key.topic, "TopicReadWrite", "TopicReadOnly") {
-		err = status.Errorf(codes.PermissionDenied, "momentotest: token may not subscribe to %q in cache %q", key.topic, key.cache)
-	}
-	if err != nil {
+	if _, err := s.dataCallerLocked(ctx, "topic", "subscribe to", key.cache, key.topic, "TopicReadWrite", "TopicReadOnly"); err != nil {
 		s.mu.Unlock()
 		return err
 	}
 	t := s.topicLocked(key)
+	replay, missed := t.resumeLocked(resumeAt, page)
+	last := t.seq // the newest item the stream has accounted for
 	t.subs[sub] = struct{}{}
 	s.mu.Unlock()
 	defer func() {
@@ -99,21 +136,98 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 	}()
 
 	// A new subscription always starts with a heartbeat; the SDK waits for it.
-	hb := newMessage("cache_client.pubsub._SubscriptionItem")
-	set(hb, "heartbeat", protoreflect.ValueOfMessage(newMessage("cache_client.pubsub._Heartbeat")))
-	if err := stream.SendMsg(hb.Interface()); err != nil {
+	if err := sendHeartbeat(stream); err != nil {
 		return err
 	}
+	if missed != nil {
+		if err := sendGap(stream, *missed); err != nil {
+			return err
+		}
+	}
+	for _, item := range replay {
+		if err := sendItem(stream, item, t.page); err != nil {
+			return err
+		}
+	}
+	tick := time.NewTicker(s.heartbeat)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
-		case item := <-sub:
-			msg := newMessage("cache_client.pubsub._SubscriptionItem")
-			set(msg, "item", protoreflect.ValueOfMessage(item))
-			if err := stream.SendMsg(msg.Interface()); err != nil {
+		case <-t.gone:
+			return status.Errorf(codes.NotFound, "momentotest: cache %q not found", key.cache)
+		case <-tick.C:
+			if err := sendHeartbeat(stream); err != nil {
 				return err
 			}
+		case item := <-sub.ch:
+			if item.seq != last+1 {
+				if err := sendGap(stream, gap{last: last, next: item.seq - 1, page: t.page}); err != nil {
+					return err
+				}
+			}
+			if err := sendItem(stream, item, t.page); err != nil {
+				return err
+			}
+			last = item.seq
 		}
 	}
+}
+
+// resumeLocked returns what a subscription resuming at sequence number
+// resumeAt (0: not resuming) of sequence page page must be sent before the
+// live items: the kept items from resumeAt on, and a discontinuity if some
+// it asked for are gone or the topic was made anew. Server.mu must be held.
+func (t *topic) resumeLocked(resumeAt, page uint64) ([]published, *gap) {
+	if resumeAt == 0 {
+		return nil, nil
+	}
+	if page != 0 && page != t.page {
+		return nil, &gap{last: resumeAt - 1, next: t.seq, page: t.page}
+	}
+	if resumeAt > t.seq {
+		return nil, nil
+	}
+	var replay []published
+	for _, item := range t.history {
+		if item.seq >= resumeAt {
+			replay = append(replay, item)
+		}
+	}
+	first := t.seq + 1
+	if len(replay) > 0 {
+		first = replay[0].seq
+	}
+	if first > resumeAt {
+		return replay, &gap{last: resumeAt - 1, next: first - 1, page: t.page}
+	}
+	return replay, nil
+}
+
+func sendHeartbeat(stream grpc.ServerStream) error {
+	msg := newMessage("cache_client.pubsub._SubscriptionItem")
+	set(msg, "heartbeat", protoreflect.ValueOfMessage(newMessage("cache_client.pubsub._Heartbeat")))
+	return stream.SendMsg(msg.Interface())
+}
+
+func sendGap(stream grpc.ServerStream, g gap) error {
+	d := newMessage("cache_client.pubsub._Discontinuity")
+	set(d, "last_topic_sequence", protoreflect.ValueOfUint64(g.last))
+	set(d, "new_topic_sequence", protoreflect.ValueOfUint64(g.next))
+	set(d, "new_sequence_page", protoreflect.ValueOfUint64(g.page))
+	msg := newMessage("cache_client.pubsub._SubscriptionItem")
+	set(msg, "discontinuity", protoreflect.ValueOfMessage(d))
+	return stream.SendMsg(msg.Interface())
+}
+
+func sendItem(stream grpc.ServerStream, item published, page uint64) error {
+	ti := newMessage("cache_client.pubsub._TopicItem")
+	set(ti, "topic_sequence_number", protoreflect.ValueOfUint64(item.seq))
+	set(ti, "sequence_page", protoreflect.ValueOfUint64(page))
+	set(ti, "publisher_id", protoreflect.ValueOfString(item.publisher))
+	set(ti, "value", protoreflect.ValueOfMessage(item.value.ProtoReflect()))
+	msg := newMessage("cache_client.pubsub._SubscriptionItem")
+	set(msg, "item", protoreflect.ValueOfMessage(ti))
+	return stream.SendMsg(msg.Interface())
 }

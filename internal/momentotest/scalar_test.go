@@ -30,7 +30,7 @@ func increment(t *testing.T, c momento.CacheClient, key string, amount int64, tt
 // "Increment"): a missing key starts at the amount, amounts may be negative or
 // zero, and a value written by Set is incremented when it is a base-10 integer.
 func TestIncrement(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	c := cacheClient(t, s, s.APIKey())
 	ctx := context.Background()
 
@@ -82,7 +82,7 @@ func TestIncrement(t *testing.T) {
 }
 
 func TestIncrementTTL(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	s.SetTime(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	c := cacheClient(t, s, s.APIKey())
 
@@ -120,7 +120,7 @@ func TestIncrementTTL(t *testing.T) {
 }
 
 func TestDelete(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	c := cacheClient(t, s, s.APIKey())
 	ctx := context.Background()
 	s.SetItem("pizza", "k", []byte("v"), time.Minute)
@@ -143,7 +143,7 @@ func TestDelete(t *testing.T) {
 // every cache write and control-plane call with PermissionDenied, whether the
 // fake models the call or not.
 func TestNotPermittedBeforeNotImplemented(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	tok := mintSubscribeOnly(t, authClient(t, s, s.APIKey()), "pizza", 600)
 	c := cacheClient(t, s, tok.ApiKey)
 	ctx := context.Background()

@@ -67,6 +67,10 @@ const (
 	MethodMint      Method = "GenerateDisposableToken"
 	MethodPublish   Method = "Publish"
 	MethodSubscribe Method = "Subscribe"
+
+	MethodCreateCache Method = "CreateCache"
+	MethodDeleteCache Method = "DeleteCache"
+	MethodListCaches  Method = "ListCaches"
 )
 
 // DefaultEndpoint is the Momento endpoint named in keys and minted tokens when
@@ -91,7 +95,26 @@ type Options struct {
 	// Endpoint is the Momento endpoint named in keys and minted tokens;
 	// "" means DefaultEndpoint.
 	Endpoint string
+	// Caches are created when the fake starts. No other cache exists until
+	// CreateCache (or the control plane's CreateCache) makes it.
+	Caches []string
+	// HeartbeatInterval is how often an open subscription receives a
+	// heartbeat; 0 means DefaultHeartbeatInterval.
+	HeartbeatInterval time.Duration
+	// TopicHistory is how many of its newest items each topic keeps for
+	// subscribers that resume; 0 means DefaultTopicHistory, negative none.
+	TopicHistory int
 }
+
+// DefaultHeartbeatInterval is how often subscriptions receive a heartbeat
+// unless Options.HeartbeatInterval says otherwise. The SDKs expect one within
+// 10 seconds.
+const DefaultHeartbeatInterval = 5 * time.Second
+
+// DefaultTopicHistory is how many items each topic keeps for resuming
+// subscribers unless Options.TopicHistory says otherwise. Momento leaves the
+// amount unspecified.
+const DefaultTopicHistory = 256
 
 // Fault is an injected misbehaviour of one method.
 type Fault struct {
@@ -159,11 +182,13 @@ type Item struct {
 
 // Server is a fake Momento. Its methods are safe for concurrent use.
 type Server struct {
-	lis      net.Listener
-	srv      *grpc.Server
-	endpoint string
-	base     func() time.Time
-	stop     sync.Once
+	lis       net.Listener
+	srv       *grpc.Server
+	endpoint  string
+	base      func() time.Time
+	heartbeat time.Duration
+	history   int // items kept per topic
+	stop      sync.Once
 
 	mu sync.Mutex // guards the fields below
 	// offset is added to base to give the fake's clock, unless frozen.
@@ -183,7 +208,9 @@ type Server struct {
 	latency    time.Duration
 	counts     map[Method]int
 	unmodelled []string
+	caches     map[string]struct{}
 	topics     map[topicKey]*topic
+	pages      uint64 // the newest topic sequence page handed out
 }
 
 type itemKey struct{ cache, key string }
@@ -199,15 +226,18 @@ func NewServer(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("momentotest: listen: %w", err)
 	}
 	s := &Server{
-		lis:      lis,
-		endpoint: opts.Endpoint,
-		base:     opts.Now,
-		keys:     make(map[string]string),
-		items:    make(map[itemKey]Item),
-		minted:   make(map[string]int),
-		faults:   make(map[Method]Fault),
-		counts:   make(map[Method]int),
-		topics:   make(map[topicKey]*topic),
+		lis:       lis,
+		endpoint:  opts.Endpoint,
+		base:      opts.Now,
+		heartbeat: opts.HeartbeatInterval,
+		history:   opts.TopicHistory,
+		keys:      make(map[string]string),
+		items:     make(map[itemKey]Item),
+		minted:    make(map[string]int),
+		faults:    make(map[Method]Fault),
+		counts:    make(map[Method]int),
+		caches:    make(map[string]struct{}),
+		topics:    make(map[topicKey]*topic),
 	}
 	if s.endpoint == "" {
 		s.endpoint = DefaultEndpoint
@@ -215,8 +245,24 @@ func NewServer(opts Options) (*Server, error) {
 	if s.base == nil {
 		s.base = time.Now
 	}
+	if s.heartbeat <= 0 {
+		s.heartbeat = DefaultHeartbeatInterval
+	}
+	switch {
+	case s.history == 0:
+		s.history = DefaultTopicHistory
+	case s.history < 0:
+		s.history = 0
+	}
 	s.mu.Lock()
 	s.newAPIKeyLocked()
+	for _, name := range opts.Caches {
+		if err := s.createCacheLocked(name); err != nil {
+			s.mu.Unlock()
+			lis.Close()
+			return nil, fmt.Errorf("momentotest: create cache %q: %w", name, err)
+		}
+	}
 	s.mu.Unlock()
 
 	s.srv = grpc.NewServer(
@@ -227,16 +273,21 @@ func NewServer(opts Options) (*Server, error) {
 			PermitWithoutStream: true,
 		}),
 		grpc.UnknownServiceHandler(s.unknown),
+		// Room for an item of Momento's maximum size, so that the fake
+		// answers an oversized one as Momento does, not as gRPC does.
+		grpc.MaxRecvMsgSize(maxItemSize+64<<10),
 	)
 	s.register()
+	s.registerControl()
 	go s.srv.Serve(lis) //nolint:errcheck // Serve returns when Close stops it.
 	return s, nil
 }
 
-// NewServerT starts a fake Momento for a test and closes it when the test ends.
-func NewServerT(t Tester) *Server {
+// NewServerT starts a fake Momento with the given caches for a test and
+// closes it when the test ends.
+func NewServerT(t Tester, caches ...string) *Server {
 	t.Helper()
-	s, err := NewServer(Options{})
+	s, err := NewServer(Options{Caches: caches})
 	if err != nil {
 		t.Fatalf("momentotest.NewServer: %v", err)
 	}
@@ -434,11 +485,16 @@ func (s *Server) itemLocked(cache, key string) (Item, bool) {
 	return it, true
 }
 
-// SetItem stores value under key in cache for ttl, as a Set call would.
-func (s *Server) SetItem(cache, key string, value []byte, ttl time.Duration) {
+// SetItem stores value under key in cache for ttl, as a Set call would. It
+// fails with status NotFound if the cache does not exist.
+func (s *Server) SetItem(cache, key string, value []byte, ttl time.Duration) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if err := s.requireCacheLocked(cache); err != nil {
+		return err
+	}
 	s.setItemLocked(cache, key, value, ttl)
+	return nil
 }
 
 func (s *Server) setItemLocked(cache, key string, value []byte, ttl time.Duration) {

@@ -93,7 +93,7 @@ func grpcCode(err error) codes.Code {
 }
 
 func TestGetSetTTL(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	c := cacheClient(t, s, s.APIKey())
 	ctx := context.Background()
 
@@ -136,7 +136,7 @@ func TestGetSetTTL(t *testing.T) {
 }
 
 func TestMintRecordsScope(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	a := authClient(t, s, s.APIKey())
 	before := s.Now()
 	tok := mintSubscribeOnly(t, a, "pizza", 3600)
@@ -165,7 +165,7 @@ func TestMintRecordsScope(t *testing.T) {
 }
 
 func TestMintedTokenIsHeldToItsScope(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	tok := mintSubscribeOnly(t, authClient(t, s, s.APIKey()), "pizza", 3600)
 	ctx := context.Background()
 
@@ -224,7 +224,7 @@ func TestMintedTokenIsHeldToItsScope(t *testing.T) {
 }
 
 func TestRotateAPIKey(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	old := s.APIKey()
 	tok := mintSubscribeOnly(t, authClient(t, s, old), "pizza", 600)
 	fresh := s.RotateAPIKey()
@@ -252,7 +252,7 @@ func TestRotateAPIKey(t *testing.T) {
 }
 
 func TestFaults(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	c := cacheClient(t, s, s.APIKey())
 	ctx := context.Background()
 	get := func(ctx context.Context) error {
@@ -290,7 +290,7 @@ func TestFaults(t *testing.T) {
 }
 
 func TestConcurrentUse(t *testing.T) {
-	s := NewServerT(t)
+	s := NewServerT(t, "pizza")
 	c := cacheClient(t, s, s.APIKey())
 	a := authClient(t, s, s.APIKey())
 	var wg sync.WaitGroup

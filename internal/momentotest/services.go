@@ -16,8 +16,55 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
-// maxValidFor is the longest lifetime Momento grants a disposable token.
-const maxValidFor = time.Hour
+// Momento's documented limits.
+const (
+	// maxValidFor is the longest lifetime Momento grants a disposable token.
+	maxValidFor = time.Hour
+	// maxPermissions is how many permission statements a token may hold.
+	maxPermissions = 20
+	// maxItemSize is the largest item (key and value) a cache holds.
+	maxItemSize = 5 << 20
+	// maxTTL is the longest an item may live.
+	maxTTL = 24 * time.Hour
+	// maxTopicValue is the largest value a topic carries.
+	maxTopicValue = 4 << 10
+)
+
+// dataCallerLocked admits a data-plane call on name (an item key or a topic)
+// in cache: the caller must be authenticated, hold a grant of kind with one
+// of roles, and the cache must exist, checked in that order. what names the
+// action in the refusal. s.mu must be held.
+func (s *Server) dataCallerLocked(ctx context.Context, kind, what, cache, name string, roles ...string) (caller, error) {
+	c, err := s.authenticateLocked(ctx)
+	if err != nil {
+		return caller{}, err
+	}
+	if !c.allowed(kind, cache, name, roles...) {
+		return caller{}, status.Errorf(codes.PermissionDenied, "momentotest: token may not %s %q in cache %q", what, name, cache)
+	}
+	if err := s.requireCacheLocked(cache); err != nil {
+		return caller{}, err
+	}
+	return c, nil
+}
+
+// checkTTL refuses a TTL outside Momento's bounds.
+func checkTTL(ttl time.Duration) error {
+	if ttl <= 0 {
+		return status.Error(codes.InvalidArgument, "momentotest: ttl_milliseconds must be positive")
+	}
+	if ttl > maxTTL {
+		return status.Errorf(codes.InvalidArgument, "momentotest: ttl %v exceeds the maximum of %v", ttl, maxTTL)
+	}
+	return nil
+}
+
+// limitExceeded answers ResourceExhausted with the "err" trailer Momento uses
+// to say which limit, which the SDKs read.
+func limitExceeded(ctx context.Context, cause, format string, args ...any) error {
+	grpc.SetTrailer(ctx, metadata.Pairs("err", cause)) //nolint:errcheck // only fails outside a call
+	return status.Errorf(codes.ResourceExhausted, format, args...)
+}
 
 // register adds the modelled services to s.srv.
 func (s *Server) register() {
@@ -81,12 +128,8 @@ func (s *Server) get(ctx context.Context, req protoreflect.Message) (proto.Messa
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.authenticateLocked(ctx)
-	if err != nil {
+	if _, err := s.dataCallerLocked(ctx, "cache", "read", cache, key, "CacheReadWrite", "CacheReadOnly"); err != nil {
 		return nil, err
-	}
-	if !c.allowed("cache", cache, key, "CacheReadWrite", "CacheReadOnly") {
-		return nil, status.Errorf(codes.PermissionDenied, "momentotest: token may not read %q in cache %q", key, cache)
 	}
 	resp := newMessage("cache_client._GetResponse")
 	if it, ok := s.itemLocked(cache, key); ok {
@@ -107,21 +150,21 @@ func (s *Server) set(ctx context.Context, req protoreflect.Message) (proto.Messa
 		return nil, err
 	}
 	key := string(getBytes(req, "cache_key"))
+	value := getBytes(req, "cache_body")
 	ttl := time.Duration(getUint(req, "ttl_milliseconds")) * time.Millisecond
-	if ttl <= 0 {
-		return nil, status.Error(codes.InvalidArgument, "momentotest: ttl_milliseconds must be positive")
+	if err := checkTTL(ttl); err != nil {
+		return nil, err
+	}
+	if n := len(key) + len(value); n > maxItemSize {
+		return nil, limitExceeded(ctx, "item_size_limit_exceeded", "momentotest: item size %d exceeds the limit of %d bytes", n, maxItemSize)
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.authenticateLocked(ctx)
-	if err != nil {
+	if _, err := s.dataCallerLocked(ctx, "cache", "write", cache, key, "CacheReadWrite", "CacheWriteOnly"); err != nil {
 		return nil, err
 	}
-	if !c.allowed("cache", cache, key, "CacheReadWrite", "CacheWriteOnly") {
-		return nil, status.Errorf(codes.PermissionDenied, "momentotest: token may not write %q in cache %q", key, cache)
-	}
-	s.setItemLocked(cache, key, getBytes(req, "cache_body"), ttl)
+	s.setItemLocked(cache, key, value, ttl)
 	resp := newMessage("cache_client._SetResponse")
 	set(resp, "result", protoreflect.ValueOfEnum(enumNumber(resp, "result", "Ok")))
 	return resp.Interface(), nil
@@ -139,12 +182,8 @@ func (s *Server) delete(ctx context.Context, req protoreflect.Message) (proto.Me
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.authenticateLocked(ctx)
-	if err != nil {
+	if _, err := s.dataCallerLocked(ctx, "cache", "delete", cache, key, "CacheReadWrite", "CacheWriteOnly"); err != nil {
 		return nil, err
-	}
-	if !c.allowed("cache", cache, key, "CacheReadWrite", "CacheWriteOnly") {
-		return nil, status.Errorf(codes.PermissionDenied, "momentotest: token may not delete %q in cache %q", key, cache)
 	}
 	delete(s.items, itemKey{cache, key})
 	return newMessage("cache_client._DeleteResponse").Interface(), nil
@@ -165,18 +204,14 @@ func (s *Server) increment(ctx context.Context, req protoreflect.Message) (proto
 	key := string(getBytes(req, "cache_key"))
 	amount := req.Get(field(req, "amount")).Int()
 	ttl := time.Duration(getUint(req, "ttl_milliseconds")) * time.Millisecond
-	if ttl <= 0 {
-		return nil, status.Error(codes.InvalidArgument, "momentotest: ttl_milliseconds must be positive")
+	if err := checkTTL(ttl); err != nil {
+		return nil, err
 	}
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.authenticateLocked(ctx)
-	if err != nil {
+	if _, err := s.dataCallerLocked(ctx, "cache", "increment", cache, key, "CacheReadWrite", "CacheWriteOnly"); err != nil {
 		return nil, err
-	}
-	if !c.allowed("cache", cache, key, "CacheReadWrite", "CacheWriteOnly") {
-		return nil, status.Errorf(codes.PermissionDenied, "momentotest: token may not increment %q in cache %q", key, cache)
 	}
 	value := amount
 	if it, ok := s.itemLocked(cache, key); ok {
@@ -213,17 +248,9 @@ func (s *Server) mint(ctx context.Context, req protoreflect.Message) (proto.Mess
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c, err := s.authenticateLocked(ctx)
+	c, err := s.mintCallerLocked(ctx, getString(req, "auth_token"))
 	if err != nil {
 		return nil, err
-	}
-	if c.mint != nil {
-		return nil, status.Error(codes.PermissionDenied, "momentotest: a disposable token may not mint tokens")
-	}
-	if authToken := getString(req, "auth_token"); authToken != "" {
-		if _, ok := s.keys[authToken]; !ok {
-			return nil, status.Error(codes.Unauthenticated, "momentotest: auth_token does not match an account key")
-		}
 	}
 
 	m := Mint{
@@ -245,6 +272,34 @@ func (s *Server) mint(ctx context.Context, req protoreflect.Message) (proto.Mess
 	set(resp, "endpoint", protoreflect.ValueOfString(s.endpoint))
 	set(resp, "valid_until", protoreflect.ValueOfUint64(uint64(m.ValidUntil.Unix())))
 	return resp.Interface(), nil
+}
+
+// mintCallerLocked authenticates a mint as Momento does: by the authorization
+// header (the Go SDK) or, without one, by the auth_token in the request body
+// (the Node SDK); when both are present they must agree. Only account keys
+// may mint. s.mu must be held.
+func (s *Server) mintCallerLocked(ctx context.Context, authToken string) (caller, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get("authorization"); len(v) == 0 || v[0] == "" {
+		if authToken == "" {
+			return caller{}, status.Error(codes.Unauthenticated, "momentotest: missing authorization")
+		}
+		ctx = metadata.NewIncomingContext(ctx, metadata.Pairs("authorization", authToken))
+		authToken = ""
+	}
+	c, err := s.authenticateLocked(ctx)
+	if err != nil {
+		return caller{}, err
+	}
+	if c.mint != nil {
+		return caller{}, status.Error(codes.PermissionDenied, "momentotest: a disposable token may not mint tokens")
+	}
+	if authToken != "" {
+		if _, ok := s.keys[authToken]; !ok {
+			return caller{}, status.Error(codes.Unauthenticated, "momentotest: auth_token does not match an account key")
+		}
+	}
+	return c, nil
 }
 
 // mintedSecret returns the api_key of a minted token: an unsigned JWT whose
@@ -277,6 +332,9 @@ func parsePermissions(p protoreflect.Message) (superUser bool, grants []Grant, e
 	list := getMessage(p, "explicit").Get(field(getMessage(p, "explicit"), "permissions")).List()
 	if list.Len() == 0 {
 		return false, nil, status.Error(codes.InvalidArgument, "momentotest: explicit permissions are empty")
+	}
+	if list.Len() > maxPermissions {
+		return false, nil, status.Errorf(codes.InvalidArgument, "momentotest: %d permissions, more than the limit of %d", list.Len(), maxPermissions)
 	}
 	for i := 0; i < list.Len(); i++ {
 		pt := list.Get(i).Message()

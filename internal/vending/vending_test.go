@@ -31,7 +31,7 @@ type env struct {
 // moves it.
 func newFake(t *testing.T) *momentotest.Server {
 	t.Helper()
-	fake := momentotest.NewServerT(t)
+	fake := momentotest.NewServerT(t, "pizza")
 	fake.SetTime(time.Date(2026, 11, 28, 12, 0, 0, 250e6, time.UTC))
 	return fake
 }
