@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -21,6 +22,9 @@ import (
 
 // sdkModule is the Go SDK whose own specs the emulator is held to.
 const sdkModule = "github.com/momentohq/client-sdk-go"
+
+// ginkgoRan matches ginkgo's summary of how many specs it ran.
+var ginkgoRan = regexp.MustCompile(`Ran \d+ of \d+ Specs in [^\n]*`)
 
 // ginkgoSuite is the description the SDK's suite runs under (momento_suite_test.go).
 const ginkgoSuite = "Momento Suite"
@@ -102,6 +106,9 @@ func TestGoSDKSpecs(t *testing.T) {
 	redact := redactor(srv)
 	os.WriteFile(logFile, []byte(redact(string(out))), 0o600)
 	t.Logf("go test of the SDK's specs took %v (exit: %v)", time.Since(start).Round(time.Second), runErr)
+	if m := ginkgoRan.FindString(string(out)); m != "" {
+		t.Logf("ginkgo: %s", m)
+	}
 
 	reports, err := readGinkgoReport(reportFile)
 	if err != nil {

@@ -235,10 +235,9 @@ async function main() {
   }
 
   sub.unsubscribe();
-  subscriber.close();
-  publisher.close();
-  cache.close();
-  auth.close?.();
+  for (const client of [subscriber, publisher, cache, auth]) {
+    client.close?.();
+  }
   relay.close();
   console.log(`node check: ${checks} checks passed`);
   process.exit(0);
