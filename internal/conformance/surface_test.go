@@ -17,9 +17,11 @@ type specGroup struct {
 // surfaceSpecs are the Go SDK v1.38.0 specs for the surface this project
 // uses: scalar Get, Set, Delete and Increment with their argument and
 // missing-cache errors (scalar_test.go), topics with heartbeats
-// (topic_client_test.go), and disposable tokens of every scope type
-// (auth_client_test.go). The suite's own setup (BeforeSuite creates two
-// caches, AfterSuite deletes them) is checked besides these.
+// (topic_client_test.go), disposable tokens of every scope type
+// (auth_client_test.go), and creating, listing and deleting caches
+// (control_test.go), which the suite's own setup relies on: BeforeSuite
+// creates two caches and AfterSuite deletes them, and both are checked
+// besides these specs.
 //
 // Left out on purpose, as surface we do not use: the conditional sets
 // (SetIfAbsent and friends), KeysExist, UpdateTtl and friends, ItemGetType,
@@ -164,6 +166,17 @@ var surfaceSpecs = []specGroup{
 	disposable("CacheWriteOnly",
 		"for a specific cache",
 		"for all caches"),
+	{
+		name:      "control plane",
+		container: "control-ops",
+		leaves: []string{
+			"cache-client happy-path creates, lists, and deletes caches",
+			"cache-client happy-path creates and deletes using a default cache",
+			"cache-client default-cache-name overrides default cache name",
+			"cache-client validate-cache-name CreateCache and DeleteCache errors on bad cache names",
+			"cache-client delete-cache succeeds even if the cache does not exist",
+		},
+	},
 }
 
 // disposable is the group of specs of one disposable token scope type, one

@@ -7,9 +7,9 @@ import (
 
 func TestSurfaceSpecs(t *testing.T) {
 	names, group := surfaceSpecNames()
-	// 28 scalar, 12 topic and 30 disposable-token specs.
-	if len(names) != 70 || len(group) != 70 {
-		t.Fatalf("surfaceSpecNames() = %d names (%d distinct), want 70 distinct", len(names), len(group))
+	// 28 scalar, 12 topic, 30 disposable-token and 5 control-plane specs.
+	if len(names) != 75 || len(group) != 75 {
+		t.Fatalf("surfaceSpecNames() = %d names (%d distinct), want 75 distinct", len(names), len(group))
 	}
 	focus := regexp.MustCompile(focusRegexp(ginkgoSuite, names))
 	for _, n := range names {
