@@ -1,0 +1,25 @@
+// Package conformance holds the tests that hold the Momento emulator
+// (internal/momentotest) to real Momento clients' own expectations. It has no
+// code of its own beyond this comment: everything is in its tests.
+//
+// TestGoSDKSpecs runs the Momento Go SDK's own ginkgo specs (they ship in the
+// module github.com/momentohq/client-sdk-go@v1.38.0, in package momento) for
+// the surface this project uses, against an emulator on loopback. The test
+// copies the SDK module from the module cache into a temporary directory,
+// aligns the versions of the modules it shares with this project's build,
+// and runs `go test` there with a focus on the specs listed in surfaceSpecs.
+// Nothing in the SDK's sources is changed: the suite's setup reads its key
+// from MOMENTO_API_KEY, and the connection is pointed at the emulator only
+// through the environment (see TestGoSDKSpecs for how and why).
+//
+// TestNodeSDK runs node/check.mjs with the npm package @gomomento/sdk
+// against an emulator: mint a disposable token, subscribe with it, publish
+// with a token that carries a tokenId, read publisher_id, lose the
+// connection and resume without losing the items published meanwhile. It
+// skips, saying so, when node or npm is missing.
+//
+// Both tests need the Go module proxy or the npm registry the first time
+// they run, and are skipped by go test -short. Run them alone with
+//
+//	go test -count=1 -v -run 'TestGoSDKSpecs|TestNodeSDK' ./internal/conformance/
+package conformance
