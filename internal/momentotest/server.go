@@ -218,6 +218,7 @@ type Server struct {
 	heartbeat time.Duration
 	history   int // items kept per topic
 	stop      sync.Once
+	serveDone chan struct{} // closed when srv.Serve has returned
 
 	mu sync.Mutex // guards the fields below
 	// offset is added to base to give the fake's clock, unless frozen.
@@ -308,7 +309,11 @@ func NewServer(opts Options) (*Server, error) {
 	)
 	s.register()
 	s.registerControl()
-	go s.srv.Serve(lis) //nolint:errcheck // Serve returns when Close stops it.
+	s.serveDone = make(chan struct{})
+	go func() {
+		defer close(s.serveDone)
+		s.srv.Serve(lis) //nolint:errcheck // Serve returns when Close stops it.
+	}()
 	return s, nil
 }
 
@@ -330,7 +335,10 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 // Close stops the fake, ending every call and subscription in progress. It is
 // safe to call more than once.
 func (s *Server) Close() error {
-	s.stop.Do(s.srv.Stop)
+	s.stop.Do(func() {
+		s.srv.Stop()
+		<-s.serveDone // Serve has returned: nothing of the fake runs on
+	})
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"sync"
 	"testing"
+	"net"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
@@ -338,5 +339,28 @@ func TestCloseTwice(t *testing.T) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestCloseStopsServing(t *testing.T) {
+	s, err := NewServer(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := s.Addr()
+	if err := s.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	select {
+	case <-s.serveDone:
+	default:
+		t.Errorf("Close returned before Serve did")
+	}
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("the fake still accepts connections after Close")
+	}
+	if err := s.Close(); err != nil {
+		t.Errorf("second Close() = %v", err)
 	}
 }

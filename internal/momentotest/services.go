@@ -313,7 +313,10 @@ func mintedSecret(m Mint) string {
 		Expiry int64   `json:"exp"`
 		Scope  []Grant `json:"scope"`
 		Super  bool    `json:"super_user,omitempty"`
-	}{"momentotest", m.ID, m.ValidUntil.Unix(), m.Grants, m.SuperUser})
+		// TokenID is what Momento stamps as publisher_id on the token's
+		// messages; shown here so the demo page can say it.
+		TokenID string `json:"token_id,omitempty"`
+	}{"momentotest", m.ID, m.ValidUntil.Unix(), m.Grants, m.SuperUser, m.TokenID})
 	return enc.EncodeToString(header) + "." + enc.EncodeToString(claims) + "." + randomHex(16)
 }
 

@@ -14,15 +14,6 @@ import (
 	_ "github.com/momentohq/client-sdk-go/momento"
 )
 
-// Fully qualified gRPC method names, as the SDK calls them.
-const (
-	fullGet       = "/cache_client.Scs/Get"
-	fullSet       = "/cache_client.Scs/Set"
-	fullMint      = "/token.Token/GenerateDisposableToken"
-	fullPublish   = "/cache_client.pubsub.Pubsub/Publish"
-	fullSubscribe = "/cache_client.pubsub.Pubsub/Subscribe"
-)
-
 // messageType returns the registered type of a Momento proto message.
 // It panics if the SDK did not register it: the fake cannot work without it.
 func messageType(name protoreflect.FullName) protoreflect.MessageType {

@@ -19,13 +19,12 @@ import (
 
 // limiter is the Vendor's limits; built by newLimiter from Options.
 type limiter struct {
-	lookups     *rate.Limiter // nil: no limit
-	mints       *rate.Limiter
-	keyLookups  *limits.Keyed[string] // nil: no per-caller limit
-	keyMints    *limits.Keyed[string]
-	pause       limits.Backoff
-	fleet       *limits.Fleet // nil: no fleet budget
-	fleetLogged bool
+	lookups    *rate.Limiter // nil: no limit
+	mints      *rate.Limiter
+	keyLookups *limits.Keyed[string] // nil: no per-caller limit
+	keyMints   *limits.Keyed[string]
+	pause      limits.Backoff
+	fleet      *limits.Fleet // nil: no fleet budget
 }
 
 func newLimiter(o Options) (*limiter, error) {
