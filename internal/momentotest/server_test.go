@@ -3,9 +3,9 @@ package momentotest
 import (
 	"context"
 	"errors"
+	"net"
 	"sync"
 	"testing"
-	"net"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
