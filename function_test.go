@@ -712,3 +712,22 @@ func TestCallerGivesUpDuringSetup(t *testing.T) {
 		t.Errorf("secret accesses = %d, want 1", n)
 	}
 }
+
+func TestWrongCacheName(t *testing.T) {
+	hs := newHarness(t, map[string]string{"CACHE_NAME": "piza"})
+	w := hs.get("203.0.113.7")
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, body %s; want 500 for a cache that does not exist", w.Code, w.Body)
+	}
+	checkErrorBody(t, w)
+	if body := w.Body.String(); strings.Contains(body, "piza") || strings.Contains(body, "CACHE_NAME") {
+		t.Errorf("body %s names the configuration", body)
+	}
+	lines := hs.logLines(t, logRequest)
+	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), `CACHE_NAME="piza"`) {
+		t.Errorf("request line %v, want an error naming CACHE_NAME", lines)
+	}
+	if n := len(hs.momento.Mints()); n != 0 {
+		t.Errorf("minted %d tokens for a cache that does not exist", n)
+	}
+}

@@ -45,6 +45,9 @@ var ErrRejected = failure.New(failure.Misconfigured, "momento rejected the API k
 // API key and the Vendor re-reads it.
 const LogKeyRejected = "Momento rejected the API key; re-reading it"
 
+// ErrNoCache means the cache CACHE_NAME names does not exist in Momento.
+var ErrNoCache = errors.New("the cache does not exist in Momento; create it, or fix CACHE_NAME")
+
 // errLimited is the cause of a failure.Limited error: a rate limit of the
 // Vendor's is reached.
 var errLimited = errors.New("rate limit reached")
@@ -323,7 +326,10 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	}
 	gen := v.current.Load()
 	itemKey := key + "-token"
-	if t, until, ok := v.lookup(ctx, gen.clients, key, itemKey, now); ok {
+	t, until, ok, err := v.lookup(ctx, gen.clients, key, itemKey, now)
+	if err != nil {
+		return Token{}, err
+	} else if ok {
 		v.l1.put(key, t, until)
 		return Token{Value: t.value, Expires: t.exp, Source: FromMomento}, nil
 	}
@@ -335,7 +341,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if err := v.admitMint(ctx, keys, gen.clients, now); err != nil {
 		return Token{}, err
 	}
-	t, err := v.mint(ctx, gen.clients, perms, c.TokenID)
+	t, err = v.mint(ctx, gen.clients, perms, c.TokenID)
 	reread := false // whether the key was re-read for this mint
 	if err != nil && rejected(err) {
 		v.opts.Logger.Warn(LogKeyRejected, "code", StatusCode(err).String())
@@ -403,30 +409,37 @@ func (v *Vendor) mintError(err error, key string, reread bool) error {
 // lookup returns the token cached in Momento under itemKey and when it stops
 // being served, if it has at least the margin left at now. Failures are
 // logged and count as a miss: a token can still be minted.
-func (v *Vendor) lookup(ctx context.Context, c *Clients, key, itemKey string, now time.Time) (token, time.Time, bool) {
+//
+// A cache that does not exist is not a miss but a misconfiguration: the
+// error, of kind Misconfigured, names CACHE_NAME.
+func (v *Vendor) lookup(ctx context.Context, c *Clients, key, itemKey string, now time.Time) (token, time.Time, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, v.opts.CallTimeout)
 	defer cancel()
 	resp, err := c.Cache.Get(ctx, &momento.GetRequest{CacheName: v.opts.CacheName, Key: momento.String(itemKey)})
 	if err != nil {
+		if StatusCode(err) == codes.NotFound {
+			return token{}, time.Time{}, false, failure.Wrap(failure.Misconfigured,
+				fmt.Errorf("%w: CACHE_NAME=%q", ErrNoCache, v.opts.CacheName))
+		}
 		v.opts.Logger.Warn("Momento Get failed; treating it as a miss",
 			"client", v.opts.Label(key), "code", StatusCode(err).String(), "error", v.redact(err, key))
-		return token{}, time.Time{}, false
+		return token{}, time.Time{}, false, nil
 	}
 	hit, ok := resp.(*responses.GetHit)
 	if !ok {
-		return token{}, time.Time{}, false
+		return token{}, time.Time{}, false, nil
 	}
 	var it item
 	if err := json.Unmarshal(hit.ValueByte(), &it); err != nil || it.Token == "" || it.Exp <= 0 {
 		v.opts.Logger.Warn("cached token does not parse; treating it as a miss", "client", v.opts.Label(key))
-		return token{}, time.Time{}, false
+		return token{}, time.Time{}, false, nil
 	}
 	t := token{value: it.Token, exp: time.Unix(it.Exp, 0)}
 	if t.exp.After(now.Add(v.opts.TokenTTL + expSlack)) {
 		// No token of ours lives that long: the item was not written by
 		// this function as configured.
 		v.opts.Logger.Warn("cached token expires later than TOKEN_TTL allows; treating it as a miss", "client", v.opts.Label(key))
-		return token{}, time.Time{}, false
+		return token{}, time.Time{}, false, nil
 	}
 	until := t.exp.Add(-v.opts.Margin)
 	if it.Until > 0 {
@@ -435,9 +448,9 @@ func (v *Vendor) lookup(ctx context.Context, c *Clients, key, itemKey string, no
 		until = minTime(until, now.Add(v.opts.CacheTTL))
 	}
 	if !now.Before(until) {
-		return token{}, time.Time{}, false
+		return token{}, time.Time{}, false, nil
 	}
-	return t, until, true
+	return t, until, true, nil
 }
 
 // store caches it in Momento for ttl. A failure is logged: the token is
