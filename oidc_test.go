@@ -1,6 +1,7 @@
 package tokenvendingmachine
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"net/http"
@@ -9,11 +10,15 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/momentohq/client-sdk-go/config"
+	"github.com/momentohq/client-sdk-go/config/logger"
+	"github.com/momentohq/client-sdk-go/momento"
 	"google.golang.org/grpc/codes"
 
 	"example.com/tokenvendingmachine/internal/idtoken"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/oidctest"
+	"example.com/tokenvendingmachine/internal/vending"
 )
 
 // oidcHarness is the function with sign-in through a fake login issuer on
@@ -195,4 +200,62 @@ func TestForgedKeyIDsFetchKeysAtMostOncePerInterval(t *testing.T) {
 	if n := len(hs.momento.Mints()); n != 1 {
 		t.Errorf("mints = %d, want 1", n)
 	}
+}
+
+func TestSignedInUserPublishesUnderTheirVerifiedID(t *testing.T) {
+	hs, issuer := oidcHarness(t, map[string]string{"OIDC_TOPICS": "user-{sub}-*", "OIDC_PUBLISH": "user-{sub}-chat"})
+	alice := decode(t, hs.do(http.MethodGet, "203.0.113.7", withBearer(idToken(t, issuer, "alice"))))
+	m, _ := hs.momento.MintOf(alice.Token)
+	want := []momentotest.Grant{
+		{Kind: "topic", Role: "TopicReadWrite", Cache: "pizza", Topic: "user-alice-chat"},
+		{Kind: "topic", Role: "TopicReadOnly", Cache: "pizza", Topic: "user-alice-*"},
+	}
+	if diff := cmpGrants(want, m.Grants); diff != "" {
+		t.Errorf("minted scope (-want +got):\n%s", diff)
+	}
+
+	// A subscriber (the app's backend, with the account's key) listens on
+	// alice's topic; alice publishes with her token.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	listener := topicClient(t, hs, hs.momento.APIKey())
+	sub, err := listener.Subscribe(ctx, &momento.TopicSubscribeRequest{CacheName: "pizza", TopicName: "user-alice-chat"})
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	defer sub.Close()
+	publisher := topicClient(t, hs, alice.Token)
+	if _, err := publisher.Publish(ctx, &momento.TopicPublishRequest{CacheName: "pizza", TopicName: "user-alice-chat", Value: momento.String("hi")}); err != nil {
+		t.Fatalf("alice publishes to her own topic: %v", err)
+	}
+	if _, err := publisher.Publish(ctx, &momento.TopicPublishRequest{CacheName: "pizza", TopicName: "user-bob-chat", Value: momento.String("hi")}); vending.StatusCode(err) != codes.PermissionDenied {
+		t.Errorf("alice publishes to bob's topic: %v, want PermissionDenied", err)
+	}
+	for {
+		ev, err := sub.Event(ctx)
+		if err != nil {
+			t.Fatalf("waiting for alice's message: %v", err)
+		}
+		if item, ok := ev.(momento.TopicItem); ok {
+			if got, want := string(item.GetPublisherId()), idtoken.TokenID(issuer.Issuer(), "alice"); got != want {
+				t.Errorf("publisher_id = %q, want alice's verified tokenId %q", got, want)
+			}
+			break
+		}
+	}
+}
+
+// topicClient returns a topic client for key, pointed at the fake. It is
+// not closed: TopicClient.Close races with its own goroutine in SDK v1.38.0.
+func topicClient(t *testing.T, hs *harness, key string) momento.TopicClient {
+	t.Helper()
+	cp, err := hs.momento.CredentialProvider(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := momento.NewTopicClient(config.TopicsDefaultWithLogger(logger.NewNoopMomentoLoggerFactory()), cp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -14,8 +14,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
-	"github.com/momentohq/client-sdk-go/config"
-	"github.com/momentohq/client-sdk-go/config/logger"
 	"github.com/momentohq/client-sdk-go/momento"
 	"google.golang.org/grpc/codes"
 
@@ -67,15 +65,7 @@ func withBearer(credential string) http.Header {
 // cache pizza with token: nil, or the error's status code.
 func canSubscribe(t *testing.T, hs *harness, token, topic string) codes.Code {
 	t.Helper()
-	cp, err := hs.momento.CredentialProvider(token)
-	if err != nil {
-		t.Fatalf("the served token is not a Momento token: %v", err)
-	}
-	topics, err := momento.NewTopicClient(config.TopicsDefaultWithLogger(logger.NewNoopMomentoLoggerFactory()), cp)
-	if err != nil {
-		t.Fatalf("NewTopicClient: %v", err)
-	}
-	// Not closed: TopicClient.Close races with its own goroutine in SDK v1.38.0.
+	topics := topicClient(t, hs, token)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	sub, err := topics.Subscribe(ctx, &momento.TopicSubscribeRequest{CacheName: "pizza", TopicName: topic})
