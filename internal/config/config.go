@@ -127,7 +127,7 @@ const (
 	DefaultFleetMintRate      = 4
 	DefaultFleetMintBurst     = 20
 	DefaultNetworkMintRate    = 0.5
-	DefaultNetworkMintBurst   = 20
+	DefaultNetworkMintBurst   = 3
 	DefaultNetworkLookupRate  = 5
 	DefaultNetworkLookupBurst = 100
 )

@@ -48,7 +48,7 @@ func defaults() Config {
 		TicketMaxTTL:    10 * time.Minute,
 		FleetMintRate:   4,
 		FleetMintBurst:  20,
-		NetworkMintRate: 0.5, NetworkMintBurst: 20,
+		NetworkMintRate: 0.5, NetworkMintBurst: 3,
 		NetworkLookupRate: 5, NetworkLookupBurst: 100,
 	}
 }

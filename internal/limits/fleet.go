@@ -244,6 +244,9 @@ func (f *Fleet) increment(ctx context.Context, cache momento.CacheClient, n int6
 	return r.Value(), nil
 }
 
+// LogFleetDown is the message of the line logged when an outage begins.
+const LogFleetDown = "fleet mint budget unavailable; using the per-instance limit until Momento answers"
+
 // failed records a failed Increment, logging the first of an outage.
 func (f *Fleet) failed(now time.Time, err error) {
 	f.mu.Lock()
@@ -255,6 +258,6 @@ func (f *Fleet) failed(now time.Time, err error) {
 	}
 	f.down = true
 	// The error names only the counter's key, never a client.
-	f.logger.Warn("fleet mint budget unavailable; using the per-instance limit until Momento answers",
+	f.logger.Warn(LogFleetDown,
 		"error", err.Error(), "retry_in", f.retry.String())
 }

@@ -1,0 +1,136 @@
+package tokenvendingmachine
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"example.com/tokenvendingmachine/internal/limits"
+	"example.com/tokenvendingmachine/internal/momentotest"
+	"example.com/tokenvendingmachine/internal/vending"
+)
+
+// generous are limits that do not shape a test, but for those it sets.
+func generous(env map[string]string) map[string]string {
+	out := map[string]string{
+		"MINT_RATE": "1000", "MINT_BURST": "1000", "LOOKUP_RATE": "1000", "LOOKUP_BURST": "1000",
+		"NETWORK_MINT_RATE": "1000", "NETWORK_MINT_BURST": "1000", "NETWORK_LOOKUP_RATE": "1000", "NETWORK_LOOKUP_BURST": "1000",
+	}
+	for k, v := range env {
+		out[k] = v
+	}
+	return out
+}
+
+// getFrom sends a GET from ip to handler h of hs.
+func (hs *harness) getFrom(h *handler, ip string) *httptest.ResponseRecorder {
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, hs.request(request{ip: ip}))
+	return w
+}
+
+func TestFleetBudgetHoldsAcrossInstances(t *testing.T) {
+	const rate, burst, seconds = 2, 4, 6
+	hs := newHarness(t, generous(map[string]string{"FLEET_MINT_RATE": strconv.Itoa(rate), "FLEET_MINT_BURST": strconv.Itoa(burst)}))
+	instances := []*handler{hs.h, hs.instance(t)}
+	// Both instances take new visitors as fast as they come, 100 ms apart
+	// on the clock, for six seconds.
+	minted := 0
+	perInstance := make([]int, len(instances))
+	for tick := range seconds * 10 {
+		for k := range instances {
+			i := (k + tick/10) % len(instances) // each goes first in turn, a second each
+			h := instances[i]
+			for j := range 3 {
+				w := hs.getFrom(h, fmt.Sprintf("10.%d.%d.%d", i, tick, j))
+				switch w.Code {
+				case http.StatusOK:
+					minted++
+					perInstance[i]++
+				case http.StatusTooManyRequests:
+					if w.Header().Get("Retry-After") == "" {
+						t.Fatalf("429 without Retry-After")
+					}
+				default:
+					t.Fatalf("status %d, body %s", w.Code, w.Body)
+				}
+			}
+		}
+		hs.momento.FastForward(100 * time.Millisecond)
+	}
+	if max := rate*seconds + burst; minted > max || minted != len(hs.momento.Mints()) {
+		t.Errorf("two instances minted %d tokens (fake: %d) in %ds, want at most rate × time + burst = %d", minted, len(hs.momento.Mints()), seconds, max)
+	}
+	if minted < rate*(seconds-1) || perInstance[0] == 0 || perInstance[1] == 0 {
+		t.Errorf("minted %v per instance, want the budget used by both", perInstance)
+	}
+	if n := hs.momento.Count(momentotest.MethodIncrement); n == 0 {
+		t.Errorf("no Increment reached Momento")
+	}
+}
+
+func TestFleetCounterDownFallsBackToTheInstanceLimit(t *testing.T) {
+	hs := newHarness(t, generous(map[string]string{"MINT_BURST": "3", "MINT_RATE": "0.01"}))
+	hs.momento.SetFault(momentotest.MethodIncrement, momentotest.Fault{Code: codes.Unavailable})
+	for i := range 3 {
+		hs.token(t, fmt.Sprintf("192.0.2.%d", i+1))
+	}
+	if w := hs.get("192.0.2.9"); w.Code != http.StatusTooManyRequests {
+		t.Errorf("a fourth new visitor with MINT_BURST=3 and the fleet counter down: status %d, want 429", w.Code)
+	}
+	if n := len(hs.logLines(t, limits.LogFleetDown)); n != 1 {
+		t.Errorf("the outage was logged %d times, want once", n)
+	}
+}
+
+func TestMomentoResourceExhaustedBacksOff(t *testing.T) {
+	hs := newHarness(t, generous(nil))
+	cached := hs.token(t, "192.0.2.1")
+	hs.momento.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.ResourceExhausted})
+	w := hs.get("192.0.2.2")
+	if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "1" {
+		t.Fatalf("mint refused with ResourceExhausted: status %d, Retry-After %q; want 429, 1", w.Code, w.Header().Get("Retry-After"))
+	}
+	checkErrorBody(t, w)
+	mints := hs.momento.Count(momentotest.MethodMint)
+	for i := range 5 {
+		if w := hs.get(fmt.Sprintf("192.0.2.%d", 10+i)); w.Code != http.StatusTooManyRequests {
+			t.Errorf("a new visitor during the pause: status %d, want 429", w.Code)
+		}
+	}
+	if n := hs.momento.Count(momentotest.MethodMint) - mints; n != 0 {
+		t.Errorf("%d mints reached Momento during the pause, want none", n)
+	}
+	if got := hs.token(t, "192.0.2.1"); got.Token != cached.Token {
+		t.Errorf("a cached visitor was not served during the pause")
+	}
+	// The next refusal, after the pause, doubles it.
+	hs.momento.FastForward(time.Second)
+	if w := hs.get("192.0.2.3"); w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") != "2" {
+		t.Errorf("second refusal: status %d, Retry-After %q; want 429, 2", w.Code, w.Header().Get("Retry-After"))
+	}
+	if len(hs.logLines(t, vending.LogMintsPaused)) != 2 {
+		t.Errorf("pauses not logged")
+	}
+}
+
+func TestKeyRejectedWithinTheRereadIntervalIsUnavailable(t *testing.T) {
+	hs := newHarness(t, nil)
+	hs.token(t, "192.0.2.1")
+	hs.momento.RotateAPIKey() // the secret is not updated: a rotation under way
+	first := hs.get("192.0.2.2")
+	if first.Code != http.StatusInternalServerError {
+		t.Fatalf("key rejected after a re-read: status %d, want 500", first.Code)
+	}
+	hs.momento.FastForward(10 * time.Second)
+	w := hs.get("192.0.2.3")
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Retry-After") != "20" {
+		t.Errorf("key rejected within the re-read interval: status %d, Retry-After %q; want 503, 20", w.Code, w.Header().Get("Retry-After"))
+	}
+	checkErrorBody(t, w)
+}
