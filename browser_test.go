@@ -57,6 +57,42 @@ func TestBrowser(t *testing.T) {
 	t.Run("DemoPageHonoursRetryAfter", func(t *testing.T) { browserTestDemoRetryAfter(t, browser) })
 	t.Run("DemoPageRefusedOrigin", func(t *testing.T) { browserTestDemoRefusedOrigin(t, browser) })
 	t.Run("DemoPageTracksAnOrder", func(t *testing.T) { browserTestDemoOrder(t, browser) })
+	t.Run("NoCorsRequestsMintNothing", func(t *testing.T) { browserTestNoCors(t, browser) })
+}
+
+// browserTestNoCors has a page on an origin ALLOWED_ORIGINS does not list
+// point an <img> and a no-cors fetch at the function: requests a browser
+// sends without Origin, whose answer the page cannot read. They must mint
+// nothing.
+func browserTestNoCors(t *testing.T, browser context.Context) {
+	be := browserSetup(t, browser, func(string) map[string]string {
+		return map[string]string{"ALLOWED_ORIGINS": "https://shop.example.com"}
+	})
+	be.open(t, be.page.URL+"/")
+	fn, _ := json.Marshal(be.fn.URL + "/")
+	_, err := chromedp.Run(be.ctx, chromedp.Evaluate[bool](fmt.Sprintf(`Promise.all([
+		new Promise(done => { const img = new Image(); img.onload = img.onerror = () => done(true); img.src = %s + "?img"; }),
+		fetch(%s + "?no-cors", {mode: "no-cors"}).then(() => true, () => true),
+	]).then(() => true)`, fn, fn), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("img and no-cors fetch in the page: %v", err)
+	}
+	reqs := be.fn.requests()
+	gets := 0
+	for _, r := range reqs {
+		if r.Method == http.MethodGet {
+			gets++
+			if r.Status != http.StatusForbidden || r.AllowOrigin != "" {
+				t.Errorf("a no-cors request got status %d, Access-Control-Allow-Origin %q; want 403 and none", r.Status, r.AllowOrigin)
+			}
+		}
+	}
+	if gets != 2 {
+		t.Errorf("the function saw %d GETs, want the img's and the fetch's: %+v", gets, reqs)
+	}
+	if n := len(be.hs.momento.Mints()); n != 0 {
+		t.Errorf("an img and a no-cors fetch from another site minted %d tokens", n)
+	}
 }
 
 // browserTestFetch fetches a token twice from a page on another origin, with
