@@ -7,25 +7,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"example.com/tokenvendingmachine/internal/fakeclock"
 )
-
-// clock is a fake clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 func TestConcurrentCallersShareOneBuild(t *testing.T) {
 	var builds atomic.Int32
@@ -61,7 +45,7 @@ func TestConcurrentCallersShareOneBuild(t *testing.T) {
 }
 
 func TestFailureIsKeptForTheRetryDelay(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	clk := fakeclock.New(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 	errDown := errors.New("down")
 	var builds atomic.Int32
 	fail := true

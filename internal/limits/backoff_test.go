@@ -3,6 +3,8 @@ package limits
 import (
 	"testing"
 	"time"
+
+	"example.com/tokenvendingmachine/internal/fakeclock"
 )
 
 func TestBackoff(t *testing.T) {
@@ -71,7 +73,7 @@ func TestBackoff(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newFakeClock()
+			clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 			b := &Backoff{Now: clock.Now}
 			for i, c := range tt.calls {
 				clock.Advance(c.advance)
@@ -96,7 +98,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestBackoffCustom(t *testing.T) {
-	clock := newFakeClock()
+	clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	b := &Backoff{Initial: 100 * time.Millisecond, Max: 250 * time.Millisecond, Now: clock.Now}
 	var got []time.Duration
 	for range 4 {

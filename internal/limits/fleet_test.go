@@ -18,6 +18,7 @@ import (
 	"github.com/momentohq/client-sdk-go/momento"
 	"google.golang.org/grpc/codes"
 
+	"example.com/tokenvendingmachine/internal/fakeclock"
 	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
@@ -46,13 +47,13 @@ func newCacheClient(t *testing.T, fake *momentotest.Server) momento.CacheClient 
 // fleetSetup is one emulator, a clock it shares with the Fleets, and a log.
 type fleetSetup struct {
 	fake  *momentotest.Server
-	clock *fakeClock
+	clock *fakeclock.Clock
 	logs  *logbuf.Buffer
 }
 
 func newFleetSetup(t *testing.T) *fleetSetup {
 	t.Helper()
-	clock := newFakeClock()
+	clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	fake := momentotest.NewServerT(t, testCache)
 	fake.SetTime(clock.Now())
 	return &fleetSetup{fake: fake, clock: clock, logs: &logbuf.Buffer{}}

@@ -7,9 +7,11 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"example.com/tokenvendingmachine/internal/fakeclock"
 )
 
-func newTestKeyed[K comparable](t testing.TB, clock *fakeClock, rate float64, burst, maxKeys int) *Keyed[K] {
+func newTestKeyed[K comparable](t testing.TB, clock *fakeclock.Clock, rate float64, burst, maxKeys int) *Keyed[K] {
 	t.Helper()
 	k, err := NewKeyed[K](KeyedOptions{Rate: rate, Burst: burst, MaxKeys: maxKeys, Now: clock.Now})
 	if err != nil {
@@ -117,7 +119,7 @@ func TestKeyedAllow(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newFakeClock()
+			clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 			k := newTestKeyed[string](t, clock, tt.rate, tt.burst, tt.maxKeys)
 			for i, s := range tt.steps {
 				clock.Advance(s.advance)
@@ -137,7 +139,7 @@ func TestKeyedAllow(t *testing.T) {
 // TestKeyedRate checks that over a long run each key gets rate × time +
 // burst tokens, whatever the pattern of calls.
 func TestKeyedRate(t *testing.T) {
-	clock := newFakeClock()
+	clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	k := newTestKeyed[string](t, clock, 4, 10, 100)
 	allowed := 0
 	const steps = 10000
@@ -159,7 +161,7 @@ func TestKeyedRate(t *testing.T) {
 }
 
 func TestKeyedEvictionBound(t *testing.T) {
-	clock := newFakeClock()
+	clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	const maxKeys = 64
 	k := newTestKeyed[netip.Prefix](t, clock, 1, 5, maxKeys)
 	// Far more networks than fit: memory stays bounded.
@@ -189,7 +191,7 @@ func TestKeyedEvictionBound(t *testing.T) {
 // TestKeyedHeap drives many keys through a small Keyed and checks the heap
 // and index stay consistent.
 func TestKeyedHeap(t *testing.T) {
-	clock := newFakeClock()
+	clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	k := newTestKeyed[int](t, clock, 3, 4, 37)
 	for i := range 5000 {
 		key := (i * 7919) % 101
@@ -243,7 +245,7 @@ func TestNewKeyedRejects(t *testing.T) {
 }
 
 func TestKeyedAllocs(t *testing.T) {
-	clock := newFakeClock()
+	clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	k := newTestKeyed[netip.Prefix](t, clock, 1, 5, 1024)
 	keys := make([]netip.Prefix, 4096)
 	for i := range keys {
