@@ -65,14 +65,8 @@ package momentotest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
-	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -80,7 +74,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -144,70 +137,6 @@ const DefaultHeartbeatInterval = 5 * time.Second
 // subscribers unless Options.TopicHistory says otherwise. Momento leaves the
 // amount unspecified.
 const DefaultTopicHistory = 256
-
-// Fault is an injected misbehaviour of one method.
-type Fault struct {
-	// Code is the status the call fails with; codes.OK means it answers normally
-	// (after Latency).
-	Code codes.Code
-	// Message is the status message; "" means "momentotest: injected fault".
-	Message string
-	// Latency is how long the call waits before answering. The wait ends early,
-	// with the matching status, if the caller's deadline passes first.
-	Latency time.Duration
-	// Times is how many calls the fault applies to; 0 means every call until
-	// ClearFaults.
-	Times int
-}
-
-// Grant is one permission of a minted token, in plain words.
-type Grant struct {
-	// Kind is "cache" or "topic".
-	Kind string `json:"kind"`
-	// Role is the role's name in Momento's protos: CacheReadWrite, CacheReadOnly,
-	// CacheWriteOnly, TopicReadWrite, TopicReadOnly (subscribe only),
-	// TopicWriteOnly (publish only), or a Permit*None.
-	Role string `json:"role"`
-	// Cache is the cache's name, or "*" for all caches.
-	Cache string `json:"cache"`
-	// Topic, for topic grants: the topic's name, "*" for all topics, or a
-	// prefix followed by "*".
-	Topic string `json:"topic,omitempty"`
-	// Item, for cache grants: the key, "*" for all items, or a prefix followed
-	// by "*".
-	Item string `json:"item,omitempty"`
-}
-
-// Mint records one GenerateDisposableToken call that succeeded.
-type Mint struct {
-	// ID numbers mints from 1 in the order they happened.
-	ID int
-	// Caller is the ID of the account key that asked ("key-1", "key-2", ...).
-	Caller string
-	// SuperUser reports that the request asked for super-user permissions.
-	SuperUser bool
-	// Grants is the explicit scope asked for.
-	Grants []Grant
-	// ValidFor is the lifetime asked for.
-	ValidFor time.Duration
-	// ValidUntil is the token's expiry, whole seconds, on the fake's clock.
-	ValidUntil time.Time
-	// TokenID is the token_id the request carried, if any.
-	TokenID string
-	// Token is the token as the SDK hands it to its caller: base64 of
-	// {"api_key": ..., "endpoint": ...}.
-	Token string
-}
-
-// Item is a stored cache item.
-type Item struct {
-	// Value is the item's value.
-	Value []byte
-	// TTL is the time to live the item was set with.
-	TTL time.Duration
-	// ExpiresAt is when it expires on the fake's clock.
-	ExpiresAt time.Time
-}
 
 // Server is a fake Momento. Its methods are safe for concurrent use.
 type Server struct {
@@ -421,144 +350,6 @@ func (s *Server) newAPIKeyLocked() string {
 	return s.apiKey
 }
 
-// SetFault makes method m misbehave as f until ClearFaults, or for f.Times calls.
-func (s *Server) SetFault(m Method, f Fault) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.faults[m] = f
-}
-
-// ClearFaults removes every fault set with SetFault.
-func (s *Server) ClearFaults() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.faults)
-}
-
-// SetLatency makes every modelled call wait d before it is served, as a real
-// network would; it adds to any Fault's Latency. 0 removes it.
-func (s *Server) SetLatency(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.latency = d
-}
-
-// Count returns how many calls of method m the fake has received, failed
-// ones included.
-func (s *Server) Count(m Method) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.counts[m]
-}
-
-// TotalCount returns how many calls of every modelled method the fake has
-// received.
-func (s *Server) TotalCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
-	for _, c := range s.counts {
-		n += c
-	}
-	return n
-}
-
-// ResetCounts sets every call count to zero.
-func (s *Server) ResetCounts() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	clear(s.counts)
-}
-
-// Unmodelled returns the full names of calls the fake does not model, in the
-// order they arrived.
-func (s *Server) Unmodelled() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.unmodelled...)
-}
-
-// Mints returns every successful mint, oldest first.
-func (s *Server) Mints() []Mint {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make([]Mint, len(s.mints))
-	for i, m := range s.mints {
-		m.Grants = append([]Grant(nil), m.Grants...)
-		out[i] = m
-	}
-	return out
-}
-
-// MintOf returns the mint that produced token (as the SDK returned it).
-func (s *Server) MintOf(token string) (Mint, bool) {
-	for _, m := range s.Mints() {
-		if m.Token == token {
-			return m, true
-		}
-	}
-	return Mint{}, false
-}
-
-// Item returns the item stored under key in cache, if it has not expired.
-func (s *Server) Item(cache, key string) (Item, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.itemLocked(cache, key)
-}
-
-// itemLocked returns a live item, dropping it if it has expired. s.mu must be held.
-func (s *Server) itemLocked(cache, key string) (Item, bool) {
-	k := itemKey{cache, key}
-	it, ok := s.items[k]
-	if !ok {
-		return Item{}, false
-	}
-	if !s.nowLocked().Before(it.ExpiresAt) {
-		delete(s.items, k)
-		return Item{}, false
-	}
-	it.Value = append([]byte(nil), it.Value...)
-	return it, true
-}
-
-// SetItem stores value under key in cache for ttl, as a Set call would. It
-// fails with status NotFound if the cache does not exist.
-func (s *Server) SetItem(cache, key string, value []byte, ttl time.Duration) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if err := s.requireCacheLocked(cache); err != nil {
-		return err
-	}
-	s.setItemLocked(cache, key, value, ttl)
-	return nil
-}
-
-func (s *Server) setItemLocked(cache, key string, value []byte, ttl time.Duration) {
-	s.items[itemKey{cache, key}] = Item{
-		Value:     append([]byte(nil), value...),
-		TTL:       ttl,
-		ExpiresAt: s.nowLocked().Add(ttl),
-	}
-}
-
-// Keys returns the keys of the live items in cache, sorted.
-func (s *Server) Keys(cache string) []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var keys []string
-	for k := range s.items {
-		if k.cache != cache {
-			continue
-		}
-		if _, ok := s.itemLocked(k.cache, k.key); ok {
-			keys = append(keys, k.key)
-		}
-	}
-	sort.Strings(keys)
-	return keys
-}
-
 // begin counts a call of m and applies any latency and fault injected for it.
 // A non-nil error is the status the call must fail with.
 func (s *Server) begin(ctx context.Context, m Method) error {
@@ -613,105 +404,4 @@ func (s *Server) unknown(_ any, stream grpc.ServerStream) error {
 		return status.Errorf(codes.PermissionDenied, "momentotest: token may not call %s", name)
 	}
 	return status.Errorf(codes.Unimplemented, "momentotest: %s is not modelled by the fake", name)
-}
-
-// caller is who made a call: an account key (mint == nil) or a minted token.
-type caller struct {
-	keyID string
-	mint  *Mint
-}
-
-// authenticate identifies the caller from the authorization header. s.mu must
-// be held.
-func (s *Server) authenticateLocked(ctx context.Context) (caller, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) == 0 || vals[0] == "" {
-		return caller{}, status.Error(codes.Unauthenticated, "momentotest: missing authorization")
-	}
-	secret := vals[0]
-	if id, ok := s.keys[secret]; ok {
-		return caller{keyID: id}, nil
-	}
-	if i, ok := s.minted[secret]; ok {
-		m := &s.mints[i]
-		if !s.nowLocked().Before(m.ValidUntil) {
-			return caller{}, status.Error(codes.Unauthenticated, "momentotest: token has expired")
-		}
-		return caller{mint: m}, nil
-	}
-	return caller{}, status.Error(codes.Unauthenticated, "momentotest: invalid API key")
-}
-
-// allowed reports whether c may act on cache and name (an item key or a topic)
-// with a grant of kind whose role is one of roles.
-func (c caller) allowed(kind, cache, name string, roles ...string) bool {
-	if c.mint == nil || c.mint.SuperUser {
-		return true
-	}
-	for _, g := range c.mint.Grants {
-		if g.Kind != kind || !matches(g.Cache, cache) {
-			continue
-		}
-		sel := g.Item
-		if kind == "topic" {
-			sel = g.Topic
-		}
-		if !matches(sel, name) {
-			continue
-		}
-		for _, r := range roles {
-			if g.Role == r {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// mayCall reports whether c may call the unmodelled RPC fullMethod on cache
-// ("" if the call names none). Account keys may call anything. A minted
-// token may call no control-plane or token RPC, and a cache RPC only with a
-// cache grant on that cache: the fake cannot tell which item an unmodelled
-// call touches, so any cache grant on the cache lets it through.
-func (c caller) mayCall(fullMethod, cache string) bool {
-	if c.mint == nil {
-		return true
-	}
-	if !strings.HasPrefix(fullMethod, "/cache_client.Scs/") {
-		return false
-	}
-	if c.mint.SuperUser {
-		return true
-	}
-	for _, g := range c.mint.Grants {
-		if g.Kind == "cache" && matches(g.Cache, cache) && !strings.HasSuffix(g.Role, "None") {
-			return true
-		}
-	}
-	return false
-}
-
-// matches reports whether selector ("*", "prefix*" or an exact name) selects name.
-func matches(selector, name string) bool {
-	if selector == "*" {
-		return true
-	}
-	if n := len(selector); n > 0 && selector[n-1] == '*' {
-		return len(name) >= n-1 && name[:n-1] == selector[:n-1]
-	}
-	return selector == name
-}
-
-// v1Token encodes secret and endpoint in Momento's v1 key form, exactly as
-// the SDK encodes a disposable token.
-func v1Token(secret, endpoint string) string {
-	b, _ := json.Marshal(map[string]string{"api_key": secret, "endpoint": endpoint})
-	return base64.StdEncoding.EncodeToString(b)
-}
-
-func randomHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
