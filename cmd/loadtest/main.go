@@ -186,7 +186,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	rep.P50, rep.P90, rep.P99, rep.Max = pct(0.50), pct(0.90), pct(0.99), all[len(all)-1]
 	rep.Failed = int(failed.Load())
 	rep.Calls = map[string]int{}
-	for _, m := range []momentotest.Method{momentotest.MethodGet, momentotest.MethodMint, momentotest.MethodSet} {
+	for _, m := range []momentotest.Method{momentotest.MethodGet, momentotest.MethodIncrement, momentotest.MethodMint, momentotest.MethodSet} {
 		rep.Calls[string(m)] = emu.Count(m)
 	}
 	rep.Mints = len(emu.Mints()) // all of the server's life: the cold start's request came from ipOf(0)
@@ -221,8 +221,8 @@ func printReport(w io.Writer, r Report) {
 	fmt.Fprintf(w, "cold start     %s from starting the server process to its first token; listening after %s\n", ms(r.ColdStart), ms(r.Listening))
 	fmt.Fprintf(w, "throughput     %.0f requests/s (%v)\n", r.RPS(), r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "latency        p50 %s   p90 %s   p99 %s   max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
-	fmt.Fprintf(w, "momento calls  %.4f per request (Get %d, GenerateDisposableToken %d, Set %d)\n",
-		r.CallsPerRequest(), r.Calls["Get"], r.Calls["GenerateDisposableToken"], r.Calls["Set"])
+	fmt.Fprintf(w, "momento calls  %.4f per request (Get %d, Increment %d, GenerateDisposableToken %d, Set %d)\n",
+		r.CallsPerRequest(), r.Calls["Get"], r.Calls["Increment"], r.Calls["GenerateDisposableToken"], r.Calls["Set"])
 	verdict := "= distinct IPs"
 	if r.Mints != r.IPs {
 		verdict = fmt.Sprintf("!= %d distinct IPs", r.IPs)
