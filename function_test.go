@@ -18,6 +18,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"example.com/tokenvendingmachine/internal/momentotest"
+	"example.com/tokenvendingmachine/internal/secret"
 	"example.com/tokenvendingmachine/internal/secretmanagertest"
 	"example.com/tokenvendingmachine/internal/vending"
 )
@@ -204,19 +205,19 @@ func TestBadSecretPayload(t *testing.T) {
 				wrong := int64(12345)
 				hs.secrets.AddVersionWithChecksum(secretID, []byte(hs.momento.APIKey()), &wrong)
 			},
-			wantLog: "CRC32C",
+			wantLog: secret.ErrChecksum.Error(),
 		},
 		{
 			name:       "JSON without momento",
 			seed:       func(hs *harness) { hs.secrets.AddVersion(secretID, []byte(`{"key": "`+hs.momento.APIKey()+`"}`)) },
 			wantStatus: http.StatusInternalServerError,
-			wantLog:    "momento",
+			wantLog:    secret.ErrPayload.Error(),
 		},
 		{
 			name:       "not a Momento key",
 			seed:       func(hs *harness) { hs.secrets.AddVersion(secretID, []byte("not-a-momento-key")) },
 			wantStatus: http.StatusInternalServerError,
-			wantLog:    "not a valid Momento API key",
+			wantLog:    vending.ErrBadKey.Error(),
 		},
 	}
 	for _, tt := range tests {
@@ -724,7 +725,7 @@ func TestWrongCacheName(t *testing.T) {
 		t.Errorf("body %s names the configuration", body)
 	}
 	lines := hs.logLines(t, logRequest)
-	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), `CACHE_NAME="piza"`) {
+	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), vending.ErrNoCache.Error()) || !strings.Contains(fmt.Sprint(lines[0]["error"]), "piza") {
 		t.Errorf("request line %v, want an error naming CACHE_NAME", lines)
 	}
 	if n := len(hs.momento.Mints()); n != 0 {

@@ -141,6 +141,8 @@ func TestFlags(t *testing.T) {
 		want    string // in the output
 	}{
 		{"help", []string{"-h"}, nil, "-demo-port"},
+		// Loopback unless told otherwise, with or without the emulator.
+		{"host defaults to loopback", []string{"-h"}, nil, `interface to listen on (0.0.0.0 or :: for all interfaces) (default "127.0.0.1")`},
 		{"bad value", []string{"-port", "x"}, errUsage, `invalid value "x" for flag -port`},
 		{"unknown flag", []string{"-nope"}, errUsage, "flag provided but not defined: -nope"},
 	}
