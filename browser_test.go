@@ -30,7 +30,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"example.com/tokenvendingmachine/internal/demo"
+	"example.com/tokenvendingmachine/internal/idtoken"
 	"example.com/tokenvendingmachine/internal/logbuf"
+	"example.com/tokenvendingmachine/internal/oidctest"
 	"example.com/tokenvendingmachine/internal/ticket"
 )
 
@@ -58,6 +60,49 @@ func TestBrowser(t *testing.T) {
 	t.Run("DemoPageRefusedOrigin", func(t *testing.T) { browserTestDemoRefusedOrigin(t, browser) })
 	t.Run("DemoPageTracksAnOrder", func(t *testing.T) { browserTestDemoOrder(t, browser) })
 	t.Run("NoCorsRequestsMintNothing", func(t *testing.T) { browserTestNoCors(t, browser) })
+	t.Run("DemoPageSignsIn", func(t *testing.T) { browserTestDemoSignIn(t, browser) })
+}
+
+// browserTestDemoSignIn uses the demo page's sign-in mode: the page gets an
+// ID token from a login issuer on a third origin and sends it to the
+// function, which mints a token for OIDC_TOPICS.
+func browserTestDemoSignIn(t *testing.T, browser context.Context) {
+	harnessNow := func() time.Time { return time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC) } // newHarness's clock
+	issuer := oidctest.NewServerT(t, oidctest.Options{Now: harnessNow})
+	be := browserSetup(t, browser, func(string) map[string]string {
+		return map[string]string{"TOPICS": "none", "OIDC_ISSUER": issuer.Issuer(), "OIDC_AUDIENCE": issuer.Audience(), "OIDC_TOPICS": "user-{sub}-*"}
+	})
+	site := httptest.NewServer(demo.Handler(demo.Options{FunctionURL: be.fn.URL + "/",
+		SignInURL: issuer.Issuer() + string(oidctest.EndpointToken)}))
+	t.Cleanup(site.Close)
+	be.open(t, site.URL+"/demo")
+	if _, err := chromedp.Run(be.ctx, chromedp.Poll[string](`document.getElementById("status").className`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("waiting for the visitor's fetch: %v", err)
+	}
+	if _, err := chromedp.Run(be.ctx, chromedp.Evaluate[bool](`(() => {
+		document.getElementById("status").className = "";
+		document.getElementById("user").value = "alice";
+		document.querySelector("input[value=user]").click();
+		return true;
+	})()`)); err != nil {
+		t.Fatalf("choosing the sign-in mode: %v", err)
+	}
+	if _, err := chromedp.Run(be.ctx, chromedp.Poll[string](`document.getElementById("status").className`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("waiting for the sign-in's fetch: %v", err)
+	}
+	page, err := chromedp.Run(be.ctx, browserDemoRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Status != "ok" || !strings.Contains(page.Scope, "user-alice-*") {
+		t.Errorf("demo page signed in as alice: #status %q (%s), #scope %q; want a token for user-alice-*", page.StatusText, page.Status, page.Scope)
+	}
+	want := idtoken.TokenID(issuer.Issuer(), "alice")
+	if !strings.Contains(page.TokenID, want) {
+		t.Errorf("demo page #tokenid = %q, want %q", page.TokenID, want)
+	}
 }
 
 // browserTestNoCors has a page on an origin ALLOWED_ORIGINS does not list
@@ -400,7 +445,7 @@ func browserDemoLoad(t *testing.T, be *browserEnv, fnURL string) browserDemoStat
 var browserDemoRead = chromedp.Evaluate[browserDemoState](`(() => {
 	const text = id => document.getElementById(id).textContent;
 	return {status: document.getElementById("status").className, statusText: text("status"),
-		scope: text("scope"), countdown: text("countdown"), next: text("next"), log: text("log")};
+		scope: text("scope"), countdown: text("countdown"), next: text("next"), tokenid: text("tokenid"), log: text("log")};
 })()`)
 
 // browserDemoState is what the demo page shows.
@@ -410,6 +455,7 @@ type browserDemoState struct {
 	Scope      string `json:"scope"`
 	Countdown  string `json:"countdown"`
 	Next       string `json:"next"`
+	TokenID    string `json:"tokenid"`
 	Log        string `json:"log"`
 }
 
