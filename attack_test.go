@@ -168,7 +168,7 @@ func TestAttackVerifiedCacheIsBoundedAndExact(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	sum := func(i int) [sha256.Size]byte { return sha256.Sum256([]byte(strconv.Itoa(i))) }
 	for i := range maxVerified + 500 {
-		vc.put(sum(i), vending.Caller{Key: strconv.Itoa(i)}, now.Add(time.Hour), now)
+		vc.put(sum(i), vending.Caller{Key: strconv.Itoa(i)}, now.Add(time.Hour))
 	}
 	if n := len(vc.m); n > maxVerified {
 		t.Errorf("verified cache holds %d entries, want at most %d", n, maxVerified)
@@ -485,11 +485,11 @@ func BenchmarkAttackVerifiedCachePutWhenFull(b *testing.B) {
 	var vc verifiedCache
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	for i := range maxVerified {
-		vc.put(sha256.Sum256([]byte(strconv.Itoa(i))), vending.Caller{}, now.Add(time.Hour), now)
+		vc.put(sha256.Sum256([]byte(strconv.Itoa(i))), vending.Caller{}, now.Add(time.Hour))
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		vc.put(sha256.Sum256([]byte("new"+strconv.Itoa(i))), vending.Caller{}, now.Add(time.Hour), now)
+		vc.put(sha256.Sum256([]byte("new"+strconv.Itoa(i))), vending.Caller{}, now.Add(time.Hour))
 	}
 }
 

@@ -1,6 +1,7 @@
 package tokenvendingmachine
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -80,7 +81,7 @@ func (h *handler) credentialCaller(ctx context.Context, inst *instance, raw stri
 	if err != nil {
 		return vending.Caller{}, err
 	}
-	h.verified.put(sum, c, exp, now)
+	h.verified.put(sum, c, exp)
 	return c, nil
 }
 
@@ -166,13 +167,15 @@ func idTokenReason(err error) string {
 // verifiedCache remembers the callers of verified credentials, by the
 // SHA-256 of the credential, until the credential expires, so that a
 // repeat request verifies no signature. It holds at most maxVerified
-// entries; when full, it drops expired entries, then arbitrary ones.
+// entries, evicting the least recently used; every operation is O(1).
 type verifiedCache struct {
-	mu sync.Mutex
-	m  map[[sha256.Size]byte]verifiedEntry
+	mu    sync.Mutex // guards the fields below
+	m     map[[sha256.Size]byte]*list.Element
+	order list.List // of *verifiedEntry, most recently used first
 }
 
 type verifiedEntry struct {
+	sum    [sha256.Size]byte
 	caller vending.Caller
 	exp    time.Time
 }
@@ -182,31 +185,36 @@ const maxVerified = 10_000
 func (vc *verifiedCache) get(sum [sha256.Size]byte, now time.Time) (vending.Caller, bool) {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
-	e, ok := vc.m[sum]
-	if !ok || !now.Before(e.exp) {
+	el, ok := vc.m[sum]
+	if !ok {
 		return vending.Caller{}, false
 	}
+	e := el.Value.(*verifiedEntry)
+	if !now.Before(e.exp) {
+		vc.order.Remove(el)
+		delete(vc.m, sum)
+		return vending.Caller{}, false
+	}
+	vc.order.MoveToFront(el)
 	return e.caller, true
 }
 
-func (vc *verifiedCache) put(sum [sha256.Size]byte, c vending.Caller, exp, now time.Time) {
+func (vc *verifiedCache) put(sum [sha256.Size]byte, c vending.Caller, exp time.Time) {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
 	if vc.m == nil {
-		vc.m = make(map[[sha256.Size]byte]verifiedEntry)
+		vc.m = make(map[[sha256.Size]byte]*list.Element)
 	}
-	if len(vc.m) >= maxVerified {
-		for k, e := range vc.m {
-			if !now.Before(e.exp) {
-				delete(vc.m, k)
-			}
-		}
-		for k := range vc.m {
-			if len(vc.m) < maxVerified {
-				break
-			}
-			delete(vc.m, k)
-		}
+	if el, ok := vc.m[sum]; ok {
+		e := el.Value.(*verifiedEntry)
+		e.caller, e.exp = c, exp
+		vc.order.MoveToFront(el)
+		return
 	}
-	vc.m[sum] = verifiedEntry{caller: c, exp: exp}
+	if vc.order.Len() >= maxVerified {
+		oldest := vc.order.Back()
+		vc.order.Remove(oldest)
+		delete(vc.m, oldest.Value.(*verifiedEntry).sum)
+	}
+	vc.m[sum] = vc.order.PushFront(&verifiedEntry{sum: sum, caller: c, exp: exp})
 }

@@ -266,6 +266,12 @@ func (p *parser) callers(c *Config) {
 		if !p.set("OIDC_TOPICS") {
 			p.fail("OIDC_TOPICS must be set when OIDC_ISSUER is, e.g. user-{sub}-*")
 		}
+		if n := c.OIDCTopics.Len() + c.OIDCPublish.Len(); n > MaxPermissions {
+			p.fail("OIDC_TOPICS and OIDC_PUBLISH have %d entries together; a token carries at most %d permissions", n, MaxPermissions)
+		}
+		if pub := c.OIDCPublish.String(); pub != "" && !everyEntryHas(pub, scope.Placeholder) {
+			p.fail("OIDC_PUBLISH entries must each hold {sub}, so that a user may publish only to their own topics, got %q", pub)
+		}
 		if c.OIDCJWKSURL != "" && !validIssuer(c.OIDCJWKSURL) {
 			p.fail("OIDC_JWKS_URL must be an https URL (http only on loopback), got %q", c.OIDCJWKSURL)
 		}
@@ -279,6 +285,21 @@ func (p *parser) callers(c *Config) {
 	if c.Topics.IsEmpty() && p.ok("TOPICS") && c.TicketSecretID == "" && c.TicketKey == "" && c.OIDCIssuer == "" {
 		p.fail("TOPICS is none, and neither tickets (TICKET_SECRET_ID, TICKET_KEY) nor OIDC_ISSUER is set: no caller could get a token")
 	}
+}
+
+// MaxPermissions is the most permission statements a Momento token may
+// carry, one per topic selector.
+const MaxPermissions = 20
+
+// everyEntryHas reports whether every entry of a comma-separated list
+// holds sub.
+func everyEntryHas(list, sub string) bool {
+	for _, e := range strings.Split(list, ",") {
+		if !strings.Contains(e, sub) {
+			return false
+		}
+	}
+	return true
 }
 
 // MinTicketKeyLen is the shortest ticket key, in bytes: HS256 wants at

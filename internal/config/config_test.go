@@ -352,6 +352,11 @@ func TestFromEnvInvalid(t *testing.T) {
 		{name: "oidc issuer over plain http", env: withKey(map[string]string{"OIDC_ISSUER": "http://issuer.example", "OIDC_AUDIENCE": "p", "OIDC_TOPICS": "user-{sub}-*"}), names: []string{"OIDC_ISSUER"}},
 		{name: "oidc topics without issuer", env: withKey(map[string]string{"OIDC_TOPICS": "user-{sub}-*"}), names: []string{"OIDC_TOPICS", "OIDC_ISSUER"}},
 		{name: "oidc topics with an undelimited placeholder", env: withKey(map[string]string{"OIDC_ISSUER": "https://i.example", "OIDC_AUDIENCE": "a", "OIDC_TOPICS": "user-{sub}*"}), names: []string{"OIDC_TOPICS"}},
+		{name: "oidc permissions over 20 together", env: withKey(map[string]string{"OIDC_ISSUER": "https://i.example", "OIDC_AUDIENCE": "a",
+			"OIDC_TOPICS":  "a{sub}-1,a{sub}-2,a{sub}-3,a{sub}-4,a{sub}-5,a{sub}-6,a{sub}-7,a{sub}-8,a{sub}-9,a{sub}-10,a{sub}-11",
+			"OIDC_PUBLISH": "b{sub}-1,b{sub}-2,b{sub}-3,b{sub}-4,b{sub}-5,b{sub}-6,b{sub}-7,b{sub}-8,b{sub}-9,b{sub}-10"}), names: []string{"OIDC_TOPICS", "OIDC_PUBLISH"}},
+		{name: "oidc publish to a shared topic", env: withKey(map[string]string{"OIDC_ISSUER": "https://i.example", "OIDC_AUDIENCE": "a",
+			"OIDC_TOPICS": "user-{sub}-*", "OIDC_PUBLISH": "user-{sub}-chat,announcements"}), names: []string{"OIDC_PUBLISH"}},
 		{name: "fleet mint rate 0", env: withKey(map[string]string{"FLEET_MINT_RATE": "0"}), names: []string{"FLEET_MINT_RATE"}},
 		{name: "network mint burst 0", env: withKey(map[string]string{"NETWORK_MINT_BURST": "0"}), names: []string{"NETWORK_MINT_BURST"}},
 		{

@@ -87,14 +87,22 @@ func peek(raw string) (header, claims, error) {
 	if !ok || strings.Contains(sig, ".") {
 		return h, c, ErrMalformed
 	}
+	// Each part must be canonical base64url: otherwise one token would have
+	// several spellings, each a fresh cache entry and signature check.
+	if _, err := strictB64.DecodeString(sig); err != nil {
+		return h, c, ErrMalformed
+	}
 	if decodePart(hb, &h) != nil || decodePart(cb, &c) != nil {
 		return h, c, ErrMalformed
 	}
 	return h, c, nil
 }
 
+// strictB64 is base64url without padding that refuses non-zero unused bits.
+var strictB64 = base64.RawURLEncoding.Strict()
+
 func decodePart(part string, v any) error {
-	b, err := base64.RawURLEncoding.DecodeString(part)
+	b, err := strictB64.DecodeString(part)
 	if err != nil {
 		return err
 	}

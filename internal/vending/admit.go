@@ -85,21 +85,25 @@ func refundKeys(k *limits.Keyed[string], keys []string) {
 	}
 }
 
-// limitKeys returns the keys of c's own buckets.
+// limitKeys returns the keys of c's own buckets: its identity's, if it
+// has one, and its client's networks'. Identities too draw on their
+// network, since some issuers hand out new ones for free (anonymous
+// sign-in): a network cannot mint past its share by signing in anew.
 func limitKeys(c Caller) []string {
+	var keys []string
 	if c.TokenID != "" {
-		return []string{"id:" + c.TokenID}
+		keys = append(keys, "id:"+c.TokenID)
 	}
 	fine, ok := limits.NetworkOfKey(c.Client)
 	if !ok {
-		return []string{"client:" + c.Client}
+		return append(keys, "client:"+c.Client)
 	}
 	bits := 16
 	if fine.Addr().Is6() {
 		bits = 32
 	}
 	coarse, _ := fine.Addr().Prefix(bits)
-	return []string{"net:" + fine.String(), "net:" + coarse.String()}
+	return append(keys, "net:"+fine.String(), "net:"+coarse.String())
 }
 
 // admitLookup takes what a Momento lookup for c costs from the limits, or

@@ -3,6 +3,7 @@ package vending
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/momentohq/client-sdk-go/momento"
@@ -27,9 +28,15 @@ const LogMintsPaused = "Momento refused a mint for the account's rate limit; pau
 // re-read; Unavailable, with the time until the next re-read, for a key
 // rejected within the re-read interval, which a rotation in progress may
 // explain; Unavailable for anything else.
-func (v *Vendor) mintError(err error, key string, reread bool) error {
+func (v *Vendor) mintError(err error, c Caller, reread bool) error {
 	code := StatusCode(err)
-	cause := fmt.Errorf("mint token (%s): %s", code, v.redact(err, key))
+	// The mint sent the token id (a ticket's sub, say) too: Momento may
+	// quote it as it may quote the key.
+	text := v.redact(err, c.Key)
+	if c.TokenID != "" {
+		text = strings.ReplaceAll(text, c.TokenID, v.opts.Label(c.TokenID))
+	}
+	cause := fmt.Errorf("mint token (%s): %s", code, text)
 	switch {
 	case code == codes.ResourceExhausted:
 		wait := v.lim.pause.Fail()

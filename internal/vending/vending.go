@@ -257,7 +257,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 		}
 	}
 	if err != nil {
-		return Token{}, v.mintError(err, key, reread)
+		return Token{}, v.mintError(err, c, reread)
 	}
 	v.lim.pause.Succeed()
 
