@@ -108,6 +108,15 @@ func cacheHeader(ctx context.Context) string {
 	return ""
 }
 
+// beginData begins a data call of method m (see begin) and returns the
+// cache it names.
+func (s *Server) beginData(ctx context.Context, m Method) (string, error) {
+	if err := s.begin(ctx, m); err != nil {
+		return "", err
+	}
+	return cacheName(ctx)
+}
+
 // cacheName returns the cache a data call names in its "cache" header.
 func cacheName(ctx context.Context) (string, error) {
 	if name := cacheHeader(ctx); name != "" {
@@ -117,10 +126,7 @@ func cacheName(ctx context.Context) (string, error) {
 }
 
 func (s *Server) get(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
-	if err := s.begin(ctx, MethodGet); err != nil {
-		return nil, err
-	}
-	cache, err := cacheName(ctx)
+	cache, err := s.beginData(ctx, MethodGet)
 	if err != nil {
 		return nil, err
 	}
@@ -142,10 +148,7 @@ func (s *Server) get(ctx context.Context, req protoreflect.Message) (proto.Messa
 }
 
 func (s *Server) set(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
-	if err := s.begin(ctx, MethodSet); err != nil {
-		return nil, err
-	}
-	cache, err := cacheName(ctx)
+	cache, err := s.beginData(ctx, MethodSet)
 	if err != nil {
 		return nil, err
 	}
@@ -171,10 +174,7 @@ func (s *Server) set(ctx context.Context, req protoreflect.Message) (proto.Messa
 }
 
 func (s *Server) delete(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
-	if err := s.begin(ctx, MethodDelete); err != nil {
-		return nil, err
-	}
-	cache, err := cacheName(ctx)
+	cache, err := s.beginData(ctx, MethodDelete)
 	if err != nil {
 		return nil, err
 	}
@@ -194,10 +194,7 @@ func (s *Server) delete(ctx context.Context, req protoreflect.Message) (proto.Me
 // always carries one and has no way to say "keep the existing TTL" (the SDK's
 // CollectionTtl.RefreshTtl never reaches the wire).
 func (s *Server) increment(ctx context.Context, req protoreflect.Message) (proto.Message, error) {
-	if err := s.begin(ctx, MethodIncrement); err != nil {
-		return nil, err
-	}
-	cache, err := cacheName(ctx)
+	cache, err := s.beginData(ctx, MethodIncrement)
 	if err != nil {
 		return nil, err
 	}
