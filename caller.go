@@ -145,6 +145,16 @@ func (h *handler) idTokenCaller(ctx context.Context, raw string, le *logEntry) (
 	return c, id.Expires, nil
 }
 
+// newIDTokenVerifier discovers OIDC_ISSUER's keys: the Build of h.oidc.
+func (h *handler) newIDTokenVerifier(ctx context.Context) (*idtoken.Verifier, error) {
+	v, err := idtoken.New(ctx, idtoken.Options{Issuer: h.cfg.OIDCIssuer, Audience: h.cfg.OIDCAudience, JWKSURL: h.cfg.OIDCJWKSURL, Now: h.now})
+	if err != nil {
+		h.log.Error(logIssuerFailed, "error", err.Error())
+		return nil, failure.Wrap(failure.Unavailable, err)
+	}
+	return v, nil
+}
+
 // idTokenReason names why an ID token was refused, for the log.
 func idTokenReason(err error) string {
 	for _, r := range []struct {

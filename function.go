@@ -16,7 +16,6 @@
 package tokenvendingmachine
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -72,6 +71,9 @@ type handler struct {
 	// instance, so that an issuer that is down refuses only sign-ins.
 	oidc     lazy.Value[*idtoken.Verifier]
 	verified verifiedCache // callers of verified credentials
+	// topicsKey is appended to an anonymous caller's key when TOPICS is
+	// a list, so that a token cached for another TOPICS is never served.
+	topicsKey string
 }
 
 // handlerFromEnv returns the handler for the configuration getenv reads. An
@@ -99,17 +101,13 @@ func newHandler(cfg config.Config, d deps) *handler {
 		Now:        d.now,
 	}
 	h.oidc = lazy.Value[*idtoken.Verifier]{
-		Build: func(ctx context.Context) (*idtoken.Verifier, error) {
-			v, err := idtoken.New(ctx, idtoken.Options{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, JWKSURL: cfg.OIDCJWKSURL, Now: d.now})
-			if err != nil {
-				h.log.Error(logIssuerFailed, "error", err.Error())
-				return nil, failure.Wrap(failure.Unavailable, err)
-			}
-			return v, nil
-		},
+		Build:      h.newIDTokenVerifier,
 		RetryDelay: setupRetryDelay,
 		Timeout:    setupTimeout,
 		Now:        d.now,
+	}
+	if !cfg.Topics.IsAll() {
+		h.topicsKey = ":" + cfg.Topics.Key()
 	}
 	return h
 }
@@ -183,10 +181,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	if err != nil {
 		return err
 	}
-	caller := vending.Caller{Key: client.Key, Scope: h.cfg.Topics, Client: client.Key}
-	if !caller.Scope.IsAll() {
-		caller.Key += ":" + caller.Scope.Key()
-	}
+	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Key}
 	if raw != "" {
 		if caller, err = h.credentialCaller(r.Context(), inst, raw, le); err != nil {
 			return err
