@@ -120,7 +120,7 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 		Logger:         h.log,
 		Label:          h.label,
 	}
-	if inst.secrets != nil {
+	if cfg.SecretID != "" {
 		// A key from the environment is fixed for the instance's life;
 		// one from Secret Manager can be rotated without a redeploy.
 		opts.Reconnect = func(ctx context.Context) (*vending.Clients, error) {
