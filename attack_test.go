@@ -168,19 +168,19 @@ func TestAttackVerifiedCacheIsBoundedAndExact(t *testing.T) {
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	sum := func(i int) [sha256.Size]byte { return sha256.Sum256([]byte(strconv.Itoa(i))) }
 	for i := range maxVerified + 500 {
-		vc.put(sum(i), vending.Caller{Key: strconv.Itoa(i)}, now.Add(time.Hour))
+		vc.put(sum(i), vending.Caller{Key: strconv.Itoa(i)}, "ticket", now.Add(time.Hour))
 	}
 	if n := len(vc.m); n > maxVerified {
 		t.Errorf("verified cache holds %d entries, want at most %d", n, maxVerified)
 	}
 	last := maxVerified + 499
-	if c, ok := vc.get(sum(last), now); !ok || c.Key != strconv.Itoa(last) {
+	if c, _, ok := vc.get(sum(last), now); !ok || c.Key != strconv.Itoa(last) {
 		t.Errorf("get(last) = %v, %v; want its own caller", c, ok)
 	}
-	if _, ok := vc.get(sha256.Sum256([]byte("never put")), now); ok {
+	if _, _, ok := vc.get(sha256.Sum256([]byte("never put")), now); ok {
 		t.Errorf("get of a credential never verified hit an entry")
 	}
-	if _, ok := vc.get(sum(last), now.Add(time.Hour)); ok {
+	if _, _, ok := vc.get(sum(last), now.Add(time.Hour)); ok {
 		t.Errorf("get at the credential's exp hit its entry")
 	}
 }
@@ -485,11 +485,11 @@ func BenchmarkAttackVerifiedCachePutWhenFull(b *testing.B) {
 	var vc verifiedCache
 	now := time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
 	for i := range maxVerified {
-		vc.put(sha256.Sum256([]byte(strconv.Itoa(i))), vending.Caller{}, now.Add(time.Hour))
+		vc.put(sha256.Sum256([]byte(strconv.Itoa(i))), vending.Caller{}, "ticket", now.Add(time.Hour))
 	}
 	b.ResetTimer()
 	for i := range b.N {
-		vc.put(sha256.Sum256([]byte("new"+strconv.Itoa(i))), vending.Caller{}, now.Add(time.Hour))
+		vc.put(sha256.Sum256([]byte("new"+strconv.Itoa(i))), vending.Caller{}, "ticket", now.Add(time.Hour))
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -67,7 +68,8 @@ func (h *handler) credentialCaller(ctx context.Context, inst *instance, raw stri
 	}
 	sum := sha256.Sum256([]byte(raw))
 	now := h.now()
-	if c, ok := h.verified.get(sum, now); ok {
+	if c, kind, ok := h.verified.get(sum, now); ok {
+		le.credential = kind
 		return c, nil
 	}
 	var c vending.Caller
@@ -81,7 +83,7 @@ func (h *handler) credentialCaller(ctx context.Context, inst *instance, raw stri
 	if err != nil {
 		return vending.Caller{}, err
 	}
-	h.verified.put(sum, c, exp)
+	h.verified.put(sum, c, le.credential, exp)
 	return c, nil
 }
 
@@ -95,9 +97,6 @@ func (h *handler) ticketCaller(ctx context.Context, inst *instance, raw string, 
 	claims, err := inst.tickets.verify(ctx, raw)
 	if err != nil {
 		le.reason = ticket.Reason(err)
-		if le.reason == "" {
-			return vending.Caller{}, time.Time{}, err // the ticket keys could not be read
-		}
 		return vending.Caller{}, time.Time{}, refusal(failure.BadCredentials, le.reason)
 	}
 	c := vending.Caller{
@@ -118,10 +117,7 @@ func (h *handler) idTokenCaller(ctx context.Context, raw string, le *logEntry) (
 	}
 	id, err := v.Verify(ctx, raw)
 	if err != nil {
-		if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-			return vending.Caller{}, time.Time{}, err
-		}
-		le.reason = idTokenReason(err)
+		le.reason = idtoken.Reason(err)
 		return vending.Caller{}, time.Time{}, refusal(failure.BadCredentials, le.reason)
 	}
 	sub, err := h.cfg.OIDCTopics.Expand(id.Subject)
@@ -147,31 +143,17 @@ func (h *handler) idTokenCaller(ctx context.Context, raw string, le *logEntry) (
 
 // newIDTokenVerifier discovers OIDC_ISSUER's keys: the Build of h.oidc.
 func (h *handler) newIDTokenVerifier(ctx context.Context) (*idtoken.Verifier, error) {
-	v, err := idtoken.New(ctx, idtoken.Options{Issuer: h.cfg.OIDCIssuer, Audience: h.cfg.OIDCAudience, JWKSURL: h.cfg.OIDCJWKSURL, Now: h.now})
+	v, err := idtoken.New(ctx, idtoken.Options{
+		Issuer: h.cfg.OIDCIssuer, Audience: h.cfg.OIDCAudience, JWKSURL: h.cfg.OIDCJWKSURL, Now: h.now,
+		HTTPClient: &http.Client{Timeout: h.cfg.UpstreamTimeout},
+		// The edge remembers verified callers itself.
+		CacheMaxEntries: -1,
+	})
 	if err != nil {
 		h.log.Error(logIssuerFailed, "error", err.Error())
-		return nil, failure.Wrap(failure.Unavailable, err)
+		return nil, fmt.Errorf("%w: %w", errIssuer, failure.Wrap(failure.Unavailable, err))
 	}
 	return v, nil
-}
-
-// idTokenReason names why an ID token was refused, for the log.
-func idTokenReason(err error) string {
-	for _, r := range []struct {
-		err    error
-		reason string
-	}{
-		{idtoken.ErrMalformed, "malformed"}, {idtoken.ErrAlgorithm, "algorithm"},
-		{idtoken.ErrUnknownKey, "unknown key"}, {idtoken.ErrSignature, "signature"},
-		{idtoken.ErrIssuer, "issuer"}, {idtoken.ErrAudience, "audience"},
-		{idtoken.ErrExpired, "expired"}, {idtoken.ErrNotYetValid, "not yet valid"},
-		{idtoken.ErrSubject, "subject"},
-	} {
-		if errors.Is(err, r.err) {
-			return r.reason
-		}
-	}
-	return "unverified"
 }
 
 // verifiedCache remembers the callers of verified credentials, by the
@@ -187,29 +169,30 @@ type verifiedCache struct {
 type verifiedEntry struct {
 	sum    [sha256.Size]byte
 	caller vending.Caller
+	kind   string // the credential's kind, for the log line
 	exp    time.Time
 }
 
 const maxVerified = 10_000
 
-func (vc *verifiedCache) get(sum [sha256.Size]byte, now time.Time) (vending.Caller, bool) {
+func (vc *verifiedCache) get(sum [sha256.Size]byte, now time.Time) (c vending.Caller, kind string, ok bool) {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
 	el, ok := vc.m[sum]
 	if !ok {
-		return vending.Caller{}, false
+		return vending.Caller{}, "", false
 	}
 	e := el.Value.(*verifiedEntry)
 	if !now.Before(e.exp) {
 		vc.order.Remove(el)
 		delete(vc.m, sum)
-		return vending.Caller{}, false
+		return vending.Caller{}, "", false
 	}
 	vc.order.MoveToFront(el)
-	return e.caller, true
+	return e.caller, e.kind, true
 }
 
-func (vc *verifiedCache) put(sum [sha256.Size]byte, c vending.Caller, exp time.Time) {
+func (vc *verifiedCache) put(sum [sha256.Size]byte, c vending.Caller, kind string, exp time.Time) {
 	vc.mu.Lock()
 	defer vc.mu.Unlock()
 	if vc.m == nil {
@@ -217,7 +200,7 @@ func (vc *verifiedCache) put(sum [sha256.Size]byte, c vending.Caller, exp time.T
 	}
 	if el, ok := vc.m[sum]; ok {
 		e := el.Value.(*verifiedEntry)
-		e.caller, e.exp = c, exp
+		e.caller, e.kind, e.exp = c, kind, exp
 		vc.order.MoveToFront(el)
 		return
 	}
@@ -226,5 +209,5 @@ func (vc *verifiedCache) put(sum [sha256.Size]byte, c vending.Caller, exp time.T
 		vc.order.Remove(oldest)
 		delete(vc.m, oldest.Value.(*verifiedEntry).sum)
 	}
-	vc.m[sum] = vc.order.PushFront(&verifiedEntry{sum: sum, caller: c, exp: exp})
+	vc.m[sum] = vc.order.PushFront(&verifiedEntry{sum: sum, caller: c, kind: kind, exp: exp})
 }

@@ -3,13 +3,17 @@
 // topics without ever holding the account's API key.
 //
 // A GET returns {"token": "...", "exp": <unix seconds>, "expires_in": <seconds>}.
-// The token may only subscribe, to the topics of one cache, and expires in an
-// hour; each client IP gets one token, cached in the instance and in Momento.
+// The token may subscribe, in one cache, to the topics its caller is entitled
+// to (and publish only where OIDC_PUBLISH allows), for TOKEN_TTL; a caller is
+// a client IP, the holder of a ticket from the app's backend, or a user
+// signed in with an ID token. Each caller gets one token per scope, cached in
+// the instance and in Momento.
 // The entry point is TokenVendingMachine; the README has the configuration
 // and the deploy guide.
 //
 // The package is the function's HTTP edge, a file per concern: this file
-// registers the function and serves a request; setup.go sets up an instance;
+// registers the function and serves a request; caller.go tells who a request
+// is for; setup.go sets up an instance;
 // cors.go decides what a browser may read; respond.go is every answer and the
 // one table that maps a failure to a status; requestlog.go is the request's
 // log line.
@@ -63,10 +67,10 @@ type handler struct {
 	cfg config.Config
 	// cfgErr, if not nil, is why the configuration is invalid; every
 	// request that gets past CORS and the method is answered with it.
-	cfgErr   error
-	log      *slog.Logger
-	labelKey []byte // keys the hash that names clients in logs
-	inst     lazy.Value[*instance]
+	cfgErr  error
+	log     *slog.Logger
+	labeler *sync.Pool // of keyed hashes that name callers in logs; see label
+	inst    lazy.Value[*instance]
 	// oidc verifies ID tokens; built on the first one, apart from the
 	// instance, so that an issuer that is down refuses only sign-ins.
 	oidc     lazy.Value[*idtoken.Verifier]
@@ -93,7 +97,7 @@ func handlerFromEnv(getenv func(string) string, d deps) *handler {
 // newHandler returns the function for cfg. Nothing is read or connected
 // until the first request that needs it.
 func newHandler(cfg config.Config, d deps) *handler {
-	h := &handler{deps: d, cfg: cfg, log: cloudlog.New(d.stdout), labelKey: newLabelKey()}
+	h := &handler{deps: d, cfg: cfg, log: cloudlog.New(d.stdout), labeler: newLabeler()}
 	h.inst = lazy.Value[*instance]{
 		Build:      h.setup,
 		RetryDelay: setupRetryDelay,
@@ -161,9 +165,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	}
 
 	client := clientip.Resolve(r.Header.Values("X-Forwarded-For"), r.RemoteAddr, h.cfg.TrustedProxies)
-	if client.Rejected {
-		h.log.Warn(logJunkForwardedFor, "trusted_proxies", h.cfg.TrustedProxies)
-	}
+	le.forwardedJunk = client.Rejected
 	if client.Source == clientip.None {
 		return errUnidentified
 	}

@@ -6,9 +6,11 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"hash"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"example.com/tokenvendingmachine/internal/cloudlog"
@@ -17,12 +19,11 @@ import (
 // The messages of the function's log lines, besides the vendor's; tests
 // find lines by them.
 const (
-	logRequest          = "request"
-	logInvalidConfig    = "invalid configuration; fix the environment variables and redeploy"
-	logSetupFailed      = "instance setup failed; a request after the retry delay will try again"
-	logInstanceReady    = "instance ready"
-	logJunkForwardedFor = "X-Forwarded-For entry is not an IP address; using the connection's address"
-	logIssuerFailed     = "could not reach OIDC_ISSUER's keys; sign-ins are refused until a later request succeeds"
+	logRequest       = "request"
+	logInvalidConfig = "invalid configuration; fix the environment variables and redeploy"
+	logSetupFailed   = "instance setup failed; a request after the retry delay will try again"
+	logInstanceReady = "instance ready"
+	logIssuerFailed  = "could not reach OIDC_ISSUER's keys; sign-ins are refused until a later request succeeds"
 )
 
 // logEntry collects what the request's log line says.
@@ -37,12 +38,15 @@ type logEntry struct {
 	credential string
 	// reason is why a credential was refused, a fixed word.
 	reason string
+	// forwardedJunk reports that the trusted X-Forwarded-For entry was
+	// not an address, so the connection's was used.
+	forwardedJunk bool
 }
 
-// logRequest writes the request's one log line. Nothing in it is text the
+// writeLogLine writes the request's one log line. Nothing in it is text the
 // caller wrote, so no line grows with the caller's input.
 func (h *handler) writeLogLine(r *http.Request, status int, le *logEntry, start time.Time) {
-	attrs := make([]slog.Attr, 0, 11)
+	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs,
 		slog.String("method", methodName(r.Method)),
 		slog.Int("status", status),
@@ -63,6 +67,9 @@ func (h *handler) writeLogLine(r *http.Request, status int, le *logEntry, start 
 	}
 	if le.reason != "" {
 		attrs = append(attrs, slog.String("reason", le.reason))
+	}
+	if le.forwardedJunk {
+		attrs = append(attrs, slog.String("forwarded_for", "not an address; used the connection's"))
 	}
 	if trace := traceID(r.Header.Get("X-Cloud-Trace-Context")); trace != "" {
 		if h.cfg.Project != "" {
@@ -99,20 +106,26 @@ func traceID(header string) string {
 	return id
 }
 
-// newLabelKey returns a key for label, new for each instance.
-func newLabelKey() []byte {
+// newLabeler returns the pool of keyed hashes label uses, with a key new
+// for each instance.
+func newLabeler() *sync.Pool {
 	key := make([]byte, 16)
 	rand.Read(key) // never fails (Go 1.24+)
-	return key
+	return &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
 }
 
-// label names a client key in logs: a short keyed hash, stable for the
-// instance's life, from which the IP cannot be recovered.
+// label names a caller key in logs: a short keyed hash, stable for the
+// instance's life, from which the IP or identity cannot be recovered. The
+// HMACs are pooled: building one per request cost more than the rest of
+// a cache hit's logging.
 func (h *handler) label(key string) string {
-	m := hmac.New(sha256.New, h.labelKey)
+	m := h.labeler.Get().(hash.Hash)
+	m.Reset()
 	m.Write([]byte(key))
 	var sum [sha256.Size]byte
-	return hex.EncodeToString(m.Sum(sum[:0])[:6])
+	label := hex.EncodeToString(m.Sum(sum[:0])[:6])
+	h.labeler.Put(m)
+	return label
 }
 
 // statusRecorder remembers the status a handler wrote.

@@ -78,6 +78,7 @@ var (
 var (
 	errConfig = errors.New("invalid configuration")
 	errSetup  = errors.New("instance setup failed")
+	errIssuer = errors.New("OIDC_ISSUER's keys unreachable")
 )
 
 // fail answers a request that could not be served with err's answer, and
@@ -91,7 +92,7 @@ func (h *handler) fail(w http.ResponseWriter, err error, le *logEntry) {
 	le.outcome, le.level = a.outcome, a.level
 	if a.logErr {
 		le.err = err.Error()
-		for _, logged := range []error{errConfig, errSetup} {
+		for _, logged := range []error{errConfig, errSetup, errIssuer} {
 			if errors.Is(err, logged) {
 				le.err = logged.Error()
 			}

@@ -159,7 +159,6 @@ func (h *handler) ticketKeys(ctx context.Context, secrets *secret.Client) (*tick
 	cfg := h.cfg
 	tk := &ticketKeys{
 		opts: ticket.Options{Audience: cfg.TicketAudience, MaxTTL: cfg.TicketMaxTTL, Now: h.now},
-		now:  h.now,
 		log:  h.log,
 	}
 	switch {
@@ -188,23 +187,29 @@ func (h *handler) ticketKeys(ctx context.Context, secrets *secret.Client) (*tick
 
 // ticketKeys verifies tickets with the current keys. Keys from Secret
 // Manager are read again when a ticket names a key id they lack (the app
-// added a key), at most once per ticketRereadInterval.
+// added a key), at most once per ticketRereadInterval, and when they are
+// older than ticketKeysMaxAge (the app removed one).
 type ticketKeys struct {
 	read     func(context.Context) ([]byte, error)
-	variable string // the variable the keys come from, for errors
-	rereads  bool   // whether an unknown key id makes it read the keys again
-	opts     ticket.Options
-	now      func() time.Time
+	variable string         // the variable the keys come from, for errors
+	rereads  bool           // whether an unknown key id makes it read the keys again
+	opts     ticket.Options // its Now is the clock
 	log      *slog.Logger
 
-	current atomic.Pointer[ticket.Verifier]
-	mu      sync.Mutex // serialises reads; guards next
-	next    time.Time  // the earliest time of the next re-read
+	current  atomic.Pointer[ticket.Verifier]
+	loadedAt atomic.Int64 // when current was read, in unix nanoseconds
+	mu       sync.Mutex   // serialises reads; guards next
+	next     time.Time    // the earliest time of the next re-read for an unknown key id
 }
 
 // ticketRereadInterval is the least time between two re-reads of the
 // ticket keys, however many unknown key ids arrive.
 const ticketRereadInterval = 30 * time.Second
+
+// ticketKeysMaxAge is how long keys from Secret Manager are used before
+// they are read again, so that a key removed from the secret stops being
+// accepted without a redeploy.
+const ticketKeysMaxAge = 5 * time.Minute
 
 // load reads the keys and makes them current.
 func (tk *ticketKeys) load(ctx context.Context) error {
@@ -222,19 +227,31 @@ func (tk *ticketKeys) load(ctx context.Context) error {
 		return failure.Wrap(failure.Misconfigured, fmt.Errorf("%s: %w", tk.variable, err))
 	}
 	tk.current.Store(v)
+	tk.loadedAt.Store(tk.opts.Now().UnixNano())
 	return nil
 }
 
 // verify verifies raw with the current keys, reading them again first if
 // raw names a key id they lack and the interval allows.
 func (tk *ticketKeys) verify(ctx context.Context, raw string) (ticket.Claims, error) {
+	if tk.rereads && tk.opts.Now().Sub(time.Unix(0, tk.loadedAt.Load())) > ticketKeysMaxAge && tk.mu.TryLock() {
+		// One request reads them again; the others go on with the keys
+		// they have.
+		if err := tk.load(ctx); err != nil {
+			tk.log.Error("re-reading the ticket keys failed", "error", err.Error())
+			// Keep the keys, and try again after the re-read interval.
+			retry := tk.opts.Now().Add(ticketRereadInterval - ticketKeysMaxAge)
+			tk.loadedAt.Store(retry.UnixNano())
+		}
+		tk.mu.Unlock()
+	}
 	c, err := tk.current.Load().Verify(raw)
 	if err == nil || !tk.rereads || !errors.Is(err, ticket.ErrUnknownKey) {
 		return c, err
 	}
 	tk.mu.Lock()
 	defer tk.mu.Unlock()
-	if now := tk.now(); now.After(tk.next) {
+	if now := tk.opts.Now(); now.After(tk.next) {
 		tk.next = now.Add(ticketRereadInterval)
 		if lerr := tk.load(ctx); lerr != nil {
 			tk.log.Error("re-reading the ticket keys failed", "error", lerr.Error())

@@ -317,6 +317,36 @@ func cmpGrants(want, got []momentotest.Grant) string {
 	return cmp.Diff(want, got, cmpopts.SortSlices(less))
 }
 
+func TestTicketKeyRemovedFromTheSecretStopsWorking(t *testing.T) {
+	const ticketSecret = "projects/test-project/secrets/tickets"
+	oldKey, newKey := testTicketKey, strings.Repeat("n", 40)
+	hs := newHarnessFunc(t, func(hs *harness) map[string]string {
+		hs.secrets.AddVersion(ticketSecret, []byte(`{"keys": {"old": "`+oldKey+`", "new": "`+newKey+`"}}`))
+		return map[string]string{"TICKET_SECRET_ID": ticketSecret}
+	})
+	sign := func(kid, key, sub string) string {
+		tok := jwt.NewWithClaims(jwt.SigningMethodHS256, ticketClaims(hs, sub, "order-42-*"))
+		tok.Header["kid"] = kid
+		s, err := tok.SignedString([]byte(key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	if w := hs.do(http.MethodGet, "203.0.113.7", withBearer(sign("old", oldKey, "a"))); w.Code != http.StatusOK {
+		t.Fatalf("ticket with the old key: status %d", w.Code)
+	}
+	// The old key leaked: the app removes it from the secret.
+	hs.secrets.AddVersion(ticketSecret, []byte(`{"keys": {"new": "`+newKey+`"}}`))
+	hs.momento.FastForward(6 * time.Minute)
+	if w := hs.do(http.MethodGet, "203.0.113.7", withBearer(sign("old", oldKey, "b"))); w.Code != http.StatusUnauthorized {
+		t.Errorf("ticket with the removed key, 6 minutes later: status %d, want 401", w.Code)
+	}
+	if w := hs.do(http.MethodGet, "203.0.113.7", withBearer(sign("new", newKey, "c"))); w.Code != http.StatusOK {
+		t.Errorf("ticket with the remaining key: status %d, want 200", w.Code)
+	}
+}
+
 // encodeSegment returns claims as a JWS payload segment.
 func encodeSegment(t *testing.T, claims jwt.MapClaims) string {
 	t.Helper()
@@ -339,6 +369,21 @@ func (hs *harness) secretsInLogs(t *testing.T, secrets ...string) {
 		}
 		if enc := base64.RawURLEncoding.EncodeToString([]byte(s)); len(s) > 8 && strings.Contains(logs, enc) {
 			t.Errorf("logs contain %.20q, base64-encoded", s)
+		}
+	}
+}
+
+func TestRepeatCredentialIsNamedInTheLog(t *testing.T) {
+	hs := newHarness(t, ticketEnv(nil))
+	tkt := signTicket(t, ticketClaims(hs, "customer-7", "order-42-*"))
+	for range 2 {
+		if w := hs.do(http.MethodGet, "203.0.113.7", withBearer(tkt)); w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+	}
+	for i, l := range hs.logLines(t, logRequest) {
+		if l["credential"] != "ticket" {
+			t.Errorf("request line %d: credential = %v, want ticket (the second from the verified cache)", i, l["credential"])
 		}
 	}
 }

@@ -12,14 +12,11 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"example.com/tokenvendingmachine/internal/scope"
@@ -27,10 +24,7 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout)
-	stop()
+	err := run(os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
 	os.Exit(exitCode(err, os.Stderr))
 }
 
@@ -53,9 +47,11 @@ func exitCode(err error, stderr io.Writer) int {
 	return 1
 }
 
-func run(_ context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// run prints the ticket args ask for to stdout, and nothing else: usage and
+// flag errors go to stderr, so that $(ticket ...) is only ever a ticket.
+func run(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("ticket", flag.ContinueOnError)
-	fs.SetOutput(stdout)
+	fs.SetOutput(stderr)
 	sub := fs.String("sub", "", "the caller's opaque id (required): 1 to 64 bytes of [A-Za-z0-9._:@-]")
 	topics := fs.String("topics", "", "comma-separated topic names and delimited prefixes such as 'order-42-*' (required)")
 	ttl := fs.Duration("ttl", 5*time.Minute, "how long the ticket is valid; the function accepts at most TICKET_MAX_TTL (10m by default)")

@@ -1,9 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"flag"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +50,7 @@ func TestRun(t *testing.T) {
 				return ""
 			}
 			start := time.Now()
-			err := run(context.Background(), tt.args, getenv, &out)
+			err := run(tt.args, getenv, &out, io.Discard)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("run(%q) printed %q, want an error", tt.args, out.String())
@@ -91,12 +91,13 @@ func TestRun(t *testing.T) {
 
 func TestHelp(t *testing.T) {
 	var out, stderr strings.Builder
-	err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &out)
+	var usage strings.Builder
+	err := run([]string{"-h"}, func(string) string { return "" }, &out, &usage)
 	if !errors.Is(err, flag.ErrHelp) {
 		t.Fatalf("run(-h) error = %v, want %v", err, flag.ErrHelp)
 	}
-	if !strings.Contains(out.String(), "-topics") {
-		t.Errorf("run(-h) printed %q, want the usage", out.String())
+	if !strings.Contains(usage.String(), "-topics") || out.Len() != 0 {
+		t.Errorf("run(-h) printed %q to stdout and %q to stderr, want the usage on stderr only", out.String(), usage.String())
 	}
 	if code := exitCode(err, &stderr); code != 0 || stderr.Len() != 0 {
 		t.Errorf("exitCode(-h) = %d, printed %q; want 0, nothing", code, stderr.String())
@@ -107,7 +108,7 @@ func TestHelp(t *testing.T) {
 // flag by the flag package, with the usage; any other by exitCode.
 func TestErrorsPrintOnce(t *testing.T) {
 	var out, stderr strings.Builder
-	err := run(context.Background(), []string{"-nope"}, func(string) string { return "" }, &out)
+	err := run([]string{"-nope"}, func(string) string { return "" }, &out, &stderr)
 	if code := exitCode(err, &stderr); code != 2 {
 		t.Errorf("exitCode(%v) = %d, want 2", err, code)
 	}
@@ -117,7 +118,7 @@ func TestErrorsPrintOnce(t *testing.T) {
 
 	out.Reset()
 	stderr.Reset()
-	err = run(context.Background(), []string{"-sub", "alice", "-topics", "a"}, func(string) string { return "" }, &out)
+	err = run([]string{"-sub", "alice", "-topics", "a"}, func(string) string { return "" }, &out, &stderr)
 	if code := exitCode(err, &stderr); code != 1 {
 		t.Errorf("exitCode(%v) = %d, want 1", err, code)
 	}

@@ -266,8 +266,8 @@ func (p *parser) callers(c *Config) {
 		if !p.set("OIDC_TOPICS") {
 			p.fail("OIDC_TOPICS must be set when OIDC_ISSUER is, e.g. user-{sub}-*")
 		}
-		if n := c.OIDCTopics.Len() + c.OIDCPublish.Len(); n > MaxPermissions {
-			p.fail("OIDC_TOPICS and OIDC_PUBLISH have %d entries together; a token carries at most %d permissions", n, MaxPermissions)
+		if n := c.OIDCTopics.Len() + c.OIDCPublish.Len(); n > scope.MaxSelectors {
+			p.fail("OIDC_TOPICS and OIDC_PUBLISH have %d entries together; a token carries at most %d permissions", n, scope.MaxSelectors)
 		}
 		if pub := c.OIDCPublish.String(); pub != "" && !everyEntryHas(pub, scope.Placeholder) {
 			p.fail("OIDC_PUBLISH entries must each hold {sub}, so that a user may publish only to their own topics, got %q", pub)
@@ -286,10 +286,6 @@ func (p *parser) callers(c *Config) {
 		p.fail("TOPICS is none, and neither tickets (TICKET_SECRET_ID, TICKET_KEY) nor OIDC_ISSUER is set: no caller could get a token")
 	}
 }
-
-// MaxPermissions is the most permission statements a Momento token may
-// carry, one per topic selector.
-const MaxPermissions = 20
 
 // everyEntryHas reports whether every entry of a comma-separated list
 // holds sub.

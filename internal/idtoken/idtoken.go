@@ -93,6 +93,28 @@ var (
 	ErrSubject = errors.New("idtoken: bad subject")
 )
 
+// Reason names the reason err matches, a fixed word for a log line:
+// "malformed", "algorithm", "unknown key", "signature", "issuer",
+// "audience", "expired", "not yet valid" or "subject"; "unverified" for
+// anything else.
+func Reason(err error) string {
+	for _, r := range []struct {
+		err    error
+		reason string
+	}{
+		{ErrMalformed, "malformed"}, {ErrAlgorithm, "algorithm"},
+		{ErrUnknownKey, "unknown key"}, {ErrSignature, "signature"},
+		{ErrIssuer, "issuer"}, {ErrAudience, "audience"},
+		{ErrExpired, "expired"}, {ErrNotYetValid, "not yet valid"},
+		{ErrSubject, "subject"},
+	} {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return "unverified"
+}
+
 // Options configures New.
 type Options struct {
 	// Issuer is the issuer identifier, exactly as in the tokens' "iss", e.g.

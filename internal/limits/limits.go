@@ -8,7 +8,7 @@
 // most specific to the most shared, so that a flood from one network is
 // stopped before it spends what every caller shares:
 //
-//	network  Keyed[netip.Prefix], keyed by Network(addr): a fair share each
+//	network  Keyed, by the caller's networks (Network) and identity: a fair share each
 //	instance rate.Limiter (MINT_RATE / MINT_BURST): this instance's share
 //	backoff  Backoff: paused after ResourceExhausted
 //	fleet    Fleet (FLEET_MINT_RATE / FLEET_MINT_BURST): one Momento Increment

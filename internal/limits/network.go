@@ -17,7 +17,7 @@ const (
 // Network returns the network addr belongs to: its /24 if it is IPv4 (or
 // IPv4-mapped IPv6), its /48 if it is IPv6. A zone is dropped. It returns the
 // zero Prefix if addr is not valid. It does not allocate, so its result
-// suits a [Keyed] directly.
+// can key a [Keyed] directly.
 func Network(addr netip.Addr) netip.Prefix {
 	if !addr.IsValid() {
 		return netip.Prefix{}

@@ -1,4 +1,5 @@
-// Package secret reads the Momento API key from Google Cloud Secret Manager.
+// Package secret reads the Momento API key (and other secrets, such as the
+// ticket keys, with [Client.Read]) from Google Cloud Secret Manager.
 //
 // A [Client] reads one secret version with [Client.MomentoKey], verifies its
 // CRC32C checksum and returns the key in it. The payload is either JSON,

@@ -54,8 +54,8 @@ func (v *Vendor) mintError(err error, c Caller, reread bool) error {
 }
 
 // MaxPermissions is the most permission statements Momento lets a token
-// carry: one per topic selector.
-const MaxPermissions = 20
+// carry: one per topic selector, as many as a scope may hold.
+const MaxPermissions = scope.MaxSelectors
 
 // errNoScope means a caller's scope allows nothing; the edge refuses such a
 // caller before asking for a token.

@@ -54,7 +54,8 @@ type Options struct {
 	LookupRate  float64
 	LookupBurst int
 	// KeyMintRate and KeyMintBurst size each of a caller's own mint
-	// buckets (Caller.Limits); KeyLookupRate and KeyLookupBurst its lookup
+	// buckets (its identity and networks; see Caller.Client); KeyLookupRate
+	// and KeyLookupBurst its lookup
 	// buckets. A rate of 0 means no such bucket. MaxLimitKeys bounds how
 	// many keys are remembered (0 means 10,000).
 	KeyMintRate    float64

@@ -1,12 +1,15 @@
-// Package vending hands out Momento tokens that may only subscribe to the
-// topics of one cache: one token per client key, cached in process (L1) and
-// in Momento, minted only when neither has one with enough life left.
+// Package vending hands out Momento tokens for the topics of one cache: one
+// token per Caller.Key, subscribe-only on the caller's scope (and publish
+// where Caller.Publish allows), cached in process (L1) and in Momento, minted
+// only when neither has one with enough life left.
 //
 // Create a [Vendor] with [New] from the Momento clients and [Options], then
 // call [Vendor.Token] per request. A repeat request on the same instance is
 // answered from L1 without a network call; a request whose token another
-// instance minted costs one Momento Get; only a true miss costs a Get, a mint
-// and a Set. Concurrent misses for one key share a single Get and mint.
+// instance minted costs one Momento Get; only a true miss costs a Get, the
+// limits (admit.go: the caller's buckets, the instance's, a pause after
+// Momento's ResourceExhausted, the fleet's budget), a mint and a Set.
+// Concurrent misses for one key share a single Get and mint.
 package vending
 
 import (
@@ -100,7 +103,7 @@ type Caller struct {
 	TokenID string
 	// Client is the client key (internal/clientip's) the request came
 	// from. A caller's lookups and mints draw first on buckets of its own:
-	// its TokenID's if it has one, else its client's networks (the /24 and
+	// its TokenID's if it has one, and its client's networks (the /24 and
 	// /16 of an IPv4 address, the /48 and /32 of an IPv6 one).
 	Client string
 }
