@@ -21,7 +21,7 @@ func TestIsIDToken(t *testing.T) {
 	}
 	now := rs.clk.Now()
 	// A ticket: HS256 with the app's key, whatever its claims say.
-	ticket := hs256(t, []byte("0123456789abcdef0123456789abcdef"), `{"iss":"`+iss+`","sub":"alice","topics":["a"]}`)
+	ticket := hs256(t, []byte("0123456789abcdef0123456789abcdef"), `{"iss":"`+iss+`","sub":"alice","topics":["a"]}`, "")
 
 	tests := []struct {
 		name   string
@@ -58,9 +58,15 @@ func short(s string) string {
 	return s
 }
 
-func hs256(t testing.TB, key []byte, claims string) string {
+// hs256 returns claims signed with HS256 under key, with kid in the header
+// unless it is "".
+func hs256(t testing.TB, key []byte, claims, kid string) string {
 	t.Helper()
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT"))
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if kid != "" {
+		opts = opts.WithHeader("kid", kid)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: key}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

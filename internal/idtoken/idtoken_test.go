@@ -219,20 +219,7 @@ func hmacWithPublicKey(t testing.TB, e *env, form string) string {
 	}
 	now := e.clk.Now()
 	claims := fmt.Sprintf(`{"iss":%q,"aud":%q,"sub":"alice","iat":%d,"exp":%d}`, e.issuer.Issuer(), e.issuer.Audience(), now.Unix(), now.Add(time.Hour).Unix())
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: secret},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", e.issuer.KeyID()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := signer.Sign([]byte(claims))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := jws.CompactSerialize()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return hs256(t, secret, claims, e.issuer.KeyID())
 }
 
 // signedBy returns a token for iss and aud signed by other's key, under
