@@ -7,10 +7,12 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode"
 
+	"example.com/tokenvendingmachine/internal/momentokey"
 	"example.com/tokenvendingmachine/internal/scope"
 )
 
@@ -29,6 +31,11 @@ type Config struct {
 	SecretID string
 	// APIKey is the Momento API key itself. Never log it.
 	APIKey string
+	// MomentoEndpoint is the Momento endpoint (a cell's host name, such as
+	// cell-us-east-1-1.prod.a.momentohq.com) for a key that carries none (a
+	// v2 key), or to use instead of a v1 key's own; "" if unset. An
+	// endpoint stored with the key in the secret takes precedence.
+	MomentoEndpoint string
 	// CacheName is the cache tokens may subscribe in, and where they are cached.
 	CacheName string
 	// TokenTTL is the lifetime of a minted token: (0, MaxTokenTTL], whole seconds.
@@ -126,9 +133,19 @@ const (
 	DefaultNetworkLookupBurst = 100
 )
 
+// ErrNoEndpoint returns the error for a v2 API key, found in where, with no
+// endpoint to use it with: v2 keys carry none.
+func ErrNoEndpoint(where string) error {
+	return fmt.Errorf("%s holds a v2 Momento API key, which carries no endpoint: set MOMENTO_ENDPOINT to "+
+		"the endpoint shown beside the key in Momento's console, such as %s", where, ExampleEndpoint)
+}
+
+// ExampleEndpoint is a Momento endpoint, for messages.
+const ExampleEndpoint = "cell-us-east-1-1.prod.a.momentohq.com"
+
 // Variables are the environment variables FromEnv reads.
 var Variables = []string{
-	"SECRET_ID", "MOMENTO_API_KEY", "CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS",
+	"SECRET_ID", "MOMENTO_API_KEY", "MOMENTO_ENDPOINT", "CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS",
 	"TRUSTED_PROXIES", "UPSTREAM_TIMEOUT", "MINT_RATE", "MINT_BURST", "LOOKUP_RATE", "LOOKUP_BURST",
 	"L1_MAX_ENTRIES", "L1_MAX_BYTES", "MOMENTO_EMULATOR_HOST", "SECRETMANAGER_EMULATOR_HOST",
 	"GOOGLE_CLOUD_PROJECT", "TOPICS", "TICKET_SECRET_ID", "TICKET_KEY", "TICKET_AUDIENCE", "TICKET_MAX_TTL",
@@ -143,6 +160,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		SecretID:                  p.str("SECRET_ID"),
 		APIKey:                    strings.TrimSpace(getenv("MOMENTO_API_KEY")),
+		MomentoEndpoint:           p.endpoint("MOMENTO_ENDPOINT"),
 		CacheName:                 p.strOr("CACHE_NAME", DefaultCacheName),
 		TokenTTL:                  p.duration("TOKEN_TTL", DefaultTokenTTL),
 		CacheTTL:                  p.duration("CACHE_TTL", 0),
@@ -191,6 +209,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	case strings.ContainsFunc(c.APIKey, unicode.IsSpace):
 		// Never quote the key itself.
 		p.fail("MOMENTO_API_KEY must not contain spaces")
+	default:
+		if k, err := momentokey.Parse(c.APIKey); err == nil && k.NeedsEndpoint() && c.MomentoEndpoint == "" && p.ok("MOMENTO_ENDPOINT") && c.MomentoEmulatorHost == "" {
+			p.fail("%s", ErrNoEndpoint("MOMENTO_API_KEY"))
+		}
 	}
 	if !validCacheName(c.CacheName) {
 		p.fail("CACHE_NAME must be 1 to 255 letters, digits, '-', '_' or '.'")

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 
 // testKey is a distinctive Momento API key; no error may ever contain it.
 const testKey = "sekrit-KEY-123"
+
+// testV2Key is a Momento v2 API key: a JWT whose claims hold "t": "g".
+var testV2Key = "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(`{"t":"g","id":"sekrit"}`)) + ".c2lnbmF0dXJl"
 
 // env returns a getenv that reads m; a missing variable reads as "".
 func env(m map[string]string) func(string) string {
@@ -70,6 +74,29 @@ func TestFromEnvValid(t *testing.T) {
 		env  map[string]string
 		want func(*Config) // applied to defaults()
 	}{
+		{
+			name: "v2 key with endpoint",
+			env:  map[string]string{"MOMENTO_API_KEY": testV2Key, "MOMENTO_ENDPOINT": "https://api.cache.cell-us-east-1-1.prod.a.momentohq.com/"},
+			want: func(c *Config) { c.APIKey = testV2Key; c.MomentoEndpoint = "cell-us-east-1-1.prod.a.momentohq.com" },
+		},
+		{
+			// The emulator stands in for the endpoint.
+			name: "v2 key with emulator",
+			env:  map[string]string{"MOMENTO_API_KEY": testV2Key, "MOMENTO_EMULATOR_HOST": "127.0.0.1:9000"},
+			want: func(c *Config) { c.APIKey = testV2Key; c.MomentoEmulatorHost = "127.0.0.1:9000" },
+		},
+		{
+			// Whether a key from Secret Manager needs one is known only
+			// once it is read.
+			name: "secret id with endpoint",
+			env:  map[string]string{"SECRET_ID": "projects/p/secrets/momento-key", "MOMENTO_ENDPOINT": "cache.cell-9.example.com:443"},
+			want: func(c *Config) {
+				c.APIKey = ""
+				c.SecretID = "projects/p/secrets/momento-key"
+				c.Project = "p"
+				c.MomentoEndpoint = "cell-9.example.com"
+			},
+		},
 		{
 			name: "secret id",
 			env:  map[string]string{"SECRET_ID": "projects/p/secrets/momento-key"},
