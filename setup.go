@@ -1,6 +1,7 @@
 package tokenvendingmachine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -56,7 +57,9 @@ func (h *handler) setup(ctx context.Context) (*instance, error) {
 func (h *handler) connect(ctx context.Context) (*instance, error) {
 	cfg := h.cfg
 	inst := &instance{}
-	readKey := func(context.Context) (string, error) { return cfg.APIKey, nil }
+	readKey := func(context.Context) (vending.Credentials, error) {
+		return vending.Credentials{APIKey: cfg.APIKey, Endpoint: cfg.MomentoEndpoint}, nil
+	}
 	if cfg.SecretID != "" || cfg.TicketSecretID != "" {
 		// The client outlives setup: its credentials refresh with this ctx.
 		var err error
@@ -66,10 +69,14 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 		}
 	}
 	if cfg.SecretID != "" {
-		readKey = func(ctx context.Context) (string, error) {
+		readKey = func(ctx context.Context) (vending.Credentials, error) {
 			ctx, cancel := context.WithTimeout(ctx, cfg.UpstreamTimeout)
 			defer cancel()
-			return inst.secrets.MomentoKey(ctx, cfg.SecretID)
+			k, err := inst.secrets.MomentoKey(ctx, cfg.SecretID)
+			if err != nil {
+				return vending.Credentials{}, err
+			}
+			return h.endpointFor(k), nil
 		}
 	}
 	fail := func(err error) (*instance, error) {
@@ -89,8 +96,8 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 	connect := vending.ConnectOptions{EmulatorHost: cfg.MomentoEmulatorHost, Timeout: cfg.UpstreamTimeout, DefaultTTL: cfg.CacheTTL}
 	clients, err := vending.Connect(ctx, key, connect)
 	if err != nil {
-		if errors.Is(err, vending.ErrBadKey) {
-			return fail(err)
+		if kind, _ := failure.Of(err); kind == failure.Misconfigured {
+			return fail(err) // a bad key, or a v2 key without an endpoint
 		}
 		return fail(failure.Wrap(failure.Unavailable, fmt.Errorf("connect to Momento: %w", err)))
 	}
@@ -135,6 +142,18 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 		return fail(err)
 	}
 	return inst, nil
+}
+
+// endpointFor returns the credentials for a key read from Secret Manager.
+// An endpoint stored with the key wins over MOMENTO_ENDPOINT: the two were
+// issued together and rotate together, while the variable changes only
+// with a redeploy. A disagreement is logged, since one of them is stale.
+func (h *handler) endpointFor(k secret.Key) vending.Credentials {
+	if k.Endpoint != "" && h.cfg.MomentoEndpoint != "" && k.Endpoint != h.cfg.MomentoEndpoint {
+		h.log.Warn("the secret names its own Momento endpoint; MOMENTO_ENDPOINT is ignored",
+			"endpoint", k.Endpoint, "momento_endpoint", h.cfg.MomentoEndpoint)
+	}
+	return vending.Credentials{APIKey: k.APIKey, Endpoint: cmp.Or(k.Endpoint, h.cfg.MomentoEndpoint)}
 }
 
 // secretError gives a failure to read the secret that variable names its

@@ -63,7 +63,7 @@ func newVendor(t *testing.T, fake *momentotest.Server, modify func(*Options)) *e
 	if modify != nil {
 		modify(&opts)
 	}
-	clients, err := Connect(context.Background(), fake.APIKey(), ConnectOptions{EmulatorHost: fake.Addr(), Timeout: 5 * time.Second})
+	clients, err := Connect(context.Background(), Credentials{APIKey: fake.APIKey()}, ConnectOptions{EmulatorHost: fake.Addr(), Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -434,7 +434,7 @@ func TestKeyRotation(t *testing.T) {
 	e := newVendor(t, fake, func(o *Options) {
 		o.Reconnect = func(ctx context.Context) (*Clients, error) {
 			reconnects.Add(1)
-			return Connect(ctx, fake.APIKey(), ConnectOptions{EmulatorHost: fake.Addr(), Timeout: time.Second})
+			return Connect(ctx, Credentials{APIKey: fake.APIKey()}, ConnectOptions{EmulatorHost: fake.Addr(), Timeout: time.Second})
 		}
 	})
 	e.token(t, "192.0.2.1") // connect with the first key
@@ -566,7 +566,7 @@ func TestReconnectFailure(t *testing.T) {
 			if secretDown.Load() {
 				return nil, errors.New("secret manager: Unavailable")
 			}
-			return Connect(ctx, fake.APIKey(), ConnectOptions{EmulatorHost: fake.Addr(), Timeout: time.Second})
+			return Connect(ctx, Credentials{APIKey: fake.APIKey()}, ConnectOptions{EmulatorHost: fake.Addr(), Timeout: time.Second})
 		}
 	})
 	e.token(t, "192.0.2.1")
