@@ -133,7 +133,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 		defer emu.Close()
 		emu.SetLatency(*latency)
 		set("MOMENTO_EMULATOR_HOST", emu.Addr())
-		set("MOMENTO_API_KEY", emu.APIKey())
+		// A v2 key, as Momento's console issues them; the emulator host
+		// stands in for its endpoint.
+		set("MOMENTO_API_KEY", emu.APIKeyV2())
 
 		// Tickets: a key of the runner's own unless one is set, so that the
 		// demo (and cmd/ticket) can play the app's backend.
