@@ -33,8 +33,8 @@ import (
 	"example.com/tokenvendingmachine/internal/clientip"
 	"example.com/tokenvendingmachine/internal/cloudlog"
 	"example.com/tokenvendingmachine/internal/config"
+	"example.com/tokenvendingmachine/internal/credential"
 	"example.com/tokenvendingmachine/internal/failure"
-	"example.com/tokenvendingmachine/internal/idtoken"
 	"example.com/tokenvendingmachine/internal/lazy"
 	"example.com/tokenvendingmachine/internal/vending"
 )
@@ -71,10 +71,6 @@ type handler struct {
 	log     *slog.Logger
 	labeler *sync.Pool // of keyed hashes that name callers in logs; see label
 	inst    lazy.Value[*instance]
-	// oidc verifies ID tokens; built on the first one, apart from the
-	// instance, so that an issuer that is down refuses only sign-ins.
-	oidc     lazy.Value[*idtoken.Verifier]
-	verified verifiedCache // callers of verified credentials
 	// topicsKey is appended to an anonymous caller's key when TOPICS is
 	// a list, so that a token cached for another TOPICS is never served.
 	topicsKey string
@@ -100,12 +96,6 @@ func newHandler(cfg config.Config, d deps) *handler {
 	h := &handler{deps: d, cfg: cfg, log: cloudlog.New(d.stdout), labeler: newLabeler()}
 	h.inst = lazy.Value[*instance]{
 		Build:      h.setup,
-		RetryDelay: setupRetryDelay,
-		Timeout:    setupTimeout,
-		Now:        d.now,
-	}
-	h.oidc = lazy.Value[*idtoken.Verifier]{
-		Build:      h.newIDTokenVerifier,
 		RetryDelay: setupRetryDelay,
 		Timeout:    setupTimeout,
 		Now:        d.now,
@@ -146,8 +136,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	} else if h.cfg.AllowedOrigins != nil && unreadable(r.Header) {
 		hdr.Del("Access-Control-Allow-Origin")
 		hdr.Del("Access-Control-Expose-Headers")
-		le.reason = "browser request that cannot read the answer"
-		return errOriginRefused
+		return errUnreadable
 	}
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
@@ -172,10 +161,8 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	raw, ok := bearer(r)
 	switch {
 	case !ok:
-		le.reason = "malformed authorization"
-		return refusal(failure.BadCredentials, le.reason)
+		return errMalformedAuthorization
 	case raw == "" && h.cfg.Topics.IsEmpty():
-		le.reason = "no credentials"
 		return errNoCredentials
 	}
 
@@ -185,7 +172,10 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	}
 	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Key}
 	if raw != "" {
-		if caller, err = h.credentialCaller(r.Context(), inst, raw, le); err != nil {
+		var kind credential.Kind
+		caller, kind, err = inst.credentials.Caller(r.Context(), raw)
+		le.credential = string(kind)
+		if err != nil {
 			return err
 		}
 		caller.Client = client.Key
