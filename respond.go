@@ -69,7 +69,7 @@ var answers = map[failure.Kind]answer{
 
 // The failures the edge itself finds.
 var (
-	errOriginRefused = failure.New(failure.OriginRefused, "origin not allowed")
+	errOriginRefused = failure.Refusal(failure.OriginRefused, "origin not in ALLOWED_ORIGINS")
 	errUnreadable    = failure.Refusal(failure.OriginRefused, "browser request that cannot read the answer")
 	errMethodRefused = failure.New(failure.MethodRefused, "method not allowed")
 	errUnidentified  = failure.New(failure.Unidentified, "cannot identify the client")

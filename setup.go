@@ -52,58 +52,81 @@ func (h *handler) setup(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-func (h *handler) connect(ctx context.Context) (*instance, error) {
+// connect builds the instance: the Secret Manager client if a secret is
+// named, the credentials' resolver, the Momento clients and the vendor.
+func (h *handler) connect(ctx context.Context) (_ *instance, err error) {
 	cfg := h.cfg
 	inst := &instance{}
-	readKey := func(context.Context) (vending.Credentials, error) {
-		return vending.Credentials{APIKey: cfg.APIKey, Endpoint: cfg.MomentoEndpoint}, nil
-	}
 	if cfg.SecretID != "" || cfg.TicketSecretID != "" {
 		// The client outlives setup: its credentials refresh with this ctx.
-		var err error
-		inst.secrets, err = secret.NewClient(context.WithoutCancel(ctx), cfg.SecretManagerEmulatorHost)
-		if err != nil {
+		var secrets *secret.Client
+		if secrets, err = secret.NewClient(context.WithoutCancel(ctx), cfg.SecretManagerEmulatorHost); err != nil {
 			return nil, failure.Wrap(failure.Unavailable, err)
 		}
-	}
-	if cfg.SecretID != "" {
-		readKey = func(ctx context.Context) (vending.Credentials, error) {
-			ctx, cancel := context.WithTimeout(ctx, cfg.UpstreamTimeout)
-			defer cancel()
-			k, err := inst.secrets.MomentoKey(ctx, cfg.SecretID)
+		inst.secrets = secrets
+		defer func() {
 			if err != nil {
-				return vending.Credentials{}, err
+				secrets.Close()
 			}
-			return h.endpointFor(k), nil
-		}
-	}
-	fail := func(err error) (*instance, error) {
-		if inst.secrets != nil {
-			inst.secrets.Close()
-		}
-		return nil, err
+		}()
 	}
 
-	key, err := readKey(ctx)
+	key, err := h.readKey(ctx, inst.secrets)
 	if err != nil {
-		return fail(secretError("SECRET_ID", err))
+		return nil, secretError("SECRET_ID", err)
 	}
 	if inst.credentials, err = h.credentials(ctx, inst.secrets); err != nil {
-		return fail(err)
+		return nil, err
 	}
 	connect := vending.ConnectOptions{EmulatorHost: cfg.MomentoEmulatorHost, Timeout: cfg.UpstreamTimeout, DefaultTTL: cfg.CacheTTL}
 	clients, err := vending.Connect(ctx, key, connect)
 	if err != nil {
 		if kind, _ := failure.Of(err); kind == failure.Misconfigured {
-			return fail(err) // a bad key, or a v2 key without an endpoint
+			return nil, err // a bad key, or a v2 key without an endpoint
 		}
-		return fail(failure.Wrap(failure.Unavailable, fmt.Errorf("connect to Momento: %w", err)))
+		return nil, failure.Wrap(failure.Unavailable, fmt.Errorf("connect to Momento: %w", err))
 	}
 	if clients.Lazy {
 		h.log.Warn("Momento's cache endpoint did not answer during setup; connecting on first use")
 	}
 
-	opts := vending.Options{
+	opts := h.vendingOptions()
+	if cfg.SecretID != "" {
+		// A key from the environment is fixed for the instance's life;
+		// one from Secret Manager can be rotated without a redeploy.
+		opts.Reconnect = func(ctx context.Context) (*vending.Clients, error) {
+			key, err := h.readKey(ctx, inst.secrets)
+			if err != nil {
+				return nil, err
+			}
+			return vending.Connect(ctx, key, connect)
+		}
+	}
+	if inst.vendor, err = vending.New(clients, opts); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// readKey returns the Momento key and its endpoint: from the secret
+// SECRET_ID names, read through secrets, or else from MOMENTO_API_KEY.
+func (h *handler) readKey(ctx context.Context, secrets *secret.Client) (vending.Credentials, error) {
+	if h.cfg.SecretID == "" {
+		return vending.Credentials{APIKey: h.cfg.APIKey, Endpoint: h.cfg.MomentoEndpoint}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.UpstreamTimeout)
+	defer cancel()
+	k, err := secrets.MomentoKey(ctx, h.cfg.SecretID)
+	if err != nil {
+		return vending.Credentials{}, err
+	}
+	return h.endpointFor(k), nil
+}
+
+// vendingOptions are the vendor's options from the configuration.
+func (h *handler) vendingOptions() vending.Options {
+	cfg := h.cfg
+	return vending.Options{
 		CacheName:      cfg.CacheName,
 		TokenTTL:       cfg.TokenTTL,
 		CacheTTL:       cfg.CacheTTL,
@@ -125,21 +148,6 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 		Logger:         h.log,
 		Label:          h.label,
 	}
-	if cfg.SecretID != "" {
-		// A key from the environment is fixed for the instance's life;
-		// one from Secret Manager can be rotated without a redeploy.
-		opts.Reconnect = func(ctx context.Context) (*vending.Clients, error) {
-			key, err := readKey(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return vending.Connect(ctx, key, connect)
-		}
-	}
-	if inst.vendor, err = vending.New(clients, opts); err != nil {
-		return fail(err)
-	}
-	return inst, nil
 }
 
 // endpointFor returns the credentials for a key read from Secret Manager.
