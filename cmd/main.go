@@ -52,6 +52,7 @@ import (
 	"example.com/tokenvendingmachine/internal/demo"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/oidctest"
+	"example.com/tokenvendingmachine/internal/ticket"
 )
 
 func main() {
@@ -168,7 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 		}
 		if *demoPort > 0 {
 			opts := demo.Options{FunctionURL: fnURL, SignInURL: signInURL,
-				TicketAudience: cmp.Or(getenv("TICKET_AUDIENCE"), config.DefaultTicketAudience)}
+				TicketAudience: cmp.Or(getenv("TICKET_AUDIENCE"), ticket.DefaultAudience)}
 			if ticketKey != "" && !strings.HasPrefix(ticketKey, "{") {
 				opts.TicketKey = []byte(ticketKey)
 			}

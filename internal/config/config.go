@@ -14,6 +14,7 @@ import (
 
 	"example.com/tokenvendingmachine/internal/momentokey"
 	"example.com/tokenvendingmachine/internal/scope"
+	"example.com/tokenvendingmachine/internal/secret"
 )
 
 // RefreshMargin is the least lifetime a served token has left. Browsers
@@ -79,9 +80,11 @@ type Config struct {
 	// one is set; with neither, tickets are not accepted.
 	TicketSecretID string
 	TicketKey      string
-	// TicketAudience is the aud a ticket must carry.
+	// TicketAudience is the aud a ticket must carry; "" means
+	// ticket.DefaultAudience.
 	TicketAudience string
-	// TicketMaxTTL is the furthest ahead a ticket's exp may be.
+	// TicketMaxTTL is the furthest ahead a ticket's exp may be; 0 means
+	// ticket.DefaultMaxTTL.
 	TicketMaxTTL time.Duration
 	// OIDCIssuer, if set, is the issuer whose ID tokens sign callers in;
 	// OIDCAudience the audience they must carry (required with it), and
@@ -123,8 +126,6 @@ const (
 	DefaultLookupBurst        = 1000
 	DefaultL1MaxEntries       = 10_000
 	DefaultL1MaxBytes         = 8 << 20
-	DefaultTicketAudience     = "momento-token-vending-machine"
-	DefaultTicketMaxTTL       = 10 * time.Minute
 	DefaultFleetMintRate      = 4
 	DefaultFleetMintBurst     = 20
 	DefaultNetworkMintRate    = 0.5
@@ -179,8 +180,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Topics:                    p.topics("TOPICS"),
 		TicketSecretID:            p.str("TICKET_SECRET_ID"),
 		TicketKey:                 strings.TrimSpace(getenv("TICKET_KEY")),
-		TicketAudience:            p.strOr("TICKET_AUDIENCE", DefaultTicketAudience),
-		TicketMaxTTL:              p.duration("TICKET_MAX_TTL", DefaultTicketMaxTTL),
+		TicketAudience:            p.str("TICKET_AUDIENCE"),
+		TicketMaxTTL:              p.duration("TICKET_MAX_TTL", 0),
 		OIDCIssuer:                p.str("OIDC_ISSUER"),
 		OIDCAudience:              p.str("OIDC_AUDIENCE"),
 		OIDCJWKSURL:               p.str("OIDC_JWKS_URL"),
@@ -201,7 +202,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		p.fail("set SECRET_ID or MOMENTO_API_KEY, not both")
 	case c.SecretID != "":
 		// Never quote the value: a key may have been pasted here.
-		if ValidateSecretName(c.SecretID) != nil {
+		if secret.ValidateName(c.SecretID) != nil {
 			p.fail("SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
 		} else if c.Project == "" {
 			c.Project, _, _ = strings.Cut(strings.TrimPrefix(c.SecretID, "projects/"), "/")
@@ -269,13 +270,13 @@ func (p *parser) callers(c *Config) {
 	switch {
 	case c.TicketSecretID != "" && c.TicketKey != "":
 		p.fail("set TICKET_SECRET_ID or TICKET_KEY, not both")
-	case c.TicketSecretID != "" && ValidateSecretName(c.TicketSecretID) != nil:
+	case c.TicketSecretID != "" && secret.ValidateName(c.TicketSecretID) != nil:
 		p.fail("TICKET_SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
 	case c.TicketKey != "" && !strings.HasPrefix(c.TicketKey, "{") && len(c.TicketKey) < MinTicketKeyLen:
 		// Never quote the key.
 		p.fail("TICKET_KEY must be at least %d bytes, got %d", MinTicketKeyLen, len(c.TicketKey))
 	}
-	if p.ok("TICKET_MAX_TTL") && (c.TicketMaxTTL < 10*time.Second || c.TicketMaxTTL > time.Hour) {
+	if p.set("TICKET_MAX_TTL") && p.ok("TICKET_MAX_TTL") && (c.TicketMaxTTL < 10*time.Second || c.TicketMaxTTL > time.Hour) {
 		p.fail("TICKET_MAX_TTL must be between 10s and 1h, got %v", c.TicketMaxTTL)
 	}
 	if c.OIDCIssuer != "" {
