@@ -28,7 +28,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -57,10 +56,13 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := run(ctx, os.Args[1:], os.Getenv, os.Setenv, os.Stdout)
+	err := run(ctx, os.Args[1:], os.LookupEnv, os.Setenv, os.Stdout)
 	switch {
 	case errors.Is(err, errUsage):
 		os.Exit(2) // the flag package has said why
+	case errors.Is(err, errConfig):
+		fmt.Fprintf(os.Stderr, "error: %v\nFix the variables named above and start again.\n", err)
+		os.Exit(1)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
@@ -71,11 +73,21 @@ func main() {
 // printed why and the usage.
 var errUsage = errors.New("usage")
 
+// errConfig means the configuration in the environment is invalid; the
+// error lists why, a line per variable.
+var errConfig = errors.New("invalid configuration")
+
 // run serves the function until ctx ends. The function reads its
 // configuration from the process environment, as it does on Cloud Functions,
 // so run passes what it decides (emulator hosts, the emulator's key, the
-// target) through setenv.
-func run(ctx context.Context, args []string, getenv func(string) string, setenv func(string, string) error, stdout io.Writer) error {
+// target) through setenv, and lookupenv must see it. The configuration is
+// checked, as the function will read it, before anything is served: an
+// invalid one is an error that wraps errConfig.
+func run(ctx context.Context, args []string, lookupenv func(string) (string, bool), setenv func(string, string) error, stdout io.Writer) error {
+	getenv := func(name string) string {
+		v, _ := lookupenv(name)
+		return v
+	}
 	fs := flag.NewFlagSet("cmd", flag.ContinueOnError)
 	fs.SetOutput(stdout)
 	defaultPort := 8080
@@ -123,10 +135,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 		l.Close()
 	}
 
-	var stopDemo func()
+	var (
+		emu       *momentotest.Server
+		ticketKey string
+		signInURL string // the local login issuer's token endpoint
+	)
 	if emulated {
-		cache := cmp.Or(strings.TrimSpace(getenv("CACHE_NAME")), config.DefaultCacheName)
-		emu, err := momentotest.NewServer(momentotest.Options{Caches: []string{cache}})
+		// The emulator's cache is made once the configuration, and so
+		// CACHE_NAME, is known to be valid.
+		var err error
+		emu, err = momentotest.NewServer(momentotest.Options{})
 		if err != nil {
 			return fmt.Errorf("start the Momento emulator: %w", err)
 		}
@@ -137,14 +155,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 
 		// Tickets: a key of the runner's own unless one is set, so that the
 		// demo (and cmd/ticket) can play the app's backend.
-		ticketKey := getenv("TICKET_KEY")
+		ticketKey = getenv("TICKET_KEY")
 		if ticketKey == "" && getenv("TICKET_SECRET_ID") == "" {
 			ticketKey = rand.Text() // 26 base32 characters, 130 bits
 			ticketKey += rand.Text()
 			set("TICKET_KEY", ticketKey)
 		}
 		// Sign-in: a fake login issuer on loopback, unless one is set.
-		signInURL := ""
 		if getenv("OIDC_ISSUER") == "" {
 			issuer, err := oidctest.NewServer(oidctest.Options{Addr: net.JoinHostPort(*host, "0")})
 			if err != nil {
@@ -158,15 +175,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 			}
 			signInURL = issuer.Issuer() + string(oidctest.EndpointToken)
 		}
+	}
+	if setErr != nil {
+		return setErr
+	}
+	// The function reads the environment only on its first request, and
+	// deployed answers 500 until it is fixed; here, refuse to start.
+	cfg, err := config.FromLookupEnv(lookupenv)
+	if err != nil {
+		return fmt.Errorf("%w:\n%s", errConfig, indent(err.Error()))
+	}
 
+	var stopDemo func()
+	if emulated {
+		if err := emu.CreateCache(cfg.CacheName); err != nil {
+			return fmt.Errorf("create the emulator's cache: %w", err)
+		}
 		fnURL := localURL(*host, *port, "/")
 		demoURL := ""
 		if *demoPort < 0 {
 			*demoPort = *port + 1
 		}
 		if *demoPort > 0 {
-			opts := demo.Options{FunctionURL: fnURL, SignInURL: signInURL,
-				TicketAudience: cmp.Or(getenv("TICKET_AUDIENCE"), config.DefaultTicketAudience)}
+			opts := demo.Options{FunctionURL: fnURL, SignInURL: signInURL, TicketAudience: cfg.TicketAudience}
 			if ticketKey != "" && !strings.HasPrefix(ticketKey, "{") {
 				opts.TicketKey = []byte(ticketKey)
 			}
@@ -183,7 +214,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 				"  function refuses the demo: add that origin to ALLOWED_ORIGINS, or unset it.",
 				strings.TrimSuffix(demoURL, "/demo"))
 		}
-		banner(stdout, emu.Addr(), cache, fnURL, demoURL, warning)
+		banner(stdout, emu.Addr(), cfg.CacheName, fnURL, demoURL, warning)
 		if ticketKey != "" {
 			fmt.Fprintf(stdout, "Tickets are signed with TICKET_KEY; try one:\n  TICKET_KEY='%s' go run ./cmd/ticket -sub alice -topics 'order-42-*'\n", ticketKey)
 		}
@@ -194,9 +225,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 	} else {
 		fmt.Fprintf(stdout, "Serving %s on %s with the configuration in the environment.\n",
 			tvm.EntryPoint, localURL(*host, *port, "/"))
-	}
-	if setErr != nil {
-		return setErr
 	}
 
 	serveErr := make(chan error, 1)
@@ -213,6 +241,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 	// The functions framework's server has no shutdown; the process exits
 	// with it, as a Cloud Functions instance does on SIGTERM.
 	return nil
+}
+
+// indent indents each line of s by two spaces.
+func indent(s string) string {
+	return "  " + strings.ReplaceAll(s, "\n", "\n  ")
 }
 
 // localURL returns the URL to print for path on a server listening on

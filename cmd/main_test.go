@@ -12,23 +12,102 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"example.com/tokenvendingmachine/internal/functest"
 )
 
-// buildRunner builds the runner once per test binary.
+// binDir holds the runner binary that buildRunner builds, once per test
+// binary; TestMain removes it.
+var binDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// built builds the runner the first time it is called.
+var built = sync.OnceValues(func() (string, error) {
+	dir, err := os.MkdirTemp("", "tvm-runner-")
+	if err != nil {
+		return "", err
+	}
+	binDir = dir
+	bin := filepath.Join(dir, "tvm")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// buildRunner returns the runner binary, built once per test binary.
 func buildRunner(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
-	bin := filepath.Join(t.TempDir(), "tvm")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	bin, err := built()
+	if err != nil {
+		t.Fatal(err)
 	}
 	return bin
+}
+
+// TestRefusesAnInvalidConfiguration runs the built runner with a bad
+// setting. Deployed, the function answers 500 and logs why; locally the
+// runner must not print its banner and serve 500s, but exit non-zero with
+// a message that names the variable and says to start again (not to
+// redeploy).
+func TestRefusesAnInvalidConfiguration(t *testing.T) {
+	bin := buildRunner(t)
+	tests := []struct {
+		name string
+		env  map[string]string // on top of a fresh shell's
+		want string            // in the message
+	}{
+		{"token ttl over 1h", map[string]string{"TOKEN_TTL": "5h"}, "TOKEN_TTL must be from 6m"},
+		{"origin not a URL", map[string]string{"ALLOWED_ORIGINS": "notaurl"}, "ALLOWED_ORIGINS"},
+		{"cache name set but empty", map[string]string{"CACHE_NAME": ""}, "CACHE_NAME"},
+		{"with a key, cache ttl over token ttl", map[string]string{"MOMENTO_API_KEY": "k", "CACHE_TTL": "2h"}, "CACHE_TTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			port, err := functest.FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "-port", strconv.Itoa(port), "-demo-port", "0")
+			cmd.Env = functest.Env(os.Environ(), tt.env)
+			p, err := functest.Start(cmd)
+			if err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-p.Exited():
+			case <-time.After(30 * time.Second):
+				p.Kill()
+				t.Fatalf("still running after 30s:\n%s", p.Output)
+			}
+			out := p.Output.String()
+			var exit *exec.ExitError
+			if err := p.Err(); !errors.As(err, &exit) || exit.ExitCode() == 0 {
+				t.Errorf("exit: %v, want a non-zero exit code\n%s", err, out)
+			}
+			if !strings.Contains(out, tt.want) || !strings.Contains(out, "start again") {
+				t.Errorf("output lacks %q or \"start again\":\n%s", tt.want, out)
+			}
+			for _, bad := range []string{"EMULATOR MODE", "Serving", "redeploy"} {
+				if strings.Contains(out, bad) {
+					t.Errorf("output has %q:\n%s", bad, out)
+				}
+			}
+		})
+	}
 }
 
 // TestRunWithoutConfiguration runs the built binary as the README's quick
@@ -149,9 +228,9 @@ func TestFlags(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var out strings.Builder
-			getenv := func(string) string { return "" }
+			lookupenv := func(string) (string, bool) { return "", false }
 			setenv := func(string, string) error { return nil }
-			err := run(context.Background(), tt.args, getenv, setenv, &out)
+			err := run(context.Background(), tt.args, lookupenv, setenv, &out)
 			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
 				t.Fatalf("run(%q) = %v, want %v", tt.args, err, tt.wantErr)
 			}
