@@ -9,22 +9,10 @@
 // configuration in the environment, as the deployed function does; see the
 // README.
 //
-// Flags:
+// go run ./cmd -h prints its flags and the main variables.
 //
-//	-port N                 port of the function (default $PORT, else 8080)
-//	-host H                 interface to listen on (default 127.0.0.1; 0.0.0.0
-//	                        or :: for all interfaces)
-//	-demo-port N            port of the demo page with the emulator (default
-//	                        port+1; 0 turns it off)
-//	-momento-emulator A     host:port of a Momento-compatible server
-//	                        (sets MOMENTO_EMULATOR_HOST)
-//	-secretmanager-emulator A
-//	                        host:port of a Secret Manager-compatible server
-//	                        (sets SECRETMANAGER_EMULATOR_HOST)
-//	-emulator-latency D     latency the embedded emulator adds to each call
-//
-// SIGINT or SIGTERM stops it; it exits 0. -h prints this usage and exits 0;
-// a bad flag exits 2.
+// SIGINT or SIGTERM stops it; it exits 0. An invalid configuration exits 1,
+// naming each bad variable; a bad flag exits 2.
 package main
 
 import (
@@ -90,24 +78,38 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 	}
 	fs := flag.NewFlagSet("cmd", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	defaultPort := 8080
-	if p := getenv("PORT"); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil {
-			return fmt.Errorf("PORT must be a port number, got %q", p)
-		}
-		defaultPort = n
-	}
-	port := fs.Int("port", defaultPort, "port of the function")
+	fs.Usage = func() { usage(fs) }
+	// Defaults computed after parsing are 0 here, so that the usage does
+	// not print a placeholder as the default.
+	port := fs.Int("port", 0, "`port` of the function (default: $PORT, else 8080)")
 	host := fs.String("host", "127.0.0.1", "interface to listen on (0.0.0.0 or :: for all interfaces)")
-	demoPort := fs.Int("demo-port", -1, "port of the demo page with the emulator (default port+1; 0 turns it off)")
-	momentoHost := fs.String("momento-emulator", "", "host:port of a Momento-compatible server")
-	smHost := fs.String("secretmanager-emulator", "", "host:port of a Secret Manager-compatible server")
-	latency := fs.Duration("emulator-latency", 0, "latency the embedded emulator adds to each call")
+	demoPort := fs.Int("demo-port", 0, "`port` of the demo page, with the emulator (default: the function's port + 1; 0 turns it off)")
+	momentoHost := fs.String("momento-emulator", "", "`host:port` of a Momento-compatible server to use instead of Momento (sets MOMENTO_EMULATOR_HOST)")
+	smHost := fs.String("secretmanager-emulator", "", "`host:port` of a Secret Manager-compatible server (sets SECRETMANAGER_EMULATOR_HOST)")
+	latency := fs.Duration("emulator-latency", 0, "latency the embedded emulator adds to each call, such as 2ms")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
 		return errUsage
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["port"] {
+		*port = 8080
+		if p := getenv("PORT"); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 || n > 65535 {
+				return fmt.Errorf("PORT must be a port number, got %q", p)
+			}
+			*port = n
+		}
+	} else if *port < 1 || *port > 65535 {
+		return fmt.Errorf("-port must be from 1 to 65535, got %d", *port)
+	}
+	if !given["demo-port"] {
+		*demoPort = *port + 1
+	} else if *demoPort < 0 || *demoPort > 65535 {
+		return fmt.Errorf("-demo-port must be from 0 (no demo page) to 65535, got %d", *demoPort)
 	}
 	var setErr error
 	set := func(name, value string) {
@@ -193,10 +195,7 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 		}
 		fnURL := localURL(*host, *port, "/")
 		demoURL := ""
-		if *demoPort < 0 {
-			*demoPort = *port + 1
-		}
-		if *demoPort > 0 {
+		if *demoPort > 0 && *demoPort <= 65535 {
 			opts := demo.Options{FunctionURL: fnURL, SignInURL: signInURL, TicketAudience: cfg.TicketAudience}
 			if ticketKey != "" && !strings.HasPrefix(ticketKey, "{") {
 				opts.TicketKey = []byte(ticketKey)
@@ -241,6 +240,40 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 	// The functions framework's server has no shutdown; the process exits
 	// with it, as a Cloud Functions instance does on SIGTERM.
 	return nil
+}
+
+// usage prints what -h prints: what the runner does, its flags, and the
+// variables a newcomer sets first.
+func usage(fs *flag.FlagSet) {
+	w := fs.Output()
+	fmt.Fprint(w, `Usage: go run ./cmd [flags]
+
+Runs the token vending machine on this machine, through the functions
+framework, as Cloud Functions runs it: by default on http://127.0.0.1:8080/.
+
+With neither SECRET_ID nor MOMENTO_API_KEY set, it needs no account: it
+starts an embedded Momento emulator (its tokens are NOT valid on real
+Momento), a local login issuer, and a demo page on the next port. Otherwise
+it serves real tokens with the configuration in the environment, which it
+checks before it starts. Ctrl-C stops it.
+
+Flags:
+`)
+	fs.PrintDefaults()
+	fmt.Fprint(w, `
+Environment (the README's Configuration table lists every variable):
+  SECRET_ID         Secret Manager secret that holds the Momento API key,
+                    projects/PROJECT/secrets/SECRET (read with Application
+                    Default Credentials: gcloud auth application-default login)
+  MOMENTO_API_KEY   the Momento API key itself; set this or SECRET_ID
+  MOMENTO_ENDPOINT  Momento's endpoint for the key's region, which a v2 API key
+                    (Momento's default since December 2025) does not carry
+  CACHE_NAME        the cache tokens may subscribe in; it must exist in
+                    Momento (default: pizza)
+  TOPICS            what a visitor's token may subscribe to: *, a list such as
+                    order-*,news, or none (default: *)
+  PORT              the function's port when -port is not given
+`)
 }
 
 // indent indents each line of s by two spaces.

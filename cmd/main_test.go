@@ -212,6 +212,36 @@ func TestRunWithoutConfiguration(t *testing.T) {
 	}
 }
 
+// TestHelp runs the built runner with -h, as a newcomer does: it must exit
+// 0 with a usage a newcomer can act on, each flag's true default, and the
+// variables to set first.
+func TestHelp(t *testing.T) {
+	bin := buildRunner(t)
+	cmd := exec.Command(bin, "-h")
+	cmd.Env = functest.Env(os.Environ(), nil)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%s -h: %v, want exit 0\n%s", bin, err, out)
+	}
+	got := string(out)
+	if !strings.HasPrefix(got, "Usage: go run ./cmd [flags]\n") {
+		t.Errorf("-h output does not start with the usage line naming the command:\n%s", got)
+	}
+	for _, bad := range []string{"Usage of", "(default -1)", "(default 0)", "(default 8080)", "(default 0s)"} {
+		if strings.Contains(got, bad) {
+			t.Errorf("-h output has %q:\n%s", bad, got)
+		}
+	}
+	for _, want := range []string{
+		"(default: $PORT, else 8080)", "(default: the function's port + 1; 0 turns it off)", `(default "127.0.0.1")`,
+		"SECRET_ID", "MOMENTO_API_KEY", "MOMENTO_ENDPOINT", "CACHE_NAME", "TOPICS", "README's Configuration table",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("-h output lacks %q:\n%s", want, got)
+		}
+	}
+}
+
 func TestFlags(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -236,6 +266,38 @@ func TestFlags(t *testing.T) {
 			}
 			if got := out.String(); !strings.Contains(got, tt.want) || strings.Count(got, "Usage") != 1 {
 				t.Errorf("run(%q) printed %q, want %q and the usage once", tt.args, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestBadPorts checks that a port that cannot be listened on as given is
+// refused before anything starts, naming the flag or variable.
+func TestBadPorts(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		port string // $PORT
+		want string // in the error
+	}{
+		{"port 0", []string{"-port", "0"}, "", "-port must be from 1 to 65535"},
+		{"port too high", []string{"-port", "65536"}, "", "-port must be from 1 to 65535"},
+		{"negative demo port", []string{"-demo-port", "-1"}, "", "-demo-port must be from 0"},
+		{"PORT not a number", nil, "http", "PORT must be a port number"},
+		{"PORT 0", nil, "0", "PORT must be a port number"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			lookupenv := func(name string) (string, bool) {
+				if name == "PORT" && tt.port != "" {
+					return tt.port, true
+				}
+				return "", false
+			}
+			setenv := func(string, string) error { return nil }
+			err := run(context.Background(), tt.args, lookupenv, setenv, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("run(%q) with PORT=%q = %v, want an error with %q", tt.args, tt.port, err, tt.want)
 			}
 		})
 	}
