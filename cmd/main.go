@@ -11,7 +11,8 @@
 //
 // go run ./cmd -h prints its flags and the main variables.
 //
-// SIGINT or SIGTERM stops it; it exits 0. An invalid configuration exits 1,
+// SIGINT or SIGTERM stops it, and so does the exit of the process that
+// started it (go run does not pass SIGTERM on); it exits 0. An invalid configuration exits 1,
 // naming each bad variable; a bad flag exits 2.
 package main
 
@@ -44,6 +45,8 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx, stopWatching := stopWhenOrphaned(ctx, os.Getppid, time.Second)
+	defer stopWatching()
 	err := run(ctx, os.Args[1:], os.LookupEnv, os.Setenv, os.Stdout)
 	switch {
 	case errors.Is(err, errUsage):
@@ -60,6 +63,39 @@ func main() {
 // errUsage means the arguments were wrong, and the flag package has
 // printed why and the usage.
 var errUsage = errors.New("usage")
+
+// errParentGone is the cause of the runner's context once the process
+// that started it has exited.
+var errParentGone = errors.New("the parent process has exited")
+
+// stopWhenOrphaned returns ctx, cancelled with the cause errParentGone once
+// getppid, asked every interval, returns another process than at first: the
+// process that started the runner has exited, and the runner was handed to
+// another (init, or a subreaper). go run does not pass SIGTERM on to the
+// program it runs, so without this, stopping go run by its PID would leave
+// the server running, orphaned, holding its port. A runner started by init
+// (or on a system where a parent's exit leaves the number alone) is never
+// stopped by this.
+func stopWhenOrphaned(ctx context.Context, getppid func() int, interval time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	parent := getppid()
+	go func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+				if getppid() != parent {
+					cancel(errParentGone)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() { cancel(context.Canceled) }
+}
 
 // errConfig means the configuration in the environment is invalid; the
 // error lists why, a line per variable.
@@ -233,7 +269,11 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 		return fmt.Errorf("functions framework: %w", err)
 	case <-ctx.Done():
 	}
-	fmt.Fprintln(stdout, "Shutting down.")
+	if errors.Is(context.Cause(ctx), errParentGone) {
+		fmt.Fprintln(stdout, "The parent process has exited (go run, stopped by a signal?); shutting down.")
+	} else {
+		fmt.Fprintln(stdout, "Shutting down.")
+	}
 	if stopDemo != nil {
 		stopDemo()
 	}

@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,6 +211,110 @@ func TestRunWithoutConfiguration(t *testing.T) {
 			}
 			t.Logf("exited 0 %v after SIGTERM", time.Since(start).Round(time.Millisecond))
 		})
+	}
+}
+
+// TestStopWhenOrphaned checks that the runner's context ends, with the
+// cause errParentGone, once its parent process is another than at start,
+// and not before.
+func TestStopWhenOrphaned(t *testing.T) {
+	var ppid atomic.Int64
+	ppid.Store(4242)
+	ctx, cancel := stopWhenOrphaned(context.Background(), func() int { return int(ppid.Load()) }, time.Millisecond)
+	defer cancel()
+	select {
+	case <-ctx.Done():
+		t.Fatalf("context ended while the parent lives: %v", context.Cause(ctx))
+	case <-time.After(50 * time.Millisecond):
+	}
+	ppid.Store(1) // reparented to init
+	select {
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); !errors.Is(cause, errParentGone) {
+			t.Errorf("context.Cause = %v, want %v", cause, errParentGone)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("context did not end within 5s of the parent's exit")
+	}
+}
+
+// TestStopsWhenItsParentIsGone starts the built runner from a shell, as go
+// run starts it, and kills the shell: the runner must notice and exit, and
+// free its port, within a few seconds (go run, stopped by SIGTERM, passes
+// nothing on).
+func TestStopsWhenItsParentIsGone(t *testing.T) {
+	bin := buildRunner(t)
+	port, err := functest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	parent := exec.Command("sh", "-c", `"$@" & echo "runner pid $!"; wait`, "sh", bin, "-port", strconv.Itoa(port), "-demo-port", "0")
+	parent.Env = functest.Env(os.Environ(), nil)
+	parent.Stdout, parent.Stderr = w, w
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close() // the shell and the runner hold the only write ends now
+	var (
+		mu        sync.Mutex
+		output    strings.Builder
+		runnerPID int
+	)
+	eof := make(chan struct{})
+	go func() {
+		defer close(eof)
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			mu.Lock()
+			output.WriteString(sc.Text() + "\n")
+			if pid, ok := strings.CutPrefix(sc.Text(), "runner pid "); ok {
+				runnerPID, _ = strconv.Atoi(pid)
+			}
+			mu.Unlock()
+		}
+	}()
+	out := func() string { mu.Lock(); defer mu.Unlock(); return output.String() }
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if runnerPID > 0 {
+			syscall.Kill(runnerPID, syscall.SIGKILL) // if it outlived the test
+		}
+	})
+
+	url := fmt.Sprintf("http://127.0.0.1:%d/robots.txt", port)
+	client := &http.Client{Timeout: time.Second}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if resp, err := client.Get(url); err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			parent.Process.Kill()
+			t.Fatalf("the runner did not answer within 30s:\n%s", out())
+		}
+	}
+
+	parent.Process.Kill()
+	parent.Wait()
+	start := time.Now()
+	select {
+	case <-eof: // every write end is closed: the runner has exited
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the runner still runs 10s after its parent was killed:\n%s", out())
+	}
+	t.Logf("the runner exited %v after its parent", time.Since(start).Round(time.Millisecond))
+	if !strings.Contains(out(), "The parent process has exited") {
+		t.Errorf("the runner did not say why it stopped:\n%s", out())
+	}
+	if resp, err := client.Get(url); err == nil {
+		resp.Body.Close()
+		t.Errorf("port %d still answers after the runner stopped", port)
 	}
 }
 
