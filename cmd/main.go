@@ -254,8 +254,8 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 			fmt.Fprintf(stdout, "Tickets are signed with TICKET_KEY; try one:\n  TICKET_KEY='%s' go run ./cmd/ticket -sub alice -topics 'order-42-*'\n", ticketKey)
 		}
 		if signInURL != "" {
-			fmt.Fprintf(stdout, "Local login issuer: %s (an ID token: %s?sub=alice; OIDC_TOPICS=%s)\n",
-				getenv("OIDC_ISSUER"), signInURL, getenv("OIDC_TOPICS"))
+			fmt.Fprintf(stdout, "Local login issuer: %s (OIDC_TOPICS=%s); a token for alice, signed in:\n  %s\n",
+				getenv("OIDC_ISSUER"), getenv("OIDC_TOPICS"), signInCurl(signInURL, fnURL, "alice"))
 		}
 	} else {
 		fmt.Fprintf(stdout, "Serving %s on %s with the configuration in the environment.\n",
@@ -280,6 +280,14 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 	// The functions framework's server has no shutdown; the process exits
 	// with it, as a Cloud Functions instance does on SIGTERM.
 	return nil
+}
+
+// signInCurl returns a shell command that gets an ID token for sub from
+// the local login issuer's token endpoint (which answers JSON,
+// {"id_token": ...}) and sends it to the function at fnURL as the bearer.
+func signInCurl(tokenURL, fnURL, sub string) string {
+	return fmt.Sprintf(`curl -s -H "Authorization: Bearer $(curl -s '%s?sub=%s' | sed -E 's/.*"id_token":"([^"]+)".*/\1/')" %s`,
+		tokenURL, url.QueryEscape(sub), fnURL)
 }
 
 // usage prints what -h prints: what the runner does, its flags, and the

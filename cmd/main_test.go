@@ -3,6 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -154,15 +156,19 @@ func TestRunWithoutConfiguration(t *testing.T) {
 				}
 				close(lines)
 			}()
-			// Wait for the banner's last line.
-			for banner := false; !banner; {
+			// Wait for the banner, and the sign-in command after it: the
+			// last line before the runner serves.
+			var signIn string
+			for signIn == "" {
 				select {
 				case line, ok := <-lines:
 					if !ok {
 						t.Fatalf("the runner exited before its banner:\n%s", output.String())
 					}
 					output.WriteString(line + "\n")
-					banner = strings.HasPrefix(line, "  fetch(")
+					if strings.Contains(line, "Authorization: Bearer") {
+						signIn = strings.TrimSpace(line)
+					}
 				case <-time.After(30 * time.Second):
 					t.Fatalf("no banner after 30s:\n%s", output.String())
 				}
@@ -184,6 +190,23 @@ func TestRunWithoutConfiguration(t *testing.T) {
 			tok, err := functest.DecodeToken(body)
 			if err != nil || tok.ExpiresIn < 3500 {
 				t.Fatalf("GET %s: %+v (%v), want a token for about an hour", url, tok, err)
+			}
+			// The banner's command for a signed-in user's token, as a
+			// newcomer pastes it into a shell.
+			if _, err := exec.LookPath("curl"); err != nil {
+				t.Logf("no curl: the banner's sign-in command is not tried")
+			} else {
+				body, err := exec.Command("sh", "-c", signIn).Output()
+				if err != nil {
+					t.Fatalf("the banner's sign-in command %s: %v", signIn, err)
+				}
+				tok, err := functest.DecodeToken(body)
+				if err != nil {
+					t.Fatalf("the banner's sign-in command %s: %v", signIn, err)
+				}
+				if claims := emulatorClaims(t, tok.Token); !strings.Contains(claims, `"topic":"user-alice-*"`) || !strings.Contains(claims, `"token_id":"u-`) {
+					t.Errorf("the banner's sign-in command got a token with claims %s, want alice's scope and tokenId", claims)
+				}
 			}
 			demo, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/demo", demoPort))
 			if err != nil || demo.StatusCode != http.StatusOK {
@@ -346,6 +369,32 @@ func TestHelp(t *testing.T) {
 			t.Errorf("-h output lacks %q:\n%s", want, got)
 		}
 	}
+}
+
+// emulatorClaims returns the claims of an emulator's token, as JSON: the
+// token is base64 of {"api_key", "endpoint"}, and the api_key a JWT whose
+// claims spell out the scope.
+func emulatorClaims(t *testing.T, token string) string {
+	t.Helper()
+	outer, err := base64.StdEncoding.DecodeString(token)
+	if err != nil {
+		t.Fatalf("token is not base64: %v", err)
+	}
+	var v struct {
+		APIKey string `json:"api_key"`
+	}
+	if err := json.Unmarshal(outer, &v); err != nil {
+		t.Fatalf("token does not hold JSON: %v", err)
+	}
+	parts := strings.Split(v.APIKey, ".")
+	if len(parts) != 3 {
+		t.Fatalf("token's api_key is not a JWT")
+	}
+	claims, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatalf("token's claims: %v", err)
+	}
+	return string(claims)
 }
 
 func TestFlags(t *testing.T) {
