@@ -142,6 +142,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	if h.cfgErr != nil {
 		hdr.Set("Access-Control-Allow-Origin", "*") // so a page can read the error
 	} else if !allowOrigin(hdr, r.Header.Get("Origin"), h.cfg.AllowedOrigins) {
+		le.reason = "origin not in ALLOWED_ORIGINS"
 		return errOriginRefused
 	} else if h.cfg.AllowedOrigins != nil && unreadable(r.Header) {
 		hdr.Del("Access-Control-Allow-Origin")

@@ -36,7 +36,8 @@ type logEntry struct {
 	// credential is the kind of credential presented: "ticket" or
 	// "id_token"; "" for none.
 	credential string
-	// reason is why a credential was refused, a fixed word.
+	// reason is why a credential or the request was refused: fixed
+	// words, never the caller's text.
 	reason string
 	// forwardedJunk reports that the trusted X-Forwarded-For entry was
 	// not an address, so the connection's was used.
