@@ -12,8 +12,8 @@
 // go run ./cmd -h prints its flags and the main variables.
 //
 // SIGINT or SIGTERM stops it, and so does the exit of the process that
-// started it (go run does not pass SIGTERM on); it exits 0. An invalid configuration exits 1,
-// naming each bad variable; a bad flag exits 2.
+// started it (go run does not pass SIGTERM on); it exits 0. An invalid
+// configuration exits 1, naming each bad variable; a bad flag exits 2.
 package main
 
 import (
