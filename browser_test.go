@@ -421,6 +421,29 @@ func browserTestDemoOrder(t *testing.T, browser context.Context) {
 	if len(mints) != 1 || mints[0].TokenID != "customer-of-order-42" {
 		t.Errorf("mints %+v, want one for the ticket's sub", mints)
 	}
+
+	// An order the demo backend refuses: the error must not leave order
+	// 42's token on screen, as if it were this order's.
+	if _, err := chromedp.Run(be.ctx, chromedp.Evaluate[bool](`(() => {
+		document.getElementById("status").className = "";
+		document.getElementById("order").value = "4-x";
+		document.getElementById("refresh").click();
+		return true;
+	})()`)); err != nil {
+		t.Fatalf("asking for a refused order: %v", err)
+	}
+	if _, err := chromedp.Run(be.ctx, chromedp.Poll[string](`document.getElementById("status").className`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+		t.Fatalf("waiting for the refused order's fetch: %v", err)
+	}
+	page, err = chromedp.Run(be.ctx, browserDemoRead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if page.Status != "err" || page.Scope != "–" || page.TokenID != "–" || page.Countdown != "–" {
+		t.Errorf("demo page after an error: #status %q (%s), #scope %q, #tokenid %q, #countdown %q; want the error and no token shown",
+			page.StatusText, page.Status, page.Scope, page.TokenID, page.Countdown)
+	}
 }
 
 // browserDemoLoad opens the demo page, pointed at fnURL, waits for its first

@@ -1,11 +1,48 @@
 package tokenvendingmachine
 
 import (
+	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 )
+
+// TestRefusedOriginsAreLoggedWithAReason checks that every CORS refusal's
+// log line says why, as every other refusal's does, and without the
+// caller's Origin: a disallowed origin (for a GET and a preflight), and a
+// browser request that cannot read the answer.
+func TestRefusedOriginsAreLoggedWithAReason(t *testing.T) {
+	hs := newHarness(t, map[string]string{"ALLOWED_ORIGINS": "https://shop.example.com"})
+	tests := []struct {
+		name   string
+		method string
+		header http.Header
+		want   string
+	}{
+		{"disallowed origin", http.MethodGet, http.Header{"Origin": {"https://evil.example"}}, "origin not in ALLOWED_ORIGINS"},
+		{"preflight from a disallowed origin", http.MethodOptions,
+			http.Header{"Origin": {"https://evil.example"}, "Access-Control-Request-Method": {"GET"}}, "origin not in ALLOWED_ORIGINS"},
+		{"no-cors fetch", http.MethodGet, http.Header{"Sec-Fetch-Mode": {"no-cors"}, "Sec-Fetch-Site": {"cross-site"}}, "browser request that cannot read the answer"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := hs.do(tt.method, fmt.Sprintf("192.0.2.%d", i+1), tt.header)
+			if w.Code != http.StatusForbidden {
+				t.Fatalf("status %d, want 403", w.Code)
+			}
+			lines := hs.logLines(t, logRequest)
+			line := lines[len(lines)-1]
+			if line["outcome"] != "refused" || line["reason"] != tt.want {
+				t.Errorf("log line %v: outcome %v, reason %v; want refused, %q", line, line["outcome"], line["reason"], tt.want)
+			}
+			if strings.Contains(fmt.Sprint(line), "evil.example") {
+				t.Errorf("log line %v holds the caller's Origin", line)
+			}
+		})
+	}
+}
 
 func TestAllowOrigin(t *testing.T) {
 	list := []string{"https://shop.example.com", "http://localhost:8081"}

@@ -60,7 +60,7 @@ var (
 	errDeployNotImportable    = errors.New("package cannot be imported by the buildpack's main")
 	errDeployModulePath       = errors.New("module path must contain a dot in its first element")
 	errDeployTooNew           = errors.New("newer than the deploy runtime")
-	errDeployNoRuntime        = errors.New("no --runtime goNNN")
+	errDeployNoRuntime        = errors.New("no --runtime or --base-image goNNN")
 )
 
 // deployMainTemplate is the buildpack's declarative template
@@ -177,12 +177,14 @@ func deployParseGoMod(data []byte) (deployGoMod, error) {
 	return m, nil
 }
 
-// deployRuntimeRE matches a deploy command's runtime flag.
-var deployRuntimeRE = regexp.MustCompile(`--runtime[= ]+go(\d)(\d+)\b`)
+// deployRuntimeRE matches a deploy command's runtime: gcloud functions
+// deploy's --runtime goNNN, or gcloud run deploy's --base-image goNNN (or a
+// stack's or registry's path ending in it, such as google-22/go125).
+var deployRuntimeRE = regexp.MustCompile(`(?:--runtime|--base-image)[= ]+(?:[\w.:-]+/)*go(\d)(\d+)\b`)
 
 // deployReadmeRuntime returns the Go version, as "go1.25", of the runtime
-// the README's deploy commands name with --runtime goNNN. They must all
-// name the same one.
+// the README's deploy commands name with --runtime goNNN or --base-image
+// goNNN. They must all name the same one.
 func deployReadmeRuntime(readme []byte) (string, error) {
 	var runtime string
 	for _, m := range deployRuntimeRE.FindAllSubmatch(readme, -1) {
@@ -258,7 +260,7 @@ func deployRuntime(t *testing.T) string {
 	t.Helper()
 	readme, err := os.ReadFile(deployReadme)
 	if err != nil {
-		t.Fatalf("%v; the README's deploy command (gcloud functions deploy ... --runtime goNNN) names the Go runtime that go.mod must not outrun", err)
+		t.Fatalf("%v; the README's deploy commands (gcloud functions deploy ... --runtime goNNN, gcloud run deploy ... --base-image goNNN) name the Go runtime that go.mod must not outrun", err)
 	}
 	runtime, err := deployReadmeRuntime(readme)
 	if err != nil {
@@ -304,10 +306,31 @@ func TestBuildpackChecksCatchMistakes(t *testing.T) {
 }
 
 func TestBuildpackReadmeRuntime(t *testing.T) {
-	readme := "```\ngcloud functions deploy token-vending-machine \\\n  --gen2 --runtime go125 \\\n  --entry-point TokenVendingMachine\n```\n"
-	got, err := deployReadmeRuntime([]byte(readme))
-	if got != "go1.25" || err != nil {
-		t.Errorf("deployReadmeRuntime(%q) = %q, %v, want go1.25", readme, got, err)
+	const (
+		functions = "gcloud functions deploy token-vending-machine \\\n  --gen2 --runtime go125 \\\n  --entry-point TokenVendingMachine\n"
+		run       = "gcloud run deploy token-vending-machine \\\n  --source . --function TokenVendingMachine --base-image go125 \\\n  --region \"$REGION\"\n"
+	)
+	tests := []struct {
+		name   string
+		readme string
+		want   string // "" for an error
+	}{
+		{"gcloud functions deploy", functions, "go1.25"},
+		{"gcloud run deploy", run, "go1.25"},
+		{"both, one runtime", functions + run, "go1.25"},
+		{"--runtime=", "gcloud functions deploy f --runtime=go126\n", "go1.26"},
+		{"a stack's base image", "gcloud run deploy f --base-image google-22/go126\n", "go1.26"},
+		{"a registry's base image", "gcloud run deploy f --base-image us-central1-docker.pkg.dev/serverless-runtimes/google-22-full/runtimes/go125\n", "go1.25"},
+		{"two runtimes", functions + strings.Replace(run, "go125", "go126", 1), ""},
+		{"no runtime", "gcloud run deploy f --source . --function F\n", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := deployReadmeRuntime([]byte(tt.readme))
+			if got != tt.want || (err == nil) != (tt.want != "") {
+				t.Errorf("deployReadmeRuntime(%q) = %q, %v; want %q", tt.readme, got, err, tt.want)
+			}
+		})
 	}
 }
 

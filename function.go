@@ -52,7 +52,7 @@ func init() {
 // request from the environment of that moment. Not at init: the local
 // runner sets the emulator's variables after this package's init has run.
 var fromEnv = sync.OnceValue(func() *handler {
-	return handlerFromEnv(os.Getenv, deps{stdout: os.Stdout, now: time.Now})
+	return handlerFromEnv(os.LookupEnv, deps{stdout: os.Stdout, now: time.Now})
 })
 
 // deps are what the handler takes from its surroundings.
@@ -76,12 +76,12 @@ type handler struct {
 	topicsKey string
 }
 
-// handlerFromEnv returns the handler for the configuration getenv reads. An
-// invalid configuration is logged once, here, and makes a handler that
-// answers every request with it, so that a page can show the error and the
-// log says what to fix.
-func handlerFromEnv(getenv func(string) string, d deps) *handler {
-	cfg, err := config.FromEnv(getenv)
+// handlerFromEnv returns the handler for the configuration lookupenv
+// (os.LookupEnv) reads. An invalid configuration is logged once, here, and
+// makes a handler that answers every request with it, so that a page can
+// show the error and the log says what to fix.
+func handlerFromEnv(lookupenv func(string) (string, bool), d deps) *handler {
+	cfg, err := config.FromLookupEnv(lookupenv)
 	h := newHandler(cfg, d)
 	if err != nil {
 		h.log.Error(logInvalidConfig, "error", err.Error())

@@ -32,7 +32,9 @@ type harness struct {
 	secrets *secretmanagertest.Server
 	h       *handler
 	logs    *logbuf.Buffer
-	getenv  func(string) string // the function's environment
+	// lookupenv is the function's environment; a variable set to "" in
+	// it is unset.
+	lookupenv func(string) (string, bool)
 
 	mu  sync.Mutex
 	ips map[string]bool // every client IP a request used
@@ -74,8 +76,8 @@ func newHarnessFunc(t testing.TB, env func(hs *harness) map[string]string) *harn
 	for k, v := range env(hs) {
 		vars[k] = v
 	}
-	hs.getenv = func(k string) string { return vars[k] }
-	hs.h = handlerFromEnv(hs.getenv, deps{stdout: hs.logs, now: hs.momento.Now})
+	hs.lookupenv = func(k string) (string, bool) { return vars[k], vars[k] != "" }
+	hs.h = handlerFromEnv(hs.lookupenv, deps{stdout: hs.logs, now: hs.momento.Now})
 	t.Cleanup(func() {
 		hs.h.close()
 		hs.checkLogs(t)
@@ -88,7 +90,7 @@ func newHarnessFunc(t testing.TB, env func(hs *harness) map[string]string) *harn
 // Momento and Secret Manager with the first. Its logs go to the same buffer.
 func (hs *harness) instance(t testing.TB) *handler {
 	t.Helper()
-	h := handlerFromEnv(hs.getenv, deps{stdout: hs.logs, now: hs.momento.Now})
+	h := handlerFromEnv(hs.lookupenv, deps{stdout: hs.logs, now: hs.momento.Now})
 	t.Cleanup(h.close)
 	return h
 }

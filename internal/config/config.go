@@ -1,8 +1,9 @@
 // Package config reads the function's configuration from its environment.
 //
-// Everything is parsed and checked in one place, [FromEnv], from a getenv
-// function (os.Getenv in production, a map in tests). An invalid value is an
-// error that names its variable; all such errors are reported together.
+// Everything is parsed and checked in one place, [FromLookupEnv], from a
+// lookupenv function (os.LookupEnv in production), or [FromEnv] from a
+// getenv (a map in tests). An invalid value is an error that names its
+// variable; all such errors are reported together.
 package config
 
 import (
@@ -24,6 +25,10 @@ const RefreshMargin = 5 * time.Minute
 // MaxTokenTTL is the longest lifetime Momento grants a disposable token.
 const MaxTokenTTL = time.Hour
 
+// MinTokenTTL is the shortest token lifetime: the refresh margin plus a
+// minute of caching.
+const MinTokenTTL = RefreshMargin + time.Minute
+
 // Config is the function's configuration.
 type Config struct {
 	// SecretID is the Secret Manager secret version holding the Momento API
@@ -39,7 +44,8 @@ type Config struct {
 	MomentoEndpoint string
 	// CacheName is the cache tokens may subscribe in, and where they are cached.
 	CacheName string
-	// TokenTTL is the lifetime of a minted token: (0, MaxTokenTTL], whole seconds.
+	// TokenTTL is the lifetime of a minted token: [MinTokenTTL, MaxTokenTTL],
+	// whole seconds.
 	TokenTTL time.Duration
 	// CacheTTL is how long a token is cached: at least a minute and at most
 	// TokenTTL minus RefreshMargin. Unset, it is DefaultCacheTTL, or TokenTTL
@@ -155,12 +161,25 @@ var Variables = []string{
 	"NETWORK_LOOKUP_RATE", "NETWORK_LOOKUP_BURST",
 }
 
-// FromEnv reads the configuration through getenv and checks it.
+// FromEnv reads the configuration through getenv and checks it. A getenv
+// cannot tell a variable set to "" from an unset one; FromEnv takes both as
+// unset. Production code calls [FromLookupEnv].
 func FromEnv(getenv func(string) string) (Config, error) {
-	p := parser{getenv: getenv}
+	return FromLookupEnv(func(name string) (string, bool) {
+		v := getenv(name)
+		return v, v != ""
+	})
+}
+
+// FromLookupEnv reads the configuration through lookupenv (os.LookupEnv)
+// and checks it. A variable set to blanks is unset, except those that name
+// something and have a default (CACHE_NAME, TICKET_AUDIENCE): set but blank,
+// they are an error rather than the default, which names another thing.
+func FromLookupEnv(lookupenv func(string) (string, bool)) (Config, error) {
+	p := parser{lookup: lookupenv}
 	c := Config{
 		SecretID:                  p.str("SECRET_ID"),
-		APIKey:                    strings.TrimSpace(getenv("MOMENTO_API_KEY")),
+		APIKey:                    p.str("MOMENTO_API_KEY"),
 		MomentoEndpoint:           p.endpoint("MOMENTO_ENDPOINT"),
 		CacheName:                 p.strOr("CACHE_NAME", DefaultCacheName),
 		TokenTTL:                  p.duration("TOKEN_TTL", DefaultTokenTTL),
@@ -179,8 +198,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Project:                   p.str("GOOGLE_CLOUD_PROJECT"),
 		Topics:                    p.topics("TOPICS"),
 		TicketSecretID:            p.str("TICKET_SECRET_ID"),
-		TicketKey:                 strings.TrimSpace(getenv("TICKET_KEY")),
-		TicketAudience:            p.str("TICKET_AUDIENCE"),
+		TicketKey:                 p.str("TICKET_KEY"),
+		TicketAudience:            p.optional("TICKET_AUDIENCE"),
 		TicketMaxTTL:              p.duration("TICKET_MAX_TTL", 0),
 		OIDCIssuer:                p.str("OIDC_ISSUER"),
 		OIDCAudience:              p.str("OIDC_AUDIENCE"),
@@ -215,18 +234,16 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			p.fail("%s", ErrNoEndpoint("MOMENTO_API_KEY"))
 		}
 	}
-	if !validCacheName(c.CacheName) {
+	if p.ok("CACHE_NAME") && !validCacheName(c.CacheName) {
 		p.fail("CACHE_NAME must be 1 to 255 letters, digits, '-', '_' or '.'")
 	}
 	if p.ok("TOKEN_TTL") {
 		switch {
-		case c.TokenTTL <= 0 || c.TokenTTL > MaxTokenTTL:
-			p.invalid("TOKEN_TTL", "must be more than 0 and at most %v, got %v", MaxTokenTTL, c.TokenTTL)
+		case c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL:
+			p.invalid("TOKEN_TTL", "must be from %s (the %s refresh margin plus a minute of caching) to %s, got %v",
+				short(MinTokenTTL), short(RefreshMargin), short(MaxTokenTTL), c.TokenTTL)
 		case c.TokenTTL%time.Second != 0:
 			p.invalid("TOKEN_TTL", "must be whole seconds, got %v", c.TokenTTL)
-		case c.TokenTTL < RefreshMargin+time.Minute:
-			p.invalid("TOKEN_TTL", "must be at least the %v refresh margin plus a minute of caching (%v), got %v",
-				RefreshMargin, RefreshMargin+time.Minute, c.TokenTTL)
 		}
 	}
 	if p.str("CACHE_TTL") == "" {

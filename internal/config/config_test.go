@@ -233,11 +233,6 @@ func TestFromEnvValid(t *testing.T) {
 			env:  withKey(map[string]string{"CACHE_NAME": strings.Repeat("a", 255)}),
 			want: func(c *Config) { c.CacheName = strings.Repeat("a", 255) },
 		},
-		{
-			name: "blank cache name is the default",
-			env:  withKey(map[string]string{"CACHE_NAME": "  "}),
-			want: func(c *Config) {},
-		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -361,6 +356,8 @@ func TestFromEnvInvalid(t *testing.T) {
 		{name: "secret manager emulator no host", env: withKey(map[string]string{"SECRETMANAGER_EMULATOR_HOST": ":9000"}), names: []string{"SECRETMANAGER_EMULATOR_HOST"}},
 		{name: "secret manager emulator bad port", env: withKey(map[string]string{"SECRETMANAGER_EMULATOR_HOST": "h:99999"}), names: []string{"SECRETMANAGER_EMULATOR_HOST"}},
 
+		{name: "cache name blank", env: withKey(map[string]string{"CACHE_NAME": "  "}), names: []string{"CACHE_NAME"}},
+		{name: "ticket audience blank", env: withKey(map[string]string{"TICKET_AUDIENCE": " "}), names: []string{"TICKET_AUDIENCE"}},
 		{name: "cache name with space", env: withKey(map[string]string{"CACHE_NAME": "my cache"}), names: []string{"CACHE_NAME"}},
 		{name: "cache name 256 chars", env: withKey(map[string]string{"CACHE_NAME": strings.Repeat("a", 256)}), names: []string{"CACHE_NAME"}},
 		{name: "cache name non-ascii", env: withKey(map[string]string{"CACHE_NAME": "café"}), names: []string{"CACHE_NAME"}},
@@ -514,6 +511,49 @@ func TestFromEnvRejectsLooseValues(t *testing.T) {
 	}
 	if got, ok := CanonicalOrigin("https://a.example:0443"); !ok || got != "https://a.example" {
 		t.Errorf("CanonicalOrigin(https://a.example:0443) = %q, %v; want https://a.example", got, ok)
+	}
+}
+
+// TestSetButEmptyIsNotTheDefault checks that a variable naming something,
+// set to nothing, is an error rather than its default: CACHE_NAME= must not
+// quietly mean the cache "pizza". Unset, it is the default.
+func TestSetButEmptyIsNotTheDefault(t *testing.T) {
+	for _, name := range []string{"CACHE_NAME", "TICKET_AUDIENCE"} {
+		for _, value := range []string{"", " \t"} {
+			lookup := func(v string) (string, bool) {
+				switch v {
+				case "MOMENTO_API_KEY":
+					return testKey, true
+				case name:
+					return value, true
+				}
+				return "", false
+			}
+			got, err := FromLookupEnv(lookup)
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("FromLookupEnv(%s=%q) = %+v, %v; want an error naming %s", name, value, got, err, name)
+			}
+		}
+	}
+	got, err := FromLookupEnv(func(v string) (string, bool) {
+		if v == "MOMENTO_API_KEY" {
+			return testKey, true
+		}
+		return "", false
+	})
+	if err != nil || got.CacheName != DefaultCacheName || got.TicketAudience != "" {
+		t.Errorf("FromLookupEnv(CACHE_NAME and TICKET_AUDIENCE unset) = %q, %q, %v; want the default and \"\" (the ticket package's default)", got.CacheName, got.TicketAudience, err)
+	}
+}
+
+// TestTokenTTLErrorGivesTheRange checks that a TOKEN_TTL out of range is
+// told the range it must be in, whichever side it falls.
+func TestTokenTTLErrorGivesTheRange(t *testing.T) {
+	for _, ttl := range []string{"5h", "0", "-1m", "5m59s", "61m"} {
+		_, err := FromEnv(env(withKey(map[string]string{"TOKEN_TTL": ttl})))
+		if err == nil || !strings.Contains(err.Error(), "TOKEN_TTL must be from 6m (") || !strings.Contains(err.Error(), ") to 1h, got") {
+			t.Errorf("FromEnv(TOKEN_TTL=%s) = %v, want an error giving the range 6m to 1h", ttl, err)
+		}
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 	"example.com/tokenvendingmachine/internal/scope"
 )
 
-// parser reads variables through getenv, collecting the errors of those
+// parser reads variables through lookup, collecting the errors of those
 // that do not parse; FromEnv checks the parsed values together.
 
 // set reports whether the variable name is set to something.
@@ -46,7 +46,7 @@ func (p *parser) template(name string) scope.Template {
 
 // parser collects the errors of the variables it reads.
 type parser struct {
-	getenv func(string) string
+	lookup func(string) (string, bool) // os.LookupEnv
 	errs   []error
 	bad    map[string]bool // variables that failed to parse
 }
@@ -67,13 +67,35 @@ func (p *parser) invalid(name, format string, args ...any) {
 // ok reports whether name parsed (or was unset).
 func (p *parser) ok(name string) bool { return !p.bad[name] }
 
-func (p *parser) str(name string) string { return strings.TrimSpace(p.getenv(name)) }
+// str returns name's value without surrounding blanks; "" if it is unset
+// or blank.
+func (p *parser) str(name string) string {
+	v, _ := p.lookup(name)
+	return strings.TrimSpace(v)
+}
 
+// strOr returns name's value, or def if name is unset. Set but blank is an
+// error: a name that is meant and missing, not a request for def, which
+// names another thing (CACHE_NAME="" must not mean the cache "pizza").
 func (p *parser) strOr(name, def string) string {
-	if v := p.str(name); v != "" {
+	v, set := p.lookup(name)
+	if v = strings.TrimSpace(v); v != "" {
 		return v
 	}
+	if set {
+		p.invalid(name, "is set but empty: give it a value, or unset it for the default, %q", def)
+	}
 	return def
+}
+
+// optional returns name's value, or "" if name is unset; set but blank is
+// an error, as for strOr.
+func (p *parser) optional(name string) string {
+	v, set := p.lookup(name)
+	if v = strings.TrimSpace(v); v == "" && set {
+		p.invalid(name, "is set but empty: give it a value, or unset it for the default")
+	}
+	return v
 }
 
 func (p *parser) duration(name string, def time.Duration) time.Duration {
@@ -165,4 +187,17 @@ func (p *parser) origins(name string) []string {
 		p.invalid(name, "lists no origin")
 	}
 	return out
+}
+
+// short formats a duration of whole minutes or hours as it is written in
+// the README: 6m, 1h, not 6m0s, 1h0m0s.
+func short(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }

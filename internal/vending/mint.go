@@ -3,7 +3,6 @@ package vending
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/momentohq/client-sdk-go/momento"
@@ -30,13 +29,9 @@ const LogMintsPaused = "Momento refused a mint for the account's rate limit; pau
 // explain; Unavailable for anything else.
 func (v *Vendor) mintError(err error, c Caller, reread bool) error {
 	code := StatusCode(err)
-	// The mint sent the token id (a ticket's sub, say) too: Momento may
-	// quote it as it may quote the key.
-	text := v.redact(err, c.Key)
-	if c.TokenID != "" {
-		text = strings.ReplaceAll(text, c.TokenID, v.opts.Label(c.TokenID))
-	}
-	cause := fmt.Errorf("mint token (%s): %s", code, text)
+	// Of what names the caller, the mint sent only the token id (a
+	// ticket's sub, say): Momento may quote it.
+	cause := fmt.Errorf("mint token (%s): %s", code, scrub(err, c.TokenID, scrubbedTokenID))
 	switch {
 	case code == codes.ResourceExhausted:
 		wait := v.lim.pause.Fail()

@@ -77,8 +77,9 @@ type Options struct {
 	// Logger receives warnings about upstream faults; nil means none. Its
 	// lines never hold a token, and name a client only through Label.
 	Logger *slog.Logger
-	// Label is how a client key appears in logs and errors; nil means
-	// "client".
+	// Label is how a client key appears in log lines (their client field);
+	// nil means "client". An upstream error's text never holds it: what it
+	// quotes of a caller becomes a neutral placeholder.
 	Label func(key string) string
 	// Reconnect re-reads the API key and builds new clients. The Vendor
 	// calls it when Momento rejects the key, at most once per

@@ -297,7 +297,7 @@ func (v *Vendor) lookup(ctx context.Context, c *Clients, key, itemKey string, no
 				fmt.Errorf("%w: CACHE_NAME=%q", ErrNoCache, v.opts.CacheName))
 		}
 		v.opts.Logger.Warn("Momento Get failed; treating it as a miss",
-			"client", v.opts.Label(key), "code", StatusCode(err).String(), "error", v.redact(err, key))
+			"client", v.opts.Label(key), "code", StatusCode(err).String(), "error", scrub(err, itemKey, scrubbedItemKey))
 		return token{}, time.Time{}, false, nil
 	}
 	hit, ok := resp.(*responses.GetHit)
@@ -340,7 +340,7 @@ func (v *Vendor) store(ctx context.Context, c *Clients, key, itemKey string, it 
 	_, err = c.Cache.Set(ctx, &momento.SetRequest{CacheName: v.opts.CacheName, Key: momento.String(itemKey), Value: momento.Bytes(b), Ttl: ttl})
 	if err != nil {
 		v.opts.Logger.Warn("Momento Set failed; the token is served uncached",
-			"client", v.opts.Label(key), "code", StatusCode(err).String(), "error", v.redact(err, key))
+			"client", v.opts.Label(key), "code", StatusCode(err).String(), "error", scrub(err, itemKey, scrubbedItemKey))
 	}
 }
 
@@ -358,10 +358,25 @@ func reserve(lim *rate.Limiter, now time.Time) time.Duration {
 	return 0
 }
 
-// redact returns err's text with the client key replaced by its label: the
-// SDK and Momento may quote the item key, which holds the client's IP.
-func (v *Vendor) redact(err error, key string) string {
-	return strings.ReplaceAll(err.Error(), key, v.opts.Label(key))
+// What scrub puts in place of what it takes out of an error's text.
+const (
+	scrubbedItemKey = "[item key]"
+	scrubbedTokenID = "[token id]"
+)
+
+// scrub returns err's text with sent, a value this function sent to
+// Momento that names a caller, replaced by placeholder: Momento and the SDK
+// may quote what they were sent, and an item key holds the client's IP (or
+// a ticket's sub), a token id a ticket's sub. Only what was sent is taken
+// out, and the placeholder is neutral, never the caller's label: a client's
+// IP on its own may be an upstream's address too (both are 127.0.0.1
+// locally), and "dial tcp 127.0.0.1:443" must not read as a dial to a
+// host named by a label. The caller's label is the line's client field.
+func scrub(err error, sent, placeholder string) string {
+	if sent == "" {
+		return err.Error()
+	}
+	return strings.ReplaceAll(err.Error(), sent, placeholder)
 }
 
 func minTime(a, b time.Time) time.Time {

@@ -429,6 +429,55 @@ func TestUpstreamFaults(t *testing.T) {
 	}
 }
 
+// TestUpstreamErrorsKeepUpstreamAddresses checks what an upstream error's
+// text says once what names the caller is taken out: the item key and the
+// token id the call sent become neutral placeholders, and an upstream's
+// address stays as it is, even when it is the client's IP too (127.0.0.1
+// for both, locally). Neither is ever the caller's label: a label in place
+// of an address reads as a host that was dialled.
+func TestUpstreamErrorsKeepUpstreamAddresses(t *testing.T) {
+	const (
+		client = "127.0.0.1"
+		label  = "h(127_0_0_1)" // testOptions' Label of client
+		sub    = "alice.smith@example.com"
+	)
+	tests := []struct {
+		name   string
+		method momentotest.Method
+		caller Caller
+		text   string // the fault's message
+		want   string // in the logged or returned error
+		gone   string // in neither
+	}{
+		{"get fails dialling the client's own address", momentotest.MethodGet, anon(client),
+			"dial tcp 127.0.0.1:443: connect: connection refused", "dial tcp 127.0.0.1:443: connect: connection refused", ""},
+		{"set fails dialling the client's own address", momentotest.MethodSet, anon(client),
+			"dial tcp 127.0.0.1:443: connect: connection refused", "dial tcp 127.0.0.1:443: connect: connection refused", ""},
+		{"get quotes the item key", momentotest.MethodGet, anon(client),
+			"bad key 127.0.0.1-token from 127.0.0.1:443", "bad key [item key] from 127.0.0.1:443", "127.0.0.1-token"},
+		{"mint quotes the token id", momentotest.MethodMint, Caller{Key: "ticket:" + sub + ":k", Scope: scope.All(), TokenID: sub, Client: client},
+			"invalid token_id " + sub + " from 127.0.0.1:443", "invalid token_id [token id] from 127.0.0.1:443", sub},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fake := newFake(t)
+			fake.SetFault(tt.method, momentotest.Fault{Code: codes.Unavailable, Message: tt.text})
+			e := newVendor(t, fake, nil)
+			_, err := e.v.Token(context.Background(), tt.caller)
+			text := e.logs.String()
+			if err != nil {
+				text += err.Error()
+			}
+			if !strings.Contains(text, tt.want) {
+				t.Errorf("logs and error:\n%s\nwant %q", text, tt.want)
+			}
+			if strings.Contains(text, label+":443") || (tt.gone != "" && strings.Contains(text, tt.gone)) {
+				t.Errorf("logs and error:\n%s\nhold the label in an address, or %q", text, tt.gone)
+			}
+		})
+	}
+}
+
 func TestKeyRotation(t *testing.T) {
 	fake := newFake(t)
 	var reconnects atomic.Int32
