@@ -113,59 +113,25 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 		v, _ := lookupenv(name)
 		return v
 	}
-	fs := flag.NewFlagSet("cmd", flag.ContinueOnError)
-	fs.SetOutput(stdout)
-	fs.Usage = func() { usage(fs) }
-	// Defaults computed after parsing are 0 here, so that the usage does
-	// not print a placeholder as the default.
-	port := fs.Int("port", 0, "`port` of the function (default: $PORT, else 8080)")
-	host := fs.String("host", "127.0.0.1", "interface to listen on (0.0.0.0 or :: for all interfaces)")
-	demoPort := fs.Int("demo-port", 0, "`port` of the demo page, with the emulator (default: the function's port + 1; 0 turns it off)")
-	momentoHost := fs.String("momento-emulator", "", "`host:port` of a Momento-compatible server to use instead of Momento (sets MOMENTO_EMULATOR_HOST)")
-	smHost := fs.String("secretmanager-emulator", "", "`host:port` of a Secret Manager-compatible server (sets SECRETMANAGER_EMULATOR_HOST)")
-	latency := fs.Duration("emulator-latency", 0, "latency the embedded emulator adds to each call, such as 2ms")
-	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+	o, err := parseFlags(args, getenv, stdout)
+	if errors.Is(err, flag.ErrHelp) {
 		return nil
 	} else if err != nil {
-		return errUsage
+		return err
 	}
-	given := map[string]bool{}
-	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
-	if !given["port"] {
-		*port = 8080
-		if p := getenv("PORT"); p != "" {
-			n, err := strconv.Atoi(p)
-			if err != nil || n < 1 || n > 65535 {
-				return fmt.Errorf("PORT must be a port number, got %q", p)
-			}
-			*port = n
-		}
-	} else if *port < 1 || *port > 65535 {
-		return fmt.Errorf("-port must be from 1 to 65535, got %d", *port)
+	env := &envSetter{setenv: setenv}
+	if o.momentoHost != "" {
+		env.set("MOMENTO_EMULATOR_HOST", o.momentoHost)
 	}
-	if !given["demo-port"] {
-		*demoPort = *port + 1
-	} else if *demoPort < 0 || *demoPort > 65535 {
-		return fmt.Errorf("-demo-port must be from 0 (no demo page) to 65535, got %d", *demoPort)
-	}
-	var setErr error
-	set := func(name, value string) {
-		if err := setenv(name, value); err != nil && setErr == nil {
-			setErr = fmt.Errorf("set %s: %w", name, err)
-		}
-	}
-	if *momentoHost != "" {
-		set("MOMENTO_EMULATOR_HOST", *momentoHost)
-	}
-	if *smHost != "" {
-		set("SECRETMANAGER_EMULATOR_HOST", *smHost)
+	if o.smHost != "" {
+		env.set("SECRETMANAGER_EMULATOR_HOST", o.smHost)
 	}
 	if getenv("FUNCTION_TARGET") == "" {
-		set("FUNCTION_TARGET", tvm.EntryPoint)
+		env.set("FUNCTION_TARGET", tvm.EntryPoint)
 	}
 
 	emulated := getenv("SECRET_ID") == "" && getenv("MOMENTO_API_KEY") == "" && getenv("MOMENTO_EMULATOR_HOST") == ""
-	addr := net.JoinHostPort(*host, strconv.Itoa(*port))
+	addr := net.JoinHostPort(o.host, strconv.Itoa(o.port))
 	// Fail early, with a clear message, if the port is taken: the framework
 	// would only say so after the banner.
 	if l, err := net.Listen("tcp", addr); err != nil {
@@ -174,51 +140,15 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 		l.Close()
 	}
 
-	var (
-		emu       *momentotest.Server
-		ticketKey string
-		signInURL string // the local login issuer's token endpoint
-	)
+	var local *localStack
 	if emulated {
-		// The emulator's cache is made once the configuration, and so
-		// CACHE_NAME, is known to be valid.
-		var err error
-		emu, err = momentotest.NewServer(momentotest.Options{})
-		if err != nil {
-			return fmt.Errorf("start the Momento emulator: %w", err)
+		if local, err = startLocal(o, getenv, env); err != nil {
+			return err
 		}
-		defer emu.Close()
-		emu.SetLatency(*latency)
-		set("MOMENTO_EMULATOR_HOST", emu.Addr())
-		// A v2 key, as Momento's console issues them; the emulator host
-		// stands in for its endpoint.
-		set("MOMENTO_API_KEY", emu.APIKeyV2())
-
-		// Tickets: a key of the runner's own unless one is set, so that the
-		// demo (and cmd/ticket) can play the app's backend.
-		ticketKey = getenv("TICKET_KEY")
-		if ticketKey == "" && getenv("TICKET_SECRET_ID") == "" {
-			ticketKey = rand.Text() // 26 base32 characters, 130 bits
-			ticketKey += rand.Text()
-			set("TICKET_KEY", ticketKey)
-		}
-		// Sign-in: a fake login issuer on loopback, unless one is set.
-		if getenv("OIDC_ISSUER") == "" {
-			issuer, err := oidctest.NewServer(oidctest.Options{Addr: net.JoinHostPort(*host, "0")})
-			if err != nil {
-				return fmt.Errorf("start the local login issuer: %w", err)
-			}
-			defer issuer.Close()
-			set("OIDC_ISSUER", issuer.Issuer())
-			set("OIDC_AUDIENCE", issuer.Audience())
-			if getenv("OIDC_TOPICS") == "" {
-				set("OIDC_TOPICS", "user-{sub}-*")
-			}
-			signInURL = issuer.Issuer() + string(oidctest.EndpointToken)
-		}
+		defer local.close()
 	}
-	if setErr != nil {
-		return setErr
+	if env.err != nil {
+		return env.err
 	}
 	// The function reads the environment only on its first request, and
 	// deployed answers 500 until it is fixed; here, refuse to start.
@@ -227,49 +157,19 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 		return fmt.Errorf("%w:\n%s", errConfig, indent(err.Error()))
 	}
 
-	var stopDemo func()
-	if emulated {
-		if err := emu.CreateCache(cfg.CacheName); err != nil {
-			return fmt.Errorf("create the emulator's cache: %w", err)
-		}
-		fnURL := localURL(*host, *port, "/")
-		demoURL := ""
-		if *demoPort > 0 && *demoPort <= 65535 {
-			opts := demo.Options{FunctionURL: fnURL, SignInURL: signInURL, TicketAudience: cfg.TicketAudience}
-			if opts.TicketAudience == "" {
-				opts.TicketAudience = ticket.DefaultAudience
-			}
-			if ticketKey != "" && !strings.HasPrefix(ticketKey, "{") {
-				opts.TicketKey = []byte(ticketKey)
-			}
-			stop, err := serveDemo(net.JoinHostPort(*host, strconv.Itoa(*demoPort)), opts)
-			if err != nil {
-				return err
-			}
-			stopDemo = stop
-			demoURL = localURL(*host, *demoPort, "/demo")
-		}
-		var warning string
-		if demoURL != "" && !originAllowed(getenv("ALLOWED_ORIGINS"), demoURL) {
-			warning = fmt.Sprintf("ALLOWED_ORIGINS does not list the demo page's origin, %s, so the\n"+
-				"  function refuses the demo: add that origin to ALLOWED_ORIGINS, or unset it.",
-				strings.TrimSuffix(demoURL, "/demo"))
-		}
-		banner(stdout, emu.Addr(), cfg.CacheName, fnURL, demoURL, warning)
-		if ticketKey != "" {
-			fmt.Fprintf(stdout, "Tickets are signed with TICKET_KEY; try one:\n  TICKET_KEY='%s' go run ./cmd/ticket -sub alice -topics 'order-42-*'\n", ticketKey)
-		}
-		if signInURL != "" {
-			fmt.Fprintf(stdout, "Local login issuer: %s (OIDC_TOPICS=%s); a token for alice, signed in:\n  %s\n",
-				getenv("OIDC_ISSUER"), getenv("OIDC_TOPICS"), signInCurl(signInURL, fnURL, "alice"))
-		}
-	} else {
-		fmt.Fprintf(stdout, "Serving %s on %s with the configuration in the environment.\n",
-			tvm.EntryPoint, localURL(*host, *port, "/"))
+	if local == nil {
+		fmt.Fprintf(stdout, "Serving %s on %s with the configuration in the environment.\n", tvm.EntryPoint, localURL(o.host, o.port, "/"))
+	} else if err := local.announce(stdout, o, cfg, getenv); err != nil {
+		return err
 	}
 
+	return serve(ctx, o, stdout)
+}
+
+// serve runs the functions framework on o's host and port until ctx ends.
+func serve(ctx context.Context, o options, stdout io.Writer) error {
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- funcframework.StartHostPort(*host, strconv.Itoa(*port)) }()
+	go func() { serveErr <- funcframework.StartHostPort(o.host, strconv.Itoa(o.port)) }()
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("functions framework: %w", err)
@@ -280,12 +180,173 @@ func run(ctx context.Context, args []string, lookupenv func(string) (string, boo
 	} else {
 		fmt.Fprintln(stdout, "Shutting down.")
 	}
-	if stopDemo != nil {
-		stopDemo()
-	}
 	// The functions framework's server has no shutdown; the process exits
-	// with it, as a Cloud Functions instance does on SIGTERM.
+	// with it, as a Cloud Functions instance does on SIGTERM. run's
+	// deferred close stops what the runner started itself.
 	return nil
+}
+
+// options are the runner's flags, with their defaults applied.
+type options struct {
+	port, demoPort      int
+	host                string
+	momentoHost, smHost string
+	latency             time.Duration
+}
+
+// parseFlags parses args, giving -port its default from PORT and
+// -demo-port the function's port + 1.
+func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("cmd", flag.ContinueOnError)
+	fs.SetOutput(stdout)
+	fs.Usage = func() { usage(fs) }
+	// Defaults computed after parsing are 0 here, so that the usage does
+	// not print a placeholder as the default.
+	fs.IntVar(&o.port, "port", 0, "`port` of the function (default: $PORT, else 8080)")
+	fs.StringVar(&o.host, "host", "127.0.0.1", "interface to listen on (0.0.0.0 or :: for all interfaces)")
+	fs.IntVar(&o.demoPort, "demo-port", 0, "`port` of the demo page, with the emulator (default: the function's port + 1; 0 turns it off)")
+	fs.StringVar(&o.momentoHost, "momento-emulator", "", "`host:port` of a Momento-compatible server to use instead of Momento (sets MOMENTO_EMULATOR_HOST)")
+	fs.StringVar(&o.smHost, "secretmanager-emulator", "", "`host:port` of a Secret Manager-compatible server (sets SECRETMANAGER_EMULATOR_HOST)")
+	fs.DurationVar(&o.latency, "emulator-latency", 0, "latency the embedded emulator adds to each call, such as 2ms")
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		return o, err
+	} else if err != nil {
+		return o, errUsage
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	if !given["port"] {
+		o.port = 8080
+		if p := getenv("PORT"); p != "" {
+			n, err := strconv.Atoi(p)
+			if err != nil || n < 1 || n > 65535 {
+				return o, fmt.Errorf("PORT must be a port number, got %q", p)
+			}
+			o.port = n
+		}
+	} else if o.port < 1 || o.port > 65535 {
+		return o, fmt.Errorf("-port must be from 1 to 65535, got %d", o.port)
+	}
+	if !given["demo-port"] {
+		o.demoPort = o.port + 1
+	} else if o.demoPort < 0 || o.demoPort > 65535 {
+		return o, fmt.Errorf("-demo-port must be from 0 (no demo page) to 65535, got %d", o.demoPort)
+	}
+	return o, nil
+}
+
+// envSetter sets variables, keeping the first error.
+type envSetter struct {
+	setenv func(string, string) error
+	err    error
+}
+
+func (e *envSetter) set(name, value string) {
+	if err := e.setenv(name, value); err != nil && e.err == nil {
+		e.err = fmt.Errorf("set %s: %w", name, err)
+	}
+}
+
+// localStack is what the runner starts when no Momento key is configured:
+// the emulator, a ticket key of its own, a local login issuer, and, once
+// announced, the demo page.
+type localStack struct {
+	emu       *momentotest.Server
+	issuer    *oidctest.Server // nil when OIDC_ISSUER is set
+	ticketKey string           // "" when TICKET_SECRET_ID is set
+	signInURL string           // the local login issuer's token endpoint
+	stopDemo  func()
+}
+
+// startLocal starts the emulator (with no cache yet: CACHE_NAME is made
+// once the configuration is known to be valid) and, unless configured,
+// a ticket key and a login issuer, and sets the variables that point the
+// function at them.
+func startLocal(o options, getenv func(string) string, env *envSetter) (*localStack, error) {
+	emu, err := momentotest.NewServer(momentotest.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("start the Momento emulator: %w", err)
+	}
+	l := &localStack{emu: emu}
+	emu.SetLatency(o.latency)
+	env.set("MOMENTO_EMULATOR_HOST", emu.Addr())
+	// A v2 key, as Momento's console issues them; the emulator host
+	// stands in for its endpoint.
+	env.set("MOMENTO_API_KEY", emu.APIKeyV2())
+
+	// Tickets: a key of the runner's own unless one is set, so that the
+	// demo (and cmd/ticket) can play the app's backend.
+	l.ticketKey = getenv("TICKET_KEY")
+	if l.ticketKey == "" && getenv("TICKET_SECRET_ID") == "" {
+		l.ticketKey = rand.Text() + rand.Text() // 2 × 26 base32 characters, 260 bits
+		env.set("TICKET_KEY", l.ticketKey)
+	}
+	// Sign-in: a fake login issuer on loopback, unless one is set.
+	if getenv("OIDC_ISSUER") == "" {
+		if l.issuer, err = oidctest.NewServer(oidctest.Options{Addr: net.JoinHostPort(o.host, "0")}); err != nil {
+			l.close()
+			return nil, fmt.Errorf("start the local login issuer: %w", err)
+		}
+		env.set("OIDC_ISSUER", l.issuer.Issuer())
+		env.set("OIDC_AUDIENCE", l.issuer.Audience())
+		if getenv("OIDC_TOPICS") == "" {
+			env.set("OIDC_TOPICS", "user-{sub}-*")
+		}
+		l.signInURL = l.issuer.Issuer() + string(oidctest.EndpointToken)
+	}
+	return l, nil
+}
+
+// announce creates the emulator's cache, serves the demo page, and prints
+// the banner and what to try.
+func (l *localStack) announce(stdout io.Writer, o options, cfg config.Config, getenv func(string) string) error {
+	if err := l.emu.CreateCache(cfg.CacheName); err != nil {
+		return fmt.Errorf("create the emulator's cache: %w", err)
+	}
+	fnURL := localURL(o.host, o.port, "/")
+	demoURL := ""
+	if o.demoPort > 0 {
+		opts := demo.Options{FunctionURL: fnURL, SignInURL: l.signInURL, TicketAudience: cfg.TicketAudience}
+		if opts.TicketAudience == "" {
+			opts.TicketAudience = ticket.DefaultAudience
+		}
+		if l.ticketKey != "" && !strings.HasPrefix(l.ticketKey, "{") {
+			opts.TicketKey = []byte(l.ticketKey)
+		}
+		stop, err := serveDemo(net.JoinHostPort(o.host, strconv.Itoa(o.demoPort)), opts)
+		if err != nil {
+			return err
+		}
+		l.stopDemo = stop
+		demoURL = localURL(o.host, o.demoPort, "/demo")
+	}
+	var warning string
+	if demoURL != "" && !originAllowed(getenv("ALLOWED_ORIGINS"), demoURL) {
+		warning = fmt.Sprintf("ALLOWED_ORIGINS does not list the demo page's origin, %s, so the\n"+
+			"  function refuses the demo: add that origin to ALLOWED_ORIGINS, or unset it.",
+			strings.TrimSuffix(demoURL, "/demo"))
+	}
+	banner(stdout, l.emu.Addr(), cfg.CacheName, fnURL, demoURL, warning)
+	if l.ticketKey != "" {
+		fmt.Fprintf(stdout, "Tickets are signed with TICKET_KEY; try one:\n  TICKET_KEY='%s' go run ./cmd/ticket -sub alice -topics 'order-42-*'\n", l.ticketKey)
+	}
+	if l.signInURL != "" {
+		fmt.Fprintf(stdout, "Local login issuer: %s (OIDC_TOPICS=%s); a token for alice, signed in:\n  %s\n",
+			getenv("OIDC_ISSUER"), getenv("OIDC_TOPICS"), signInCurl(l.signInURL, fnURL, "alice"))
+	}
+	return nil
+}
+
+// close stops what startLocal and announce started.
+func (l *localStack) close() {
+	if l.stopDemo != nil {
+		l.stopDemo()
+	}
+	if l.issuer != nil {
+		l.issuer.Close()
+	}
+	l.emu.Close()
 }
 
 // signInCurl returns a shell command that gets an ID token for sub from
