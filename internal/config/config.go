@@ -214,50 +214,11 @@ func FromLookupEnv(lookupenv func(string) (string, bool)) (Config, error) {
 		NetworkLookupBurst:        p.integer("NETWORK_LOOKUP_BURST", DefaultNetworkLookupBurst, 1, 1_000_000),
 	}
 
-	switch {
-	case c.SecretID == "" && c.APIKey == "":
-		p.fail("SECRET_ID or MOMENTO_API_KEY must be set")
-	case c.SecretID != "" && c.APIKey != "":
-		p.fail("set SECRET_ID or MOMENTO_API_KEY, not both")
-	case c.SecretID != "":
-		// Never quote the value: a key may have been pasted here.
-		if secret.ValidateName(c.SecretID) != nil {
-			p.fail("SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
-		} else if c.Project == "" {
-			c.Project, _, _ = strings.Cut(strings.TrimPrefix(c.SecretID, "projects/"), "/")
-		}
-	case strings.ContainsFunc(c.APIKey, unicode.IsSpace):
-		// Never quote the key itself.
-		p.fail("MOMENTO_API_KEY must not contain spaces")
-	default:
-		if k, err := momentokey.Parse(c.APIKey); err == nil && k.NeedsEndpoint() && c.MomentoEndpoint == "" && p.ok("MOMENTO_ENDPOINT") && c.MomentoEmulatorHost == "" {
-			p.fail("%s", ErrNoEndpoint("MOMENTO_API_KEY"))
-		}
-	}
+	p.key(&c)
 	if p.ok("CACHE_NAME") && !validCacheName(c.CacheName) {
 		p.fail("CACHE_NAME must be 1 to 255 letters, digits, '-', '_' or '.'")
 	}
-	if p.ok("TOKEN_TTL") {
-		switch {
-		case c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL:
-			p.invalid("TOKEN_TTL", "must be from %s (the %s refresh margin plus a minute of caching) to %s, got %v",
-				short(MinTokenTTL), short(RefreshMargin), short(MaxTokenTTL), c.TokenTTL)
-		case c.TokenTTL%time.Second != 0:
-			p.invalid("TOKEN_TTL", "must be whole seconds, got %v", c.TokenTTL)
-		}
-	}
-	if p.str("CACHE_TTL") == "" {
-		c.CacheTTL = min(DefaultCacheTTL, c.TokenTTL-RefreshMargin)
-	}
-	if p.ok("CACHE_TTL") && p.ok("TOKEN_TTL") {
-		switch {
-		case c.CacheTTL < time.Minute:
-			p.fail("CACHE_TTL must be at least 1m, got %v", c.CacheTTL)
-		case c.CacheTTL > c.TokenTTL-RefreshMargin:
-			p.fail("CACHE_TTL must be at most TOKEN_TTL minus the %v refresh margin (%v), got %v",
-				RefreshMargin, c.TokenTTL-RefreshMargin, c.CacheTTL)
-		}
-	}
+	p.lifetimes(&c)
 	if p.ok("UPSTREAM_TIMEOUT") && (c.UpstreamTimeout < 10*time.Millisecond || c.UpstreamTimeout > time.Minute) {
 		p.fail("UPSTREAM_TIMEOUT must be between 10ms and 1m, got %v", c.UpstreamTimeout)
 	}
@@ -280,6 +241,56 @@ func FromLookupEnv(lookupenv func(string) (string, bool)) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// key checks the variables that give the Momento key: exactly one of
+// SECRET_ID and MOMENTO_API_KEY, and an endpoint for a v2 key.
+func (p *parser) key(c *Config) {
+	switch {
+	case c.SecretID == "" && c.APIKey == "":
+		p.fail("SECRET_ID or MOMENTO_API_KEY must be set")
+	case c.SecretID != "" && c.APIKey != "":
+		p.fail("set SECRET_ID or MOMENTO_API_KEY, not both")
+	case c.SecretID != "":
+		// Never quote the value: a key may have been pasted here.
+		if secret.ValidateName(c.SecretID) != nil {
+			p.fail("SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
+		} else if c.Project == "" {
+			c.Project, _, _ = strings.Cut(strings.TrimPrefix(c.SecretID, "projects/"), "/")
+		}
+	case strings.ContainsFunc(c.APIKey, unicode.IsSpace):
+		// Never quote the key itself.
+		p.fail("MOMENTO_API_KEY must not contain spaces")
+	default:
+		if k, err := momentokey.Parse(c.APIKey); err == nil && k.NeedsEndpoint() && c.MomentoEndpoint == "" && p.ok("MOMENTO_ENDPOINT") && c.MomentoEmulatorHost == "" {
+			p.fail("%s", ErrNoEndpoint("MOMENTO_API_KEY"))
+		}
+	}
+}
+
+// lifetimes checks TOKEN_TTL and CACHE_TTL, and derives CACHE_TTL when unset.
+func (p *parser) lifetimes(c *Config) {
+	if p.ok("TOKEN_TTL") {
+		switch {
+		case c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL:
+			p.invalid("TOKEN_TTL", "must be from %s (the %s refresh margin plus a minute of caching) to %s, got %v",
+				short(MinTokenTTL), short(RefreshMargin), short(MaxTokenTTL), c.TokenTTL)
+		case c.TokenTTL%time.Second != 0:
+			p.invalid("TOKEN_TTL", "must be whole seconds, got %v", c.TokenTTL)
+		}
+	}
+	if p.str("CACHE_TTL") == "" {
+		c.CacheTTL = min(DefaultCacheTTL, c.TokenTTL-RefreshMargin)
+	}
+	if p.ok("CACHE_TTL") && p.ok("TOKEN_TTL") {
+		switch {
+		case c.CacheTTL < time.Minute:
+			p.fail("CACHE_TTL must be at least 1m, got %v", c.CacheTTL)
+		case c.CacheTTL > c.TokenTTL-RefreshMargin:
+			p.fail("CACHE_TTL must be at most TOKEN_TTL minus the %v refresh margin (%v), got %v",
+				RefreshMargin, c.TokenTTL-RefreshMargin, c.CacheTTL)
+		}
+	}
 }
 
 // callers checks the variables that say who may get a token.
