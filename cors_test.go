@@ -3,6 +3,7 @@ package tokenvendingmachine
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -177,5 +178,106 @@ func TestUnreadable(t *testing.T) {
 		if got := unreadable(tt.req); got != tt.want {
 			t.Errorf("%s: unreadable(%v) = %v, want %v", tt.name, tt.req, got, tt.want)
 		}
+	}
+}
+
+func TestPreflight(t *testing.T) {
+	hs := newHarness(t, nil)
+	w := hs.do(http.MethodOptions, "203.0.113.7", http.Header{
+		"Origin":                         {"https://shop.example.com"},
+		"Access-Control-Request-Method":  {"GET"},
+		"Access-Control-Request-Headers": {"x-request-id, content-type"},
+	})
+	if w.Code != http.StatusNoContent {
+		t.Fatalf("preflight status %d, want 204", w.Code)
+	}
+	want := map[string]string{
+		"Access-Control-Allow-Origin":  "*",
+		"Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+		"Access-Control-Allow-Headers": "x-request-id, content-type",
+		"Access-Control-Max-Age":       "7200",
+	}
+	for k, v := range want {
+		if got := w.Header().Get(k); got != v {
+			t.Errorf("preflight header %s = %q, want %q", k, got, v)
+		}
+	}
+	if got := w.Header().Values("Vary"); !slices.Contains(got, "Access-Control-Request-Headers") {
+		t.Errorf("preflight Vary = %q, want Access-Control-Request-Headers in it", got)
+	}
+	// A header list that is not a list of names is not echoed.
+	w = hs.do(http.MethodOptions, "203.0.113.7", http.Header{
+		"Origin":                         {"https://shop.example.com"},
+		"Access-Control-Request-Method":  {"GET"},
+		"Access-Control-Request-Headers": {"x-ok, bad header\r"},
+	})
+	if got := w.Header().Get("Access-Control-Allow-Headers"); got != "" {
+		t.Errorf("preflight echoed a malformed header list: %q", got)
+	}
+	if n := len(hs.momento.Mints()) + hs.secrets.Count(); n != 0 {
+		t.Errorf("preflights minted or read the secret (%d)", n)
+	}
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	hs := newHarness(t, nil)
+	for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+		w := hs.do(method, "203.0.113.7", nil)
+		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD, OPTIONS" {
+			t.Errorf("%s: status %d, Allow %q; want 405 with Allow: GET, HEAD, OPTIONS", method, w.Code, w.Header().Get("Allow"))
+		}
+		checkErrorBody(t, w)
+	}
+	if n := len(hs.momento.Mints()); n != 0 {
+		t.Errorf("refused methods minted %d tokens", n)
+	}
+	w := hs.do(http.MethodHead, "203.0.113.7", nil)
+	if w.Code != http.StatusOK || w.Header().Get("Content-Type") != "application/json" {
+		t.Errorf("HEAD: status %d, Content-Type %q; want 200 application/json", w.Code, w.Header().Get("Content-Type"))
+	}
+}
+
+func TestAllowedOrigins(t *testing.T) {
+	hs := newHarness(t, map[string]string{"ALLOWED_ORIGINS": "https://shop.example.com, http://localhost:8081"})
+	tests := []struct {
+		name       string
+		method     string
+		origin     string
+		wantStatus int
+		wantACAO   string
+	}{
+		{"allowed origin", http.MethodGet, "https://shop.example.com", http.StatusOK, "https://shop.example.com"},
+		{"allowed origin, other case", http.MethodGet, "https://SHOP.example.com", http.StatusOK, "https://SHOP.example.com"},
+		{"second allowed origin", http.MethodGet, "http://localhost:8081", http.StatusOK, "http://localhost:8081"},
+		{"disallowed origin", http.MethodGet, "https://evil.example", http.StatusForbidden, ""},
+		{"lookalike origin", http.MethodGet, "https://shop.example.com.evil.example", http.StatusForbidden, ""},
+		{"null origin", http.MethodGet, "null", http.StatusForbidden, ""},
+		{"no origin: not a CORS request", http.MethodGet, "", http.StatusOK, ""},
+		{"preflight from a disallowed origin", http.MethodOptions, "https://evil.example", http.StatusForbidden, ""},
+		{"preflight from an allowed origin", http.MethodOptions, "https://shop.example.com", http.StatusNoContent, "https://shop.example.com"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ip := fmt.Sprintf("192.0.2.%d", i+1)
+			header := http.Header{"Access-Control-Request-Method": {"GET"}}
+			if tt.origin != "" {
+				header.Set("Origin", tt.origin)
+			}
+			before := len(hs.momento.Mints())
+			w := hs.do(tt.method, ip, header)
+			if w.Code != tt.wantStatus {
+				t.Fatalf("status %d, want %d", w.Code, tt.wantStatus)
+			}
+			if got := w.Header().Get("Access-Control-Allow-Origin"); got != tt.wantACAO {
+				t.Errorf("Access-Control-Allow-Origin = %q, want %q", got, tt.wantACAO)
+			}
+			if got := w.Header().Get("Vary"); !strings.Contains(got, "Origin") {
+				t.Errorf("Vary = %q, want it to name Origin", got)
+			}
+			minted := len(hs.momento.Mints()) - before
+			if wantMint := tt.wantStatus == http.StatusOK && tt.method == http.MethodGet; (minted == 1) != wantMint {
+				t.Errorf("minted %d tokens, want a mint: %v", minted, wantMint)
+			}
+		})
 	}
 }

@@ -134,3 +134,35 @@ func TestKeyRejectedWithinTheRereadIntervalIsUnavailable(t *testing.T) {
 	}
 	checkErrorBody(t, w)
 }
+
+func TestMintRateLimit(t *testing.T) {
+	hs := newHarness(t, map[string]string{"MINT_BURST": "3", "MINT_RATE": "0.01"})
+	cached := hs.token(t, "192.0.2.1")
+	hs.token(t, "192.0.2.2")
+	hs.token(t, "192.0.2.3")
+	for i := 4; i <= 6; i++ {
+		w := hs.get(fmt.Sprintf("192.0.2.%d", i))
+		if w.Code != http.StatusTooManyRequests {
+			t.Fatalf("new IP beyond the burst: status %d, want 429", w.Code)
+		}
+		if got := w.Header().Get("Retry-After"); got != "100" {
+			t.Errorf("429 Retry-After = %q, want 100 (one mint per 100s at MINT_RATE=0.01)", got)
+		}
+		checkErrorBody(t, w)
+		if got := hs.token(t, "192.0.2.1"); got.Token != cached.Token {
+			t.Errorf("cached IP got another token while limited")
+		}
+	}
+	if n := len(hs.momento.Mints()); n != 3 {
+		t.Errorf("mints = %d, want 3", n)
+	}
+	limited := 0
+	for _, l := range hs.logLines(t, logRequest) {
+		if l["outcome"] == "limited" {
+			limited++
+		}
+	}
+	if limited != 3 {
+		t.Errorf("%d request lines with outcome limited, want 3", limited)
+	}
+}

@@ -4,6 +4,11 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc/codes"
+
+	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
 func TestLogLineHoldsNoCallerText(t *testing.T) {
@@ -39,5 +44,48 @@ func TestTraceID(t *testing.T) {
 		if got := traceID(tt.header); got != tt.want {
 			t.Errorf("traceID(%q) = %q, want %q", tt.header, got, tt.want)
 		}
+	}
+}
+
+func TestRequestLogLine(t *testing.T) {
+	hs := newHarness(t, nil)
+	const trace = "105445aa7843bc8bf206b12000100000"
+	hs.do(http.MethodGet, "203.0.113.7", http.Header{"X-Cloud-Trace-Context": {trace + "/1;o=1"}})
+	hs.do(http.MethodGet, "203.0.113.7", http.Header{"X-Cloud-Trace-Context": {"not-a-trace"}})
+	hs.momento.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.Unavailable})
+	hs.get("198.51.100.1")
+
+	lines := hs.logLines(t, logRequest)
+	if len(lines) != 3 {
+		t.Fatalf("%d request lines, want 3", len(lines))
+	}
+	want := []map[string]any{
+		{"severity": "INFO", "outcome": "mint", "source": "mint", "status": 200.0,
+			"logging.googleapis.com/trace": "projects/test-project/traces/" + trace},
+		{"severity": "INFO", "outcome": "hit", "source": "l1", "status": 200.0},
+		{"severity": "ERROR", "outcome": "error", "status": 503.0},
+	}
+	for i, w := range want {
+		got := map[string]any{}
+		for k := range w {
+			if v, ok := lines[i][k]; ok {
+				got[k] = v
+			}
+		}
+		if diff := cmp.Diff(w, got); diff != "" {
+			t.Errorf("request line %d (-want +got):\n%s", i, diff)
+		}
+		if _, ok := lines[i]["latency_ms"].(float64); !ok {
+			t.Errorf("request line %d has no latency_ms", i)
+		}
+		if c, _ := lines[i]["client"].(string); len(c) != 12 {
+			t.Errorf("request line %d client = %q, want a 12-digit hash", i, c)
+		}
+	}
+	if _, ok := lines[1]["logging.googleapis.com/trace"]; ok {
+		t.Errorf("a malformed trace header was logged")
+	}
+	if lines[0]["client"] != lines[1]["client"] || lines[0]["client"] == lines[2]["client"] {
+		t.Errorf("client hashes do not follow the client")
 	}
 }
