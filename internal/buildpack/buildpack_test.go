@@ -1,4 +1,4 @@
-package tokenvendingmachine
+package buildpack
 
 // The tests in this file check that Google Cloud Functions' Go buildpack
 // (github.com/GoogleCloudPlatform/buildpacks, cmd/go/functions_framework)
@@ -36,8 +36,12 @@ import (
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
-// deployReadme is the README whose deploy command names the runtime.
-var deployReadme = "README.md"
+// moduleRoot is the function's module, whose root package is the function.
+const moduleRoot = "../.."
+
+// deployReadme is the README whose deploy command names the runtime and
+// the entry point.
+var deployReadme = filepath.Join(moduleRoot, "README.md")
 
 // What the buildpack uses and requires.
 const (
@@ -200,6 +204,32 @@ func deployReadmeRuntime(readme []byte) (string, error) {
 	return runtime, nil
 }
 
+// deployEntryPointRE matches the entry point a deploy command names:
+// gcloud functions deploy's --entry-point, or gcloud run deploy's --function.
+var deployEntryPointRE = regexp.MustCompile(`--(?:entry-point|function)[ =]([A-Za-z_][A-Za-z0-9_]*)`)
+
+// deployEntryPoint returns the entry point the README's deploy commands
+// name, which must be the name the function registers with functions.HTTP:
+// the built function is started with it as FUNCTION_TARGET.
+func deployEntryPoint(t *testing.T) string {
+	t.Helper()
+	readme, err := os.ReadFile(deployReadme)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var name string
+	for _, m := range deployEntryPointRE.FindAllSubmatch(readme, -1) {
+		if name != "" && string(m[1]) != name {
+			t.Fatalf("%s: deploy commands name entry points %s and %s", deployReadme, name, m[1])
+		}
+		name = string(m[1])
+	}
+	if name == "" {
+		t.Fatalf("%s: no deploy command names the entry point (--entry-point or --function)", deployReadme)
+	}
+	return name
+}
+
 // deployCheckGoVersions reports whether the buildpack's toolchain for
 // runtime (e.g. "go1.25", the latest 1.25.x) can build a go.mod with the
 // given go and toolchain directives without fetching another toolchain.
@@ -230,14 +260,14 @@ func deployCheckGoVersion(what, v, runtime string) error {
 }
 
 func TestBuildpackLayout(t *testing.T) {
-	name, imports, err := deployPackage(".")
+	name, imports, err := deployPackage(moduleRoot)
 	if err != nil {
 		t.Errorf("the buildpack would reject the module root: %v", err)
 	} else if !imports[deployFunctionsPackage] {
 		t.Errorf("package %s does not import %s, so the buildpack would not use its declarative template", name, deployFunctionsPackage)
 	}
 
-	data, err := os.ReadFile("go.mod")
+	data, err := os.ReadFile(filepath.Join(moduleRoot, "go.mod"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -356,7 +386,7 @@ func TestBuildpackBuildAndServe(t *testing.T) {
 	}
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, deploySourceDir)
-	deployCopyModule(t, ".", src)
+	deployCopyModule(t, moduleRoot, src)
 	if _, _, err := deployPackage(src); err != nil {
 		t.Fatalf("the buildpack would reject the source: %v", err)
 	}
@@ -396,7 +426,7 @@ func TestBuildpackBuildAndServe(t *testing.T) {
 
 	fake := momentotest.NewServerT(t, "pizza")
 	base := deployStart(t, bin, map[string]string{
-		"FUNCTION_TARGET":       EntryPoint,
+		"FUNCTION_TARGET":       deployEntryPoint(t),
 		"K_SERVICE":             "token-vending-machine", // as on Cloud Functions
 		"MOMENTO_API_KEY":       fake.APIKey(),
 		"MOMENTO_EMULATOR_HOST": fake.Addr(),
@@ -406,7 +436,10 @@ func TestBuildpackBuildAndServe(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET / = %d %s, want 200", resp.StatusCode, body)
 	}
-	tok := deployDecodeToken(t, body)
+	tok, err := functest.DecodeToken(body)
+	if err != nil || tok.ExpiresIn < 3500 || tok.ExpiresIn > 3600 {
+		t.Fatalf("GET / = %+v (%v), want a token for about an hour", tok, err)
+	}
 	mints := fake.Mints()
 	if len(mints) != 1 {
 		t.Fatalf("after GET /: %d mints, want 1", len(mints))
@@ -590,15 +623,4 @@ func deployGet(t *testing.T, url string) (*http.Response, []byte) {
 		t.Fatalf("GET %s: %v", url, err)
 	}
 	return resp, body
-}
-
-// deployDecodeToken decodes a token response for about an hour.
-func deployDecodeToken(t *testing.T, body []byte) response {
-	t.Helper()
-	r := decodeBody(t, body)
-	now := time.Now().Unix()
-	if r.ExpiresIn < 3500 || r.ExpiresIn > 3600 || r.Exp < now+3500 || r.Exp > now+3601 {
-		t.Fatalf("body = %+v at %d, want a token for about an hour", r, now)
-	}
-	return r
 }
