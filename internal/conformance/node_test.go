@@ -36,7 +36,7 @@ func TestNodeSDK(t *testing.T) {
 	}
 	install := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
 	install.Dir = dir
-	install.Env = childEnv(nil)
+	install.Env = buildEnv(nil)
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("npm ci: %v\n%s", err, tail(string(out), 30))
 	}
