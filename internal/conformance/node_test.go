@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,16 +18,10 @@ import (
 // option: CredentialProvider.fromString with endpointOverrides naming the
 // emulator's address and secureConnection false.
 //
-// It skips, with a message, when node or npm is not on PATH.
+// It skips, with a message, when node or npm is not on PATH, and fails
+// instead when REQUIRE_NODE=1 (as in CI).
 func TestNodeSDK(t *testing.T) {
-	if testing.Short() {
-		t.Skip("installs @gomomento/sdk with npm ci and runs node; skipped with -short")
-	}
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode != nil || errNpm != nil {
-		t.Skipf("SKIPPED the Node SDK check: node or npm is not on PATH (node: %v, npm: %v)", errNode, errNpm)
-	}
+	node, npm := nodeFind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -68,4 +63,24 @@ func TestNodeSDK(t *testing.T) {
 	if mints[1].TokenID == "" || !strings.HasPrefix(mints[1].TokenID, "node-publisher-") {
 		t.Errorf("the publishing token's mint has TokenID %q, want the tokenId check.mjs sent", mints[1].TokenID)
 	}
+}
+
+// nodeFind returns the paths of node and npm, or skips or fails t without
+// them.
+func nodeFind(t *testing.T) (node, npm string) {
+	t.Helper()
+	required := os.Getenv("REQUIRE_NODE") == "1"
+	if testing.Short() && !required {
+		t.Skip("installs @gomomento/sdk with npm ci and runs node; skipped with -short; set REQUIRE_NODE=1 to run it anyway")
+	}
+	node, errNode := exec.LookPath("node")
+	npm, errNpm := exec.LookPath("npm")
+	if errNode == nil && errNpm == nil {
+		return node, npm
+	}
+	if required {
+		t.Fatalf("REQUIRE_NODE=1, but node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm", errNode, errNpm)
+	}
+	t.Skipf("SKIPPED the Node SDK check: node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm, or set REQUIRE_NODE=1 to make this a failure", errNode, errNpm)
+	return "", ""
 }
