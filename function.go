@@ -33,8 +33,8 @@ import (
 	"example.com/tokenvendingmachine/internal/clientip"
 	"example.com/tokenvendingmachine/internal/cloudlog"
 	"example.com/tokenvendingmachine/internal/config"
+	"example.com/tokenvendingmachine/internal/credential"
 	"example.com/tokenvendingmachine/internal/failure"
-	"example.com/tokenvendingmachine/internal/idtoken"
 	"example.com/tokenvendingmachine/internal/lazy"
 	"example.com/tokenvendingmachine/internal/vending"
 )
@@ -71,10 +71,6 @@ type handler struct {
 	log     *slog.Logger
 	labeler *sync.Pool // of keyed hashes that name callers in logs; see label
 	inst    lazy.Value[*instance]
-	// oidc verifies ID tokens; built on the first one, apart from the
-	// instance, so that an issuer that is down refuses only sign-ins.
-	oidc     lazy.Value[*idtoken.Verifier]
-	verified verifiedCache // callers of verified credentials
 	// topicsKey is appended to an anonymous caller's key when TOPICS is
 	// a list, so that a token cached for another TOPICS is never served.
 	topicsKey string
@@ -104,12 +100,6 @@ func newHandler(cfg config.Config, d deps) *handler {
 		Timeout:    setupTimeout,
 		Now:        d.now,
 	}
-	h.oidc = lazy.Value[*idtoken.Verifier]{
-		Build:      h.newIDTokenVerifier,
-		RetryDelay: setupRetryDelay,
-		Timeout:    setupTimeout,
-		Now:        d.now,
-	}
 	if !cfg.Topics.IsAll() {
 		h.topicsKey = ":" + cfg.Topics.Key()
 	}
@@ -127,70 +117,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// serve answers r, or returns the failure to answer it with.
+// serve answers r, or returns the failure to answer it with: the gate,
+// then who is calling, then their token.
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) error {
-	hdr := w.Header()
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	if r.URL.Path == "/favicon.ico" || r.URL.Path == "/robots.txt" {
-		// Browsers ask for these when the URL is opened directly; they
-		// must not cost a token.
-		le.outcome = "refused"
-		http.NotFound(w, r)
-		return nil
+	if answered, err := h.gate(w, r, le); answered || err != nil {
+		return err
 	}
-
-	if h.cfgErr != nil {
-		hdr.Set("Access-Control-Allow-Origin", "*") // so a page can read the error
-	} else if !allowOrigin(hdr, r.Header.Get("Origin"), h.cfg.AllowedOrigins) {
-		return errOriginRefused
-	} else if h.cfg.AllowedOrigins != nil && unreadable(r.Header) {
-		hdr.Del("Access-Control-Allow-Origin")
-		hdr.Del("Access-Control-Expose-Headers")
-		le.reason = "browser request that cannot read the answer"
-		return errOriginRefused
-	}
-	switch r.Method {
-	case http.MethodGet, http.MethodHead:
-	case http.MethodOptions:
-		le.outcome = "preflight"
-		preflight(hdr, r.Header)
-		w.WriteHeader(http.StatusNoContent)
-		return nil
-	default:
-		hdr.Set("Allow", allowedMethods)
-		return errMethodRefused
-	}
-	if h.cfgErr != nil {
-		return h.cfgErr
-	}
-
-	client := clientip.Resolve(r.Header.Values("X-Forwarded-For"), r.RemoteAddr, h.cfg.TrustedProxies)
-	le.forwardedJunk = client.Rejected
-	if client.Source == clientip.None {
-		return errUnidentified
-	}
-	raw, ok := bearer(r)
-	switch {
-	case !ok:
-		le.reason = "malformed authorization"
-		return refusal(failure.BadCredentials, le.reason)
-	case raw == "" && h.cfg.Topics.IsEmpty():
-		le.reason = "no credentials"
-		return errNoCredentials
-	}
-
-	inst, err := h.inst.Get(r.Context())
+	inst, caller, err := h.caller(r, le)
 	if err != nil {
 		return err
 	}
-	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Key}
-	if raw != "" {
-		if caller, err = h.credentialCaller(r.Context(), inst, raw, le); err != nil {
-			return err
-		}
-		caller.Client = client.Key
-	}
-	le.client = h.label(caller.Key)
 	tok, err := inst.vendor.Token(r.Context(), caller)
 	if err != nil {
 		return err
@@ -201,4 +137,77 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	}
 	writeToken(w, tok, h.now())
 	return nil
+}
+
+// gate answers what costs no token (the browser's favicon and robots.txt
+// requests, CORS preflights) and refuses what may have none (origins,
+// methods, a configuration that is invalid). answered reports that the
+// response is written.
+func (h *handler) gate(w http.ResponseWriter, r *http.Request, le *logEntry) (answered bool, err error) {
+	hdr := w.Header()
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	if r.URL.Path == "/favicon.ico" || r.URL.Path == "/robots.txt" {
+		// Browsers ask for these when the URL is opened directly; they
+		// must not cost a token.
+		le.outcome = "refused"
+		http.NotFound(w, r)
+		return true, nil
+	}
+
+	if h.cfgErr != nil {
+		hdr.Set("Access-Control-Allow-Origin", "*") // so a page can read the error
+	} else if !allowOrigin(hdr, r.Header.Get("Origin"), h.cfg.AllowedOrigins) {
+		return false, errOriginRefused
+	} else if h.cfg.AllowedOrigins != nil && unreadable(r.Header) {
+		hdr.Del("Access-Control-Allow-Origin")
+		hdr.Del("Access-Control-Expose-Headers")
+		return false, errUnreadable
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions:
+		le.outcome = "preflight"
+		preflight(hdr, r.Header)
+		w.WriteHeader(http.StatusNoContent)
+		return true, nil
+	default:
+		hdr.Set("Allow", allowedMethods)
+		return false, errMethodRefused
+	}
+	return false, h.cfgErr
+}
+
+// caller returns who r is for, and the instance that serves them: an
+// anonymous caller by its client address and TOPICS, or the holder of a
+// bearer token as internal/credential resolves it.
+func (h *handler) caller(r *http.Request, le *logEntry) (*instance, vending.Caller, error) {
+	client := clientip.Resolve(r.Header.Values("X-Forwarded-For"), r.RemoteAddr, h.cfg.TrustedProxies)
+	le.forwardedJunk = client.Rejected
+	if client.Source == clientip.None {
+		return nil, vending.Caller{}, errUnidentified
+	}
+	raw, ok := bearer(r)
+	switch {
+	case !ok:
+		return nil, vending.Caller{}, errMalformedAuthorization
+	case raw == "" && h.cfg.Topics.IsEmpty():
+		return nil, vending.Caller{}, errNoCredentials
+	}
+
+	inst, err := h.inst.Get(r.Context())
+	if err != nil {
+		return nil, vending.Caller{}, err
+	}
+	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Key}
+	if raw != "" {
+		var kind credential.Kind
+		caller, kind, err = inst.credentials.Caller(r.Context(), raw)
+		le.credential = string(kind)
+		if err != nil {
+			return nil, vending.Caller{}, err
+		}
+		caller.Client = client.Key
+	}
+	le.client = h.label(caller.Key)
+	return inst, caller, nil
 }

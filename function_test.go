@@ -241,12 +241,63 @@ func TestBadSecretPayload(t *testing.T) {
 }
 
 func TestKeyFromEnvironment(t *testing.T) {
-	hs := newHarnessFunc(t, func(hs *harness) map[string]string {
-		return map[string]string{"SECRET_ID": "", "SECRETMANAGER_EMULATOR_HOST": "", "MOMENTO_API_KEY": hs.momento.APIKey()}
-	})
+	for _, kind := range []string{"v1", "v2"} {
+		t.Run(kind, func(t *testing.T) {
+			hs := newHarnessFunc(t, func(hs *harness) map[string]string {
+				key := hs.momento.APIKey()
+				if kind == "v2" {
+					key = hs.momento.APIKeyV2()
+				}
+				return map[string]string{"SECRET_ID": "", "SECRETMANAGER_EMULATOR_HOST": "", "MOMENTO_API_KEY": key}
+			})
+			hs.token(t, "203.0.113.7")
+			if n := hs.secrets.Count(); n != 0 {
+				t.Errorf("secret accesses = %d with MOMENTO_API_KEY set, want 0", n)
+			}
+		})
+	}
+}
+
+// TestV2KeyWithoutEndpoint: a v2 key read from Secret Manager with no
+// endpoint to use it with is a misconfiguration, answered 500 and logged
+// naming MOMENTO_ENDPOINT; never a 503 that invites retries, and nothing is
+// dialled or minted. (From MOMENTO_API_KEY, config refuses it at startup.)
+func TestV2KeyWithoutEndpoint(t *testing.T) {
+	hs := newHarness(t, map[string]string{"MOMENTO_EMULATOR_HOST": ""})
+	w := hs.get("203.0.113.7")
+	if w.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, want 500", w.Code)
+	}
+	checkErrorBody(t, w)
+	lines := hs.logLines(t, logSetupFailed)
+	if len(lines) != 1 || !strings.Contains(fmt.Sprint(lines[0]["error"]), "MOMENTO_ENDPOINT") {
+		t.Errorf("setup failure log lines %v, want one naming MOMENTO_ENDPOINT", lines)
+	}
+	if n := len(hs.momento.Mints()); n != 0 {
+		t.Errorf("minted %d tokens", n)
+	}
+}
+
+// TestEndpointInSecret: a secret may hold a key and its endpoint together;
+// the secret's endpoint wins over MOMENTO_ENDPOINT, which is logged.
+func TestEndpointInSecret(t *testing.T) {
+	hs := newHarness(t, map[string]string{"MOMENTO_ENDPOINT": "cell-old.example.com"})
+	hs.secrets.AddVersion(secretID, []byte(`{"api_key": "`+hs.momento.APIKeyV2()+`", "endpoint": "https://api.cache.cell-new.example.com"}`))
+	k, err := secret.ParsePayload([]byte(`{"api_key": "` + hs.momento.APIKeyV2() + `", "endpoint": "cell-new.example.com"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := hs.h
+	if got := h.endpointFor(k).Endpoint; got != "cell-new.example.com" {
+		t.Errorf("endpoint = %q, want the secret's cell-new.example.com", got)
+	}
+	if got := h.endpointFor(secret.Key{APIKey: k.APIKey}).Endpoint; got != "cell-old.example.com" {
+		t.Errorf("endpoint of a bare key = %q, want MOMENTO_ENDPOINT's cell-old.example.com", got)
+	}
+	// Through the function: the emulator stands in for either endpoint.
 	hs.token(t, "203.0.113.7")
-	if n := hs.secrets.Count(); n != 0 {
-		t.Errorf("secret accesses = %d with MOMENTO_API_KEY set, want 0", n)
+	if len(hs.logLines(t, "the secret names its own Momento endpoint; MOMENTO_ENDPOINT is ignored")) == 0 {
+		t.Errorf("the disagreement between the secret and MOMENTO_ENDPOINT was not logged")
 	}
 }
 
@@ -594,12 +645,29 @@ func TestMintRateLimit(t *testing.T) {
 }
 
 func TestKeyRotationWithoutRedeploy(t *testing.T) {
+	for _, tc := range []struct{ from, to string }{{"v2", "v2"}, {"v1", "v2"}, {"v2", "v1"}} {
+		t.Run(tc.from+" to "+tc.to, func(t *testing.T) {
+			testKeyRotation(t, tc.from, tc.to)
+		})
+	}
+}
+
+func testKeyRotation(t *testing.T, from, to string) {
 	hs := newHarness(t, nil)
+	key := func() string {
+		if to == "v1" {
+			return hs.momento.APIKey()
+		}
+		return hs.momento.APIKeyV2()
+	}
+	if from == "v1" {
+		hs.secrets.AddVersion(secretID, []byte(hs.momento.APIKey()))
+	}
 	hs.token(t, "192.0.2.1")
 	// The account's key is rotated: Momento accepts only the new one, which
 	// is stored as the secret's new version.
-	newKey := hs.momento.RotateAPIKey()
-	hs.secrets.AddVersion(secretID, []byte(`{"momento": "`+newKey+`"}`))
+	hs.momento.RotateAPIKey()
+	hs.secrets.AddVersion(secretID, []byte(`{"momento": "`+key()+`"}`))
 
 	tok := hs.token(t, "192.0.2.2")
 	if n := hs.secrets.Count(); n != 2 {

@@ -92,8 +92,9 @@ func TestIDTokenScopesTheToken(t *testing.T) {
 	if n := issuer.Count(oidctest.EndpointJWKS); n != 1 {
 		t.Errorf("key set fetched %d times, want once", n)
 	}
-	if v, ok := hs.h.oidc.Peek(); !ok || v.Stats().SignatureChecks != 1 {
-		t.Errorf("signature checks for two requests with one ID token: %+v, want 1", v.Stats())
+	inst, _ := hs.h.inst.Peek()
+	if st, ok := inst.credentials.IDTokenStats(); !ok || st.SignatureChecks != 1 {
+		t.Errorf("signature checks for two requests with one ID token: %+v, want 1", st)
 	}
 	hs.secretsInLogs(t, raw, "alice")
 }

@@ -23,7 +23,6 @@ const (
 	logInvalidConfig = "invalid configuration; fix the environment variables and redeploy"
 	logSetupFailed   = "instance setup failed; a request after the retry delay will try again"
 	logInstanceReady = "instance ready"
-	logIssuerFailed  = "could not reach OIDC_ISSUER's keys; sign-ins are refused until a later request succeeds"
 )
 
 // logEntry collects what the request's log line says.
@@ -36,7 +35,7 @@ type logEntry struct {
 	// credential is the kind of credential presented: "ticket" or
 	// "id_token"; "" for none.
 	credential string
-	// reason is why a credential was refused, a fixed word.
+	// reason is why the caller was refused: the failure's Reason.
 	reason string
 	// forwardedJunk reports that the trusted X-Forwarded-For entry was
 	// not an address, so the connection's was used.

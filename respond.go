@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"time"
 
+	"example.com/tokenvendingmachine/internal/credential"
 	"example.com/tokenvendingmachine/internal/failure"
 	"example.com/tokenvendingmachine/internal/vending"
 )
@@ -68,7 +69,8 @@ var answers = map[failure.Kind]answer{
 
 // The failures the edge itself finds.
 var (
-	errOriginRefused = failure.New(failure.OriginRefused, "origin not allowed")
+	errOriginRefused = failure.Refusal(failure.OriginRefused, "origin not in ALLOWED_ORIGINS")
+	errUnreadable    = failure.Refusal(failure.OriginRefused, "browser request that cannot read the answer")
 	errMethodRefused = failure.New(failure.MethodRefused, "method not allowed")
 	errUnidentified  = failure.New(failure.Unidentified, "cannot identify the client")
 )
@@ -78,7 +80,6 @@ var (
 var (
 	errConfig = errors.New("invalid configuration")
 	errSetup  = errors.New("instance setup failed")
-	errIssuer = errors.New("OIDC_ISSUER's keys unreachable")
 )
 
 // fail answers a request that could not be served with err's answer, and
@@ -89,10 +90,10 @@ func (h *handler) fail(w http.ResponseWriter, err error, le *logEntry) {
 	if !ok {
 		a = answers[failure.Unavailable]
 	}
-	le.outcome, le.level = a.outcome, a.level
+	le.outcome, le.level, le.reason = a.outcome, a.level, failure.ReasonOf(err)
 	if a.logErr {
 		le.err = err.Error()
-		for _, logged := range []error{errConfig, errSetup, errIssuer} {
+		for _, logged := range []error{errConfig, errSetup, credential.ErrIssuer} {
 			if errors.Is(err, logged) {
 				le.err = logged.Error()
 			}

@@ -1,21 +1,20 @@
 package tokenvendingmachine
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
-	"sync"
-	"sync/atomic"
+	"net/http"
 	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
 	"example.com/tokenvendingmachine/internal/config"
+	"example.com/tokenvendingmachine/internal/credential"
 	"example.com/tokenvendingmachine/internal/failure"
 	"example.com/tokenvendingmachine/internal/secret"
-	"example.com/tokenvendingmachine/internal/ticket"
 	"example.com/tokenvendingmachine/internal/vending"
 )
 
@@ -34,9 +33,9 @@ const setupTimeout = 20 * time.Second
 // instance is what an instance sets up once: its vendor and the clients it
 // calls.
 type instance struct {
-	vendor  *vending.Vendor
-	secrets *secret.Client // nil when no key comes from Secret Manager
-	tickets *ticketKeys    // nil when tickets are not accepted
+	vendor      *vending.Vendor
+	secrets     *secret.Client // nil when no key comes from Secret Manager
+	credentials *credential.Resolver
 }
 
 // setup reads the Momento key and connects to Momento. Its failure is
@@ -53,52 +52,81 @@ func (h *handler) setup(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-func (h *handler) connect(ctx context.Context) (*instance, error) {
+// connect builds the instance: the Secret Manager client if a secret is
+// named, the credentials' resolver, the Momento clients and the vendor.
+func (h *handler) connect(ctx context.Context) (_ *instance, err error) {
 	cfg := h.cfg
 	inst := &instance{}
-	readKey := func(context.Context) (string, error) { return cfg.APIKey, nil }
 	if cfg.SecretID != "" || cfg.TicketSecretID != "" {
 		// The client outlives setup: its credentials refresh with this ctx.
-		var err error
-		inst.secrets, err = secret.NewClient(context.WithoutCancel(ctx), cfg.SecretManagerEmulatorHost)
-		if err != nil {
+		var secrets *secret.Client
+		if secrets, err = secret.NewClient(context.WithoutCancel(ctx), cfg.SecretManagerEmulatorHost); err != nil {
 			return nil, failure.Wrap(failure.Unavailable, err)
 		}
-	}
-	if cfg.SecretID != "" {
-		readKey = func(ctx context.Context) (string, error) {
-			ctx, cancel := context.WithTimeout(ctx, cfg.UpstreamTimeout)
-			defer cancel()
-			return inst.secrets.MomentoKey(ctx, cfg.SecretID)
-		}
-	}
-	fail := func(err error) (*instance, error) {
-		if inst.secrets != nil {
-			inst.secrets.Close()
-		}
-		return nil, err
+		inst.secrets = secrets
+		defer func() {
+			if err != nil {
+				secrets.Close()
+			}
+		}()
 	}
 
-	key, err := readKey(ctx)
+	key, err := h.readKey(ctx, inst.secrets)
 	if err != nil {
-		return fail(secretError("SECRET_ID", err))
+		return nil, secretError("SECRET_ID", err)
 	}
-	if inst.tickets, err = h.ticketKeys(ctx, inst.secrets); err != nil {
-		return fail(err)
+	if inst.credentials, err = h.credentials(ctx, inst.secrets); err != nil {
+		return nil, err
 	}
 	connect := vending.ConnectOptions{EmulatorHost: cfg.MomentoEmulatorHost, Timeout: cfg.UpstreamTimeout, DefaultTTL: cfg.CacheTTL}
 	clients, err := vending.Connect(ctx, key, connect)
 	if err != nil {
-		if errors.Is(err, vending.ErrBadKey) {
-			return fail(err)
+		if kind, _ := failure.Of(err); kind == failure.Misconfigured {
+			return nil, err // a bad key, or a v2 key without an endpoint
 		}
-		return fail(failure.Wrap(failure.Unavailable, fmt.Errorf("connect to Momento: %w", err)))
+		return nil, failure.Wrap(failure.Unavailable, fmt.Errorf("connect to Momento: %w", err))
 	}
 	if clients.Lazy {
 		h.log.Warn("Momento's cache endpoint did not answer during setup; connecting on first use")
 	}
 
-	opts := vending.Options{
+	opts := h.vendingOptions()
+	if cfg.SecretID != "" {
+		// A key from the environment is fixed for the instance's life;
+		// one from Secret Manager can be rotated without a redeploy.
+		opts.Reconnect = func(ctx context.Context) (*vending.Clients, error) {
+			key, err := h.readKey(ctx, inst.secrets)
+			if err != nil {
+				return nil, err
+			}
+			return vending.Connect(ctx, key, connect)
+		}
+	}
+	if inst.vendor, err = vending.New(clients, opts); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// readKey returns the Momento key and its endpoint: from the secret
+// SECRET_ID names, read through secrets, or else from MOMENTO_API_KEY.
+func (h *handler) readKey(ctx context.Context, secrets *secret.Client) (vending.Credentials, error) {
+	if h.cfg.SecretID == "" {
+		return vending.Credentials{APIKey: h.cfg.APIKey, Endpoint: h.cfg.MomentoEndpoint}, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, h.cfg.UpstreamTimeout)
+	defer cancel()
+	k, err := secrets.MomentoKey(ctx, h.cfg.SecretID)
+	if err != nil {
+		return vending.Credentials{}, err
+	}
+	return h.endpointFor(k), nil
+}
+
+// vendingOptions are the vendor's options from the configuration.
+func (h *handler) vendingOptions() vending.Options {
+	cfg := h.cfg
+	return vending.Options{
 		CacheName:      cfg.CacheName,
 		TokenTTL:       cfg.TokenTTL,
 		CacheTTL:       cfg.CacheTTL,
@@ -120,21 +148,18 @@ func (h *handler) connect(ctx context.Context) (*instance, error) {
 		Logger:         h.log,
 		Label:          h.label,
 	}
-	if cfg.SecretID != "" {
-		// A key from the environment is fixed for the instance's life;
-		// one from Secret Manager can be rotated without a redeploy.
-		opts.Reconnect = func(ctx context.Context) (*vending.Clients, error) {
-			key, err := readKey(ctx)
-			if err != nil {
-				return nil, err
-			}
-			return vending.Connect(ctx, key, connect)
-		}
+}
+
+// endpointFor returns the credentials for a key read from Secret Manager.
+// An endpoint stored with the key wins over MOMENTO_ENDPOINT: the two were
+// issued together and rotate together, while the variable changes only
+// with a redeploy. A disagreement is logged, since one of them is stale.
+func (h *handler) endpointFor(k secret.Key) vending.Credentials {
+	if k.Endpoint != "" && h.cfg.MomentoEndpoint != "" && k.Endpoint != h.cfg.MomentoEndpoint {
+		h.log.Warn("the secret names its own Momento endpoint; MOMENTO_ENDPOINT is ignored",
+			"endpoint", k.Endpoint, "momento_endpoint", h.cfg.MomentoEndpoint)
 	}
-	if inst.vendor, err = vending.New(clients, opts); err != nil {
-		return fail(err)
-	}
-	return inst, nil
+	return vending.Credentials{APIKey: k.APIKey, Endpoint: cmp.Or(k.Endpoint, h.cfg.MomentoEndpoint)}
 }
 
 // secretError gives a failure to read the secret that variable names its
@@ -153,20 +178,25 @@ func secretError(variable string, err error) error {
 	return failure.Wrap(failure.Unavailable, err)
 }
 
-// ticketKeys returns the keys that verify tickets, read from TICKET_KEY or
-// from the secret TICKET_SECRET_ID names; nil if neither is set.
-func (h *handler) ticketKeys(ctx context.Context, secrets *secret.Client) (*ticketKeys, error) {
+// credentials builds the resolver of the callers' credentials, reading the
+// ticket keys from TICKET_KEY or the secret TICKET_SECRET_ID names.
+func (h *handler) credentials(ctx context.Context, secrets *secret.Client) (*credential.Resolver, error) {
 	cfg := h.cfg
-	tk := &ticketKeys{
-		opts: ticket.Options{Audience: cfg.TicketAudience, MaxTTL: cfg.TicketMaxTTL, Now: h.now},
-		log:  h.log,
+	opts := credential.Options{
+		TicketAudience: cfg.TicketAudience, TicketMaxTTL: cfg.TicketMaxTTL,
+		Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, JWKSURL: cfg.OIDCJWKSURL,
+		HTTPClient: &http.Client{Timeout: cfg.UpstreamTimeout},
+		Topics:     cfg.OIDCTopics, Publish: cfg.OIDCPublish,
+		IssuerRetryDelay: setupRetryDelay, IssuerTimeout: setupTimeout,
+		Now: h.now, Log: h.log,
 	}
 	switch {
 	case cfg.TicketKey != "":
-		tk.read = func(context.Context) ([]byte, error) { return []byte(cfg.TicketKey), nil }
-		tk.variable = "TICKET_KEY"
+		opts.TicketKeysFrom = "TICKET_KEY"
+		opts.TicketKeys = func(context.Context) ([]byte, error) { return []byte(cfg.TicketKey), nil }
 	case cfg.TicketSecretID != "":
-		tk.read = func(ctx context.Context) ([]byte, error) {
+		opts.TicketKeysFrom, opts.TicketKeysChange = "TICKET_SECRET_ID", true
+		opts.TicketKeys = func(ctx context.Context) ([]byte, error) {
 			ctx, cancel := context.WithTimeout(ctx, cfg.UpstreamTimeout)
 			defer cancel()
 			b, err := secrets.Read(ctx, cfg.TicketSecretID)
@@ -175,91 +205,8 @@ func (h *handler) ticketKeys(ctx context.Context, secrets *secret.Client) (*tick
 			}
 			return b, nil
 		}
-		tk.variable, tk.rereads = "TICKET_SECRET_ID", true
-	default:
-		return nil, nil
 	}
-	if err := tk.load(ctx); err != nil {
-		return nil, err
-	}
-	return tk, nil
-}
-
-// ticketKeys verifies tickets with the current keys. Keys from Secret
-// Manager are read again when a ticket names a key id they lack (the app
-// added a key), at most once per ticketRereadInterval, and when they are
-// older than ticketKeysMaxAge (the app removed one).
-type ticketKeys struct {
-	read     func(context.Context) ([]byte, error)
-	variable string         // the variable the keys come from, for errors
-	rereads  bool           // whether an unknown key id makes it read the keys again
-	opts     ticket.Options // its Now is the clock
-	log      *slog.Logger
-
-	current  atomic.Pointer[ticket.Verifier]
-	loadedAt atomic.Int64 // when current was read, in unix nanoseconds
-	mu       sync.Mutex   // serialises reads; guards next
-	next     time.Time    // the earliest time of the next re-read for an unknown key id
-}
-
-// ticketRereadInterval is the least time between two re-reads of the
-// ticket keys, however many unknown key ids arrive.
-const ticketRereadInterval = 30 * time.Second
-
-// ticketKeysMaxAge is how long keys from Secret Manager are used before
-// they are read again, so that a key removed from the secret stops being
-// accepted without a redeploy.
-const ticketKeysMaxAge = 5 * time.Minute
-
-// load reads the keys and makes them current.
-func (tk *ticketKeys) load(ctx context.Context) error {
-	payload, err := tk.read(ctx)
-	if err != nil {
-		return err
-	}
-	keys, err := ticket.ParseKeys(payload)
-	if err != nil {
-		// The error names key ids and lengths, never key bytes.
-		return failure.Wrap(failure.Misconfigured, fmt.Errorf("%s: %w", tk.variable, err))
-	}
-	v, err := ticket.NewVerifier(keys, tk.opts)
-	if err != nil {
-		return failure.Wrap(failure.Misconfigured, fmt.Errorf("%s: %w", tk.variable, err))
-	}
-	tk.current.Store(v)
-	tk.loadedAt.Store(tk.opts.Now().UnixNano())
-	return nil
-}
-
-// verify verifies raw with the current keys, reading them again first if
-// raw names a key id they lack and the interval allows.
-func (tk *ticketKeys) verify(ctx context.Context, raw string) (ticket.Claims, error) {
-	if tk.rereads && tk.opts.Now().Sub(time.Unix(0, tk.loadedAt.Load())) > ticketKeysMaxAge && tk.mu.TryLock() {
-		// One request reads them again; the others go on with the keys
-		// they have.
-		if err := tk.load(ctx); err != nil {
-			tk.log.Error("re-reading the ticket keys failed", "error", err.Error())
-			// Keep the keys, and try again after the re-read interval.
-			retry := tk.opts.Now().Add(ticketRereadInterval - ticketKeysMaxAge)
-			tk.loadedAt.Store(retry.UnixNano())
-		}
-		tk.mu.Unlock()
-	}
-	c, err := tk.current.Load().Verify(raw)
-	if err == nil || !tk.rereads || !errors.Is(err, ticket.ErrUnknownKey) {
-		return c, err
-	}
-	tk.mu.Lock()
-	defer tk.mu.Unlock()
-	if now := tk.opts.Now(); now.After(tk.next) {
-		tk.next = now.Add(ticketRereadInterval)
-		if lerr := tk.load(ctx); lerr != nil {
-			tk.log.Error("re-reading the ticket keys failed", "error", lerr.Error())
-		} else {
-			tk.log.Info("re-read the ticket keys for an unknown key id")
-		}
-	}
-	return tk.current.Load().Verify(raw)
+	return credential.New(ctx, opts)
 }
 
 // close releases the instance's clients. The function never calls it (an

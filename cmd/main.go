@@ -52,6 +52,7 @@ import (
 	"example.com/tokenvendingmachine/internal/demo"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/oidctest"
+	"example.com/tokenvendingmachine/internal/ticket"
 )
 
 func main() {
@@ -133,7 +134,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 		defer emu.Close()
 		emu.SetLatency(*latency)
 		set("MOMENTO_EMULATOR_HOST", emu.Addr())
-		set("MOMENTO_API_KEY", emu.APIKey())
+		// A v2 key, as Momento's console issues them; the emulator host
+		// stands in for its endpoint.
+		set("MOMENTO_API_KEY", emu.APIKeyV2())
 
 		// Tickets: a key of the runner's own unless one is set, so that the
 		// demo (and cmd/ticket) can play the app's backend.
@@ -166,7 +169,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, setenv 
 		}
 		if *demoPort > 0 {
 			opts := demo.Options{FunctionURL: fnURL, SignInURL: signInURL,
-				TicketAudience: cmp.Or(getenv("TICKET_AUDIENCE"), config.DefaultTicketAudience)}
+				TicketAudience: cmp.Or(getenv("TICKET_AUDIENCE"), ticket.DefaultAudience)}
 			if ticketKey != "" && !strings.HasPrefix(ticketKey, "{") {
 				opts.TicketKey = []byte(ticketKey)
 			}

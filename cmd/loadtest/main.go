@@ -147,44 +147,14 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	rep.Listening, rep.ColdStart = srv.listening, srv.firstToken
 	emu.ResetCounts() // count the run's calls, not the cold start's
 
-	client := &http.Client{
-		Timeout:   30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: *concurrency, MaxIdleConns: *concurrency},
-	}
-	var next atomic.Int64
-	var failed atomic.Int64
-	lat := make([][]time.Duration, *concurrency)
-	var wg sync.WaitGroup
-	start := time.Now()
-	for w := range *concurrency {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for ctx.Err() == nil {
-				i := int(next.Add(1) - 1)
-				if i >= *requests {
-					return
-				}
-				t0 := time.Now()
-				ok := get(client, srv.url, ipOf(i%*ips))
-				lat[w] = append(lat[w], time.Since(t0))
-				if !ok {
-					failed.Add(1)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	rep.Elapsed = time.Since(start)
+	lat, failed, elapsed := load(ctx, srv.url, *requests, *ips, *concurrency)
+	rep.Elapsed = elapsed
 	if err := ctx.Err(); err != nil {
 		return rep, err
 	}
-
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	pct := func(p float64) time.Duration { return all[min(len(all)-1, int(p*float64(len(all))))] }
-	rep.P50, rep.P90, rep.P99, rep.Max = pct(0.50), pct(0.90), pct(0.99), all[len(all)-1]
-	rep.Failed = int(failed.Load())
+	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
+	rep.P50, rep.P90, rep.P99, rep.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
+	rep.Failed = failed
 	rep.Calls = map[string]int{}
 	for _, m := range []momentotest.Method{momentotest.MethodGet, momentotest.MethodIncrement, momentotest.MethodMint, momentotest.MethodSet} {
 		rep.Calls[string(m)] = emu.Count(m)
@@ -193,6 +163,42 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	rep.PeakRSS, rep.FinalRSS = srv.rss()
 	printReport(stdout, rep)
 	return rep, nil
+}
+
+// load sends requests GETs to url from ips client addresses in turn, with
+// concurrency in flight, until done or ctx ends. It returns the latencies,
+// sorted, how many failed, and how long it took.
+func load(ctx context.Context, url string, requests, ips, concurrency int) (lat []time.Duration, failed int, elapsed time.Duration) {
+	client := &http.Client{
+		Timeout:   30 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxIdleConns: concurrency},
+	}
+	var next, failures atomic.Int64
+	lats := make([][]time.Duration, concurrency)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= requests {
+					return
+				}
+				t0 := time.Now()
+				ok := get(client, url, ipOf(i%ips))
+				lats[w] = append(lats[w], time.Since(t0))
+				if !ok {
+					failures.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	lat = slices.Concat(lats...)
+	slices.Sort(lat)
+	return lat, int(failures.Load()), time.Since(start)
 }
 
 // ipOf returns the i-th client IP, in 10.0.0.0/8.

@@ -7,11 +7,14 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"time"
 	"unicode"
 
+	"example.com/tokenvendingmachine/internal/momentokey"
 	"example.com/tokenvendingmachine/internal/scope"
+	"example.com/tokenvendingmachine/internal/secret"
 )
 
 // RefreshMargin is the least lifetime a served token has left. Browsers
@@ -29,6 +32,11 @@ type Config struct {
 	SecretID string
 	// APIKey is the Momento API key itself. Never log it.
 	APIKey string
+	// MomentoEndpoint is the Momento endpoint (a cell's host name, such as
+	// cell-us-east-1-1.prod.a.momentohq.com) for a key that carries none (a
+	// v2 key), or to use instead of a v1 key's own; "" if unset. An
+	// endpoint stored with the key in the secret takes precedence.
+	MomentoEndpoint string
 	// CacheName is the cache tokens may subscribe in, and where they are cached.
 	CacheName string
 	// TokenTTL is the lifetime of a minted token: (0, MaxTokenTTL], whole seconds.
@@ -72,9 +80,11 @@ type Config struct {
 	// one is set; with neither, tickets are not accepted.
 	TicketSecretID string
 	TicketKey      string
-	// TicketAudience is the aud a ticket must carry.
+	// TicketAudience is the aud a ticket must carry; "" means
+	// ticket.DefaultAudience.
 	TicketAudience string
-	// TicketMaxTTL is the furthest ahead a ticket's exp may be.
+	// TicketMaxTTL is the furthest ahead a ticket's exp may be; 0 means
+	// ticket.DefaultMaxTTL.
 	TicketMaxTTL time.Duration
 	// OIDCIssuer, if set, is the issuer whose ID tokens sign callers in;
 	// OIDCAudience the audience they must carry (required with it), and
@@ -116,8 +126,6 @@ const (
 	DefaultLookupBurst        = 1000
 	DefaultL1MaxEntries       = 10_000
 	DefaultL1MaxBytes         = 8 << 20
-	DefaultTicketAudience     = "momento-token-vending-machine"
-	DefaultTicketMaxTTL       = 10 * time.Minute
 	DefaultFleetMintRate      = 4
 	DefaultFleetMintBurst     = 20
 	DefaultNetworkMintRate    = 0.5
@@ -126,9 +134,19 @@ const (
 	DefaultNetworkLookupBurst = 100
 )
 
+// ErrNoEndpoint returns the error for a v2 API key, found in where, with no
+// endpoint to use it with: v2 keys carry none.
+func ErrNoEndpoint(where string) error {
+	return fmt.Errorf("%s holds a v2 Momento API key, which carries no endpoint: set MOMENTO_ENDPOINT to "+
+		"the endpoint shown beside the key in Momento's console, such as %s", where, ExampleEndpoint)
+}
+
+// ExampleEndpoint is a Momento endpoint, for messages.
+const ExampleEndpoint = "cell-us-east-1-1.prod.a.momentohq.com"
+
 // Variables are the environment variables FromEnv reads.
 var Variables = []string{
-	"SECRET_ID", "MOMENTO_API_KEY", "CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS",
+	"SECRET_ID", "MOMENTO_API_KEY", "MOMENTO_ENDPOINT", "CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS",
 	"TRUSTED_PROXIES", "UPSTREAM_TIMEOUT", "MINT_RATE", "MINT_BURST", "LOOKUP_RATE", "LOOKUP_BURST",
 	"L1_MAX_ENTRIES", "L1_MAX_BYTES", "MOMENTO_EMULATOR_HOST", "SECRETMANAGER_EMULATOR_HOST",
 	"GOOGLE_CLOUD_PROJECT", "TOPICS", "TICKET_SECRET_ID", "TICKET_KEY", "TICKET_AUDIENCE", "TICKET_MAX_TTL",
@@ -143,6 +161,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	c := Config{
 		SecretID:                  p.str("SECRET_ID"),
 		APIKey:                    strings.TrimSpace(getenv("MOMENTO_API_KEY")),
+		MomentoEndpoint:           p.endpoint("MOMENTO_ENDPOINT"),
 		CacheName:                 p.strOr("CACHE_NAME", DefaultCacheName),
 		TokenTTL:                  p.duration("TOKEN_TTL", DefaultTokenTTL),
 		CacheTTL:                  p.duration("CACHE_TTL", 0),
@@ -161,8 +180,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		Topics:                    p.topics("TOPICS"),
 		TicketSecretID:            p.str("TICKET_SECRET_ID"),
 		TicketKey:                 strings.TrimSpace(getenv("TICKET_KEY")),
-		TicketAudience:            p.strOr("TICKET_AUDIENCE", DefaultTicketAudience),
-		TicketMaxTTL:              p.duration("TICKET_MAX_TTL", DefaultTicketMaxTTL),
+		TicketAudience:            p.str("TICKET_AUDIENCE"),
+		TicketMaxTTL:              p.duration("TICKET_MAX_TTL", 0),
 		OIDCIssuer:                p.str("OIDC_ISSUER"),
 		OIDCAudience:              p.str("OIDC_AUDIENCE"),
 		OIDCJWKSURL:               p.str("OIDC_JWKS_URL"),
@@ -183,7 +202,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		p.fail("set SECRET_ID or MOMENTO_API_KEY, not both")
 	case c.SecretID != "":
 		// Never quote the value: a key may have been pasted here.
-		if ValidateSecretName(c.SecretID) != nil {
+		if secret.ValidateName(c.SecretID) != nil {
 			p.fail("SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
 		} else if c.Project == "" {
 			c.Project, _, _ = strings.Cut(strings.TrimPrefix(c.SecretID, "projects/"), "/")
@@ -191,6 +210,10 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	case strings.ContainsFunc(c.APIKey, unicode.IsSpace):
 		// Never quote the key itself.
 		p.fail("MOMENTO_API_KEY must not contain spaces")
+	default:
+		if k, err := momentokey.Parse(c.APIKey); err == nil && k.NeedsEndpoint() && c.MomentoEndpoint == "" && p.ok("MOMENTO_ENDPOINT") && c.MomentoEmulatorHost == "" {
+			p.fail("%s", ErrNoEndpoint("MOMENTO_API_KEY"))
+		}
 	}
 	if !validCacheName(c.CacheName) {
 		p.fail("CACHE_NAME must be 1 to 255 letters, digits, '-', '_' or '.'")
@@ -247,13 +270,13 @@ func (p *parser) callers(c *Config) {
 	switch {
 	case c.TicketSecretID != "" && c.TicketKey != "":
 		p.fail("set TICKET_SECRET_ID or TICKET_KEY, not both")
-	case c.TicketSecretID != "" && ValidateSecretName(c.TicketSecretID) != nil:
+	case c.TicketSecretID != "" && secret.ValidateName(c.TicketSecretID) != nil:
 		p.fail("TICKET_SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
 	case c.TicketKey != "" && !strings.HasPrefix(c.TicketKey, "{") && len(c.TicketKey) < MinTicketKeyLen:
 		// Never quote the key.
 		p.fail("TICKET_KEY must be at least %d bytes, got %d", MinTicketKeyLen, len(c.TicketKey))
 	}
-	if p.ok("TICKET_MAX_TTL") && (c.TicketMaxTTL < 10*time.Second || c.TicketMaxTTL > time.Hour) {
+	if p.set("TICKET_MAX_TTL") && p.ok("TICKET_MAX_TTL") && (c.TicketMaxTTL < 10*time.Second || c.TicketMaxTTL > time.Hour) {
 		p.fail("TICKET_MAX_TTL must be between 10s and 1h, got %v", c.TicketMaxTTL)
 	}
 	if c.OIDCIssuer != "" {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,9 @@ import (
 
 // testKey is a distinctive Momento API key; no error may ever contain it.
 const testKey = "sekrit-KEY-123"
+
+// testV2Key is a Momento v2 API key: a JWT whose claims hold "t": "g".
+var testV2Key = "eyJhbGciOiJIUzI1NiJ9." + base64.RawURLEncoding.EncodeToString([]byte(`{"t":"g","id":"sekrit"}`)) + ".c2lnbmF0dXJl"
 
 // env returns a getenv that reads m; a missing variable reads as "".
 func env(m map[string]string) func(string) string {
@@ -44,8 +48,6 @@ func defaults() Config {
 		L1MaxEntries:    10000,
 		L1MaxBytes:      8 << 20,
 		Topics:          scope.All(),
-		TicketAudience:  "momento-token-vending-machine",
-		TicketMaxTTL:    10 * time.Minute,
 		FleetMintRate:   4,
 		FleetMintBurst:  20,
 		NetworkMintRate: 0.5, NetworkMintBurst: 3,
@@ -70,6 +72,29 @@ func TestFromEnvValid(t *testing.T) {
 		env  map[string]string
 		want func(*Config) // applied to defaults()
 	}{
+		{
+			name: "v2 key with endpoint",
+			env:  map[string]string{"MOMENTO_API_KEY": testV2Key, "MOMENTO_ENDPOINT": "https://api.cache.cell-us-east-1-1.prod.a.momentohq.com/"},
+			want: func(c *Config) { c.APIKey = testV2Key; c.MomentoEndpoint = "cell-us-east-1-1.prod.a.momentohq.com" },
+		},
+		{
+			// The emulator stands in for the endpoint.
+			name: "v2 key with emulator",
+			env:  map[string]string{"MOMENTO_API_KEY": testV2Key, "MOMENTO_EMULATOR_HOST": "127.0.0.1:9000"},
+			want: func(c *Config) { c.APIKey = testV2Key; c.MomentoEmulatorHost = "127.0.0.1:9000" },
+		},
+		{
+			// Whether a key from Secret Manager needs one is known only
+			// once it is read.
+			name: "secret id with endpoint",
+			env:  map[string]string{"SECRET_ID": "projects/p/secrets/momento-key", "MOMENTO_ENDPOINT": "cache.cell-9.example.com:443"},
+			want: func(c *Config) {
+				c.APIKey = ""
+				c.SecretID = "projects/p/secrets/momento-key"
+				c.Project = "p"
+				c.MomentoEndpoint = "cell-9.example.com"
+			},
+		},
 		{
 			name: "secret id",
 			env:  map[string]string{"SECRET_ID": "projects/p/secrets/momento-key"},
@@ -505,51 +530,5 @@ func TestVariablesListsEveryVariableRead(t *testing.T) {
 	}
 	for v := range asked {
 		t.Errorf("FromEnv reads %s, which Variables does not list", v)
-	}
-}
-
-func TestValidateSecretName(t *testing.T) {
-	tests := []struct {
-		name string
-		ok   bool
-	}{
-		{"projects/p/secrets/s", true},
-		{"projects/my-project-123/secrets/momento-api_key/versions/latest", true},
-		{"projects/123456789012/secrets/S/versions/7", true},
-		{"projects/example.com:proj/secrets/s/versions/1", true},
-		{"projects/p/secrets/s/versions/prod-alias", true},
-		{"projects/p/secrets/" + strings.Repeat("s", 255), true},
-		{"", false},
-		{"projects/p", false},
-		{"projects/p/secrets", false},
-		{"projects/p/secrets/", false},
-		{"projects//secrets/s", false},
-		{"projects/p/secrets/s/versions", false},
-		{"projects/p/secrets/s/versions/", false},
-		{"projects/p/secrets/s/versions/1/extra", false},
-		{"projects/p/secrets/s/", false},
-		{"/projects/p/secrets/s", false},
-		{"projects/p/secrets/s.t", false},
-		{"projects/p/secrets/" + strings.Repeat("s", 256), false},
-		{"projects/p/locations/l/secrets/s/versions/1", false},
-		{"projects/p/secrets/s\n", false},
-		{" projects/p/secrets/s", false},
-		{"projects/p/secrets/s/versions/1 ", false},
-		{"momento-api-key", false},
-		{"secretmanager.googleapis.com/projects/p/secrets/s", false},
-	}
-	for _, tt := range tests {
-		err := ValidateSecretName(tt.name)
-		if (err == nil) != tt.ok {
-			t.Errorf("ValidateSecretName(%q) = %v, want ok = %v", tt.name, err, tt.ok)
-		}
-	}
-}
-
-func TestValidateSecretNameDoesNotQuoteName(t *testing.T) {
-	const key = "SECRETkey0123456789"
-	err := ValidateSecretName(key)
-	if err == nil || strings.Contains(err.Error(), key) {
-		t.Errorf("ValidateSecretName(key) = %v, want an error that does not contain the input", err)
 	}
 }

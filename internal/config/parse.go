@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"example.com/tokenvendingmachine/internal/momentokey"
 	"example.com/tokenvendingmachine/internal/scope"
 )
 
@@ -125,6 +126,20 @@ func (p *parser) hostPort(name string) string {
 		return ""
 	}
 	return v
+}
+
+// endpoint parses a Momento endpoint in any of the forms a user pastes.
+func (p *parser) endpoint(name string) string {
+	v := p.str(name)
+	if v == "" {
+		return ""
+	}
+	ep, err := momentokey.NormalizeEndpoint(v)
+	if err != nil {
+		p.invalid(name, "must be a Momento endpoint such as %s or https://api.cache.%s, got %q", ExampleEndpoint, ExampleEndpoint, v)
+		return ""
+	}
+	return ep
 }
 
 // origins parses a comma-separated list of origins; "*" (or unset) means any.

@@ -59,6 +59,10 @@ type Error struct {
 	Retry time.Duration
 	// Err is the cause, for logs; callers never see it.
 	Err error
+	// Reason is why a caller was refused, for the request's log line: a
+	// fixed word or phrase ("expired", "signature", "malformed"), never
+	// text the caller sent; "" if none.
+	Reason string
 }
 
 func (e *Error) Error() string {
@@ -74,6 +78,25 @@ func (e *Error) Unwrap() error { return e.Err }
 // test with errors.Is.
 func New(kind Kind, text string) *Error {
 	return &Error{Kind: kind, Err: errors.New(text)}
+}
+
+// Refusal returns the error that refuses a caller for reason, a fixed word
+// or phrase that the request's log line records (see ReasonOf).
+func Refusal(kind Kind, reason string) *Error {
+	return &Error{Kind: kind, Err: errors.New(reason), Reason: reason}
+}
+
+// ReasonOf returns the Reason of the outermost *Error in err's chain that
+// has one, or "".
+func ReasonOf(err error) string {
+	var e *Error
+	for errors.As(err, &e) {
+		if e.Reason != "" {
+			return e.Reason
+		}
+		err = e.Err
+	}
+	return ""
 }
 
 // Wrap returns err marked as kind, or nil if err is nil.

@@ -48,3 +48,28 @@ func TestWrap(t *testing.T) {
 		t.Errorf("Wrap(Unavailable, cause) = %v, want it to wrap cause with the same text", err)
 	}
 }
+
+func TestReasonOf(t *testing.T) {
+	refused := Refusal(BadCredentials, "expired")
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"nil", nil, ""},
+		{"plain", errors.New("boom"), ""},
+		{"no reason", New(Misconfigured, "bad key"), ""},
+		{"refusal", refused, "expired"},
+		{"wrapped twice", fmt.Errorf("a: %w: %w", errors.New("b"), refused), "expired"},
+		{"inside a kind without reason", Wrap(Forbidden, refused), "expired"},
+		{"outermost reason wins", &Error{Kind: Forbidden, Reason: "outer", Err: refused}, "outer"},
+	}
+	for _, tt := range tests {
+		if got := ReasonOf(tt.err); got != tt.want {
+			t.Errorf("ReasonOf(%s) = %q, want %q", tt.name, got, tt.want)
+		}
+	}
+	if kind, _ := Of(refused); kind != BadCredentials {
+		t.Errorf("Of(Refusal(BadCredentials, ...)) = %v, want BadCredentials", kind)
+	}
+}

@@ -6,9 +6,9 @@
 // [Verifier.Verify] then checks a raw token with github.com/coreos/go-oidc/v3:
 // the signature with one of the issuer's asymmetric keys (never an HMAC, never
 // "none"), the issuer, the audience and the expiry, plus "nbf" and "iat" not in
-// the future and a subject present. A verified result is cached until the
-// token's "exp", so a repeat request costs a hash and a map lookup, no
-// signature verification.
+// the future and a subject present. Every call verifies: remembering
+// verified tokens is the caller's (internal/credential keeps their callers
+// in the function's one expiring cache).
 //
 // A token whose key id the verifier does not know makes it fetch the key set
 // again, at most once per Options.RefetchInterval however many unknown key ids
@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -52,7 +51,6 @@ const ClockLeeway = time.Minute
 // Defaults for Options.
 const (
 	DefaultRefetchInterval = time.Minute
-	DefaultCacheMaxEntries = 10000
 	DefaultFetchTimeout    = 10 * time.Second
 )
 
@@ -128,15 +126,12 @@ type Options struct {
 	// HTTPClient fetches the discovery document and the keys; nil means a
 	// client with a DefaultFetchTimeout timeout.
 	HTTPClient *http.Client
-	// Now is the clock for expiry, the cache and the refetch budget; nil
-	// means time.Now.
+	// Now is the clock for expiry and the refetch budget; nil means
+	// time.Now.
 	Now func() time.Time
 	// RefetchInterval is the least time between two fetches of the key set;
 	// 0 means DefaultRefetchInterval.
 	RefetchInterval time.Duration
-	// CacheMaxEntries bounds the verified-result cache; 0 means
-	// DefaultCacheMaxEntries, a negative value disables the cache.
-	CacheMaxEntries int
 }
 
 // Identity is what a verified ID token says about its holder.
@@ -154,8 +149,6 @@ type Identity struct {
 
 // Stats counts what a Verifier did, for metrics and tests.
 type Stats struct {
-	// CacheHits is how many Verify calls the verified-result cache answered.
-	CacheHits int64
 	// SignatureChecks is how many signature verifications were run.
 	SignatureChecks int64
 	// KeyFetches is how many times the key set was fetched (including the
@@ -170,9 +163,6 @@ type Verifier struct {
 	now      func() time.Time
 	keys     *keySet
 	oidc     *oidc.IDTokenVerifier
-	cache    *cache // nil when disabled
-
-	cacheHits atomic.Int64
 }
 
 // New returns a Verifier for opts.Issuer. It fetches the discovery document
@@ -192,9 +182,6 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	}
 	if opts.RefetchInterval <= 0 {
 		opts.RefetchInterval = DefaultRefetchInterval
-	}
-	if opts.CacheMaxEntries == 0 {
-		opts.CacheMaxEntries = DefaultCacheMaxEntries
 	}
 	jwksURL := opts.JWKSURL
 	if jwksURL == "" {
@@ -225,9 +212,6 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 			Now:                  opts.Now,
 		}),
 	}
-	if opts.CacheMaxEntries > 0 {
-		v.cache = newCache(opts.CacheMaxEntries)
-	}
 	return v, nil
 }
 
@@ -237,7 +221,6 @@ func (v *Verifier) Issuer() string { return v.issuer }
 // Stats returns the counts so far.
 func (v *Verifier) Stats() Stats {
 	return Stats{
-		CacheHits:       v.cacheHits.Load(),
 		SignatureChecks: v.keys.checks.Load(),
 		KeyFetches:      v.keys.fetches.Load(),
 	}
@@ -251,14 +234,6 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 		return Identity{}, ErrMalformed
 	}
 	now := v.now()
-	var key [sha256.Size]byte
-	if v.cache != nil {
-		key = sha256.Sum256([]byte(raw))
-		if id, ok := v.cache.get(key, now); ok {
-			v.cacheHits.Add(1)
-			return id, nil
-		}
-	}
 	h, c, err := peek(raw)
 	if err != nil {
 		return Identity{}, err
@@ -285,9 +260,6 @@ func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
 		Subject: tok.Subject,
 		TokenID: TokenID(v.issuer, tok.Subject),
 		Expires: tok.Expiry,
-	}
-	if v.cache != nil {
-		v.cache.put(key, id)
 	}
 	return id, nil
 }

@@ -2,11 +2,14 @@ package momentotest
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"strings"
+	"time"
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -109,6 +112,20 @@ func matches(selector, name string) bool {
 func v1Token(secret, endpoint string) string {
 	b, _ := json.Marshal(map[string]string{"api_key": secret, "endpoint": endpoint})
 	return base64.StdEncoding.EncodeToString(b)
+}
+
+// v2Key returns an account key in Momento's v2 form: a JWT whose claims
+// hold "t": "g" (and here the key's id and issue time, which a real key
+// does not promise), signed with a random HMAC key, so that no two are
+// alike and none can be made without the fake issuing it.
+func v2Key(id string, now time.Time) string {
+	enc := base64.RawURLEncoding
+	header, _ := json.Marshal(map[string]string{"alg": "HS256", "typ": "JWT"})
+	claims, _ := json.Marshal(map[string]any{"t": "g", "id": id, "iat": now.Unix()})
+	signed := enc.EncodeToString(header) + "." + enc.EncodeToString(claims)
+	mac := hmac.New(sha256.New, []byte(randomHex(32)))
+	mac.Write([]byte(signed))
+	return signed + "." + enc.EncodeToString(mac.Sum(nil))
 }
 
 func randomHex(n int) string {

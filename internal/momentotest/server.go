@@ -16,6 +16,10 @@
 // [Server.SetFault] and [Server.SetLatency].
 //
 // What it models, as Momento does:
+//   - Account keys in both forms Momento issues: [Server.APIKey] (v1: base64
+//     of {"api_key", "endpoint"}) and [Server.APIKeyV2] (v2: a signed JWT
+//     whose claims hold "t": "g" and no endpoint). A key the fake did not
+//     issue, or one it revoked ([Server.RotateAPIKey]), is Unauthenticated.
 //   - Caches exist only once created, by [Options].Caches, [Server.CreateCache]
 //     or the control plane's CreateCache; DeleteCache and ListCaches too. A
 //     data call on any other cache answers NotFound (the SDK's
@@ -48,7 +52,9 @@
 // Unimplemented, so a client calling something the fake does not know fails
 // loudly rather than being told it may not.
 //
-// Where it differs from Momento: there is one account; the api_key inside a
+// Where it differs from Momento: there is one account, whose v1 and v2 keys
+// are two spellings of one key (revoked together); a v2 key's claims other
+// than "t" are the fake's own; the api_key inside a
 // minted token is an unsigned JWT-shaped string whose claims spell out the
 // scope in plain JSON, which a real token does not promise; error messages
 // are the fake's own. Where Momento documents a limit but not the status that
@@ -155,12 +161,15 @@ type Server struct {
 	// frozen is the clock's time once SetTime has stopped it; zero means
 	// the clock runs.
 	frozen time.Time
-	// keys maps an account key's secret (the api_key inside it) to its ID.
-	keys   map[string]string
-	apiKey string   // the newest account key, in v1 form
-	issued []string // every account key issued, in v1 form
-	items  map[itemKey]Item
-	mints  []Mint
+	// keys maps what a client sends as authorization for an account key
+	// (the api_key inside a v1 key, or a whole v2 key) to the key's ID.
+	keys     map[string]string
+	apiKey   string   // the newest account key, in v1 form
+	apiKeyV2 string   // the newest account key, in v2 form
+	issued   []string // every account key issued, in both forms
+	keyCount int      // account keys issued
+	items    map[itemKey]Item
+	mints    []Mint
 	// minted maps a minted token's secret to its index in mints.
 	minted     map[string]int
 	faults     map[Method]Fault
@@ -316,15 +325,28 @@ func (s *Server) SetTime(t time.Time) {
 	s.frozen = t
 }
 
-// APIKey returns the account key the fake accepts now, in Momento's v1 form.
+// APIKey returns the account key the fake accepts now, in Momento's v1 form:
+// base64 of {"api_key", "endpoint"}, the endpoint being Options.Endpoint.
 func (s *Server) APIKey() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.apiKey
 }
 
-// APIKeys returns every account key the fake has issued, revoked ones
-// included, oldest first: for tests that check no key leaked.
+// APIKeyV2 returns the account key the fake accepts now in the v2 form that
+// Momento issues since December 2025: a signed JWT whose claims hold
+// "t": "g" and no endpoint. Clients take it with an endpoint of their own
+// (pointed at the fake, as [Server.CredentialProvider] does). It is the
+// same account key as [Server.APIKey], so both are revoked together by
+// [Server.RotateAPIKey]; a v2 key the fake did not issue is Unauthenticated.
+func (s *Server) APIKeyV2() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.apiKeyV2
+}
+
+// APIKeys returns every account key the fake has issued, in both forms,
+// revoked ones included, oldest first: for tests that check no key leaked.
 func (s *Server) APIKeys() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -333,7 +355,8 @@ func (s *Server) APIKeys() []string {
 
 // RotateAPIKey issues a new account key and revokes every older one: calls
 // made with them fail with Unauthenticated. Tokens minted earlier stay valid
-// until they expire. It returns the new key.
+// until they expire. It returns the new key in v1 form; [Server.APIKeyV2]
+// returns it in v2 form.
 func (s *Server) RotateAPIKey() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -341,12 +364,17 @@ func (s *Server) RotateAPIKey() string {
 	return s.newAPIKeyLocked()
 }
 
-// newAPIKeyLocked issues an account key. s.mu must be held.
+// newAPIKeyLocked issues an account key, in both forms, and returns its v1
+// form. s.mu must be held.
 func (s *Server) newAPIKeyLocked() string {
+	s.keyCount++
+	id := fmt.Sprintf("key-%d", s.keyCount)
 	secret := "momentotest-account-" + randomHex(16)
-	s.keys[secret] = fmt.Sprintf("key-%d", len(s.issued)+1)
 	s.apiKey = v1Token(secret, s.endpoint)
-	s.issued = append(s.issued, s.apiKey)
+	s.apiKeyV2 = v2Key(id, s.nowLocked())
+	s.keys[secret] = id
+	s.keys[s.apiKeyV2] = id
+	s.issued = append(s.issued, s.apiKey, s.apiKeyV2)
 	return s.apiKey
 }
 

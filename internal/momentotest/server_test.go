@@ -364,3 +364,61 @@ func TestCloseStopsServing(t *testing.T) {
 		t.Errorf("second Close() = %v", err)
 	}
 }
+
+// TestV2APIKey: the key form Momento issues since December 2025 works through
+// the real SDK as the v1 form does, and is revoked with it.
+func TestV2APIKey(t *testing.T) {
+	s := NewServerT(t, "pizza")
+	v2 := s.APIKeyV2()
+	if v2 == "" || v2 == s.APIKey() {
+		t.Fatalf("APIKeyV2() = %q, want a key of its own", v2)
+	}
+	ctx := context.Background()
+	if _, err := cacheClient(t, s, v2).Set(ctx, &momento.SetRequest{CacheName: "pizza", Key: momento.String("k"), Value: momento.String("v")}); err != nil {
+		t.Fatalf("Set with the v2 key: %v", err)
+	}
+	tok := mintSubscribeOnly(t, authClient(t, s, v2), "pizza", 600)
+	if got, _ := s.MintOf(tok.ApiKey); got.Caller != "key-1" {
+		t.Errorf("mint with the v2 key recorded caller %q, want key-1 (the same account key as APIKey)", got.Caller)
+	}
+	// The token it mints is a v1 token naming the fake's endpoint, as a
+	// real one names the cell.
+	if tok.Endpoint != DefaultEndpoint {
+		t.Errorf("token minted with the v2 key names endpoint %q, want %q", tok.Endpoint, DefaultEndpoint)
+	}
+
+	s.RotateAPIKey()
+	if s.APIKeyV2() == v2 {
+		t.Fatal("RotateAPIKey kept the v2 key")
+	}
+	_, err := cacheClient(t, s, v2).Get(ctx, &momento.GetRequest{CacheName: "pizza", Key: momento.String("k")})
+	if got := grpcCode(err); got != codes.Unauthenticated {
+		t.Errorf("Get with a revoked v2 key: code %v, want Unauthenticated", got)
+	}
+	if _, err := cacheClient(t, s, s.APIKeyV2()).Get(ctx, &momento.GetRequest{CacheName: "pizza", Key: momento.String("k")}); err != nil {
+		t.Errorf("Get with the new v2 key: %v", err)
+	}
+}
+
+// TestForeignV2APIKey: a well-formed v2 key that this fake did not issue
+// (another account's) is Unauthenticated, for data calls and mints alike.
+func TestForeignV2APIKey(t *testing.T) {
+	s := NewServerT(t, "pizza")
+	other := NewServerT(t, "pizza")
+	foreign := other.APIKeyV2()
+	ctx := context.Background()
+	_, err := cacheClient(t, s, foreign).Get(ctx, &momento.GetRequest{CacheName: "pizza", Key: momento.String("k")})
+	if got := grpcCode(err); got != codes.Unauthenticated {
+		t.Errorf("Get with a foreign v2 key: code %v (err %v), want Unauthenticated", got, err)
+	}
+	_, err = authClient(t, s, foreign).GenerateDisposableToken(ctx, &momento.GenerateDisposableTokenRequest{
+		ExpiresIn: utils.ExpiresInSeconds(60),
+		Scope:     momento.TopicSubscribeOnly(momento.AllCaches{}, momento.AllTopics{}),
+	})
+	if got := grpcCode(err); got != codes.Unauthenticated {
+		t.Errorf("mint with a foreign v2 key: code %v (err %v), want Unauthenticated", got, err)
+	}
+	if n := len(s.Mints()); n != 0 {
+		t.Errorf("len(Mints()) = %d after a foreign key's mint, want 0", n)
+	}
+}

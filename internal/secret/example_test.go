@@ -31,7 +31,7 @@ func ExampleClient_MomentoKey() {
 	defer c.Close()
 
 	key, err := c.MomentoKey(ctx, "projects/demo/secrets/momento")
-	fmt.Println(len(key), err) // never print or log the key itself
+	fmt.Println(len(key.APIKey), err) // never print or log the key itself
 
 	_, err = c.MomentoKey(ctx, "projects/demo/secrets/missing")
 	switch {

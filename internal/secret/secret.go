@@ -2,8 +2,9 @@
 // ticket keys, with [Client.Read]) from Google Cloud Secret Manager.
 //
 // A [Client] reads one secret version with [Client.MomentoKey], verifies its
-// CRC32C checksum and returns the key in it. The payload is either JSON,
-// {"momento": "<key>"}, or the bare key; see [ParsePayload].
+// CRC32C checksum and returns the key in it. The payload is the bare key, or
+// JSON: {"momento": "<key>"}, or {"api_key": "<key>", "endpoint": "<cell>"}
+// for a key and its endpoint together; see [ParsePayload].
 //
 // The payload is the account's API key, so no error from this package ever
 // contains payload bytes or the key.
@@ -27,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"regexp"
 	"strings"
 	"sync"
 	"unicode"
@@ -40,7 +42,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"example.com/tokenvendingmachine/internal/config"
+	"example.com/tokenvendingmachine/internal/momentokey"
 )
 
 var (
@@ -49,8 +51,9 @@ var (
 	ErrChecksum = errors.New("secret payload failed CRC32C verification")
 
 	// ErrPayload means the payload holds no usable key: it is empty, is JSON
-	// without a non-empty "momento" string, or is a bare value with
-	// whitespace inside it.
+	// without a non-empty "momento" or "api_key" string or with an
+	// endpoint that is not one, or is a bare value with whitespace inside
+	// it.
 	ErrPayload = errors.New("secret payload holds no Momento API key")
 )
 
@@ -102,7 +105,8 @@ func (c *Client) Close() error {
 // when to try again.
 var noRetry = gax.WithRetry(nil)
 
-// MomentoKey returns the Momento API key stored in the secret version name,
+// MomentoKey returns the Momento API key (and endpoint, if any) stored in
+// the secret version name,
 // "projects/P/secrets/S/versions/V"; "projects/P/secrets/S" means
 // ".../versions/latest". It makes a single AccessSecretVersion call, with no
 // retries. It verifies the payload's CRC32C when the service sends one
@@ -111,14 +115,14 @@ var noRetry = gax.WithRetry(nil)
 // An error from the service wraps its gRPC status, so status.Code(err)
 // returns its code; a bare context error is converted to the matching
 // DeadlineExceeded or Canceled status.
-func (c *Client) MomentoKey(ctx context.Context, name string) (string, error) {
+func (c *Client) MomentoKey(ctx context.Context, name string) (Key, error) {
 	data, got, err := c.read(ctx, name)
 	if err != nil {
-		return "", err
+		return Key{}, err
 	}
 	key, err := ParsePayload(data)
 	if err != nil {
-		return "", fmt.Errorf("%s: %w", got, err)
+		return Key{}, fmt.Errorf("%s: %w", got, err)
 	}
 	return key, nil
 }
@@ -134,7 +138,7 @@ func (c *Client) Read(ctx context.Context, name string) ([]byte, error) {
 // read returns the payload of the secret version name and the version's
 // full name.
 func (c *Client) read(ctx context.Context, name string) ([]byte, string, error) {
-	if err := config.ValidateSecretName(name); err != nil {
+	if err := ValidateName(name); err != nil {
 		return nil, "", err
 	}
 	if strings.Count(name, "/") == 3 {
@@ -160,51 +164,112 @@ func (c *Client) read(ctx context.Context, name string) ([]byte, string, error) 
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// ParsePayload returns the Momento API key in a secret payload: either a JSON
-// object {"momento": "<key>"} (other members are ignored) or the bare key.
+// secretNameRE matches a global secret or secret version name. The project
+// may be an ID (including a domain-scoped "example.com:p") or a number; the
+// secret ID rule is the service's; the version is a number, "latest" or an
+// alias. It is compiled on first use, not at init: every millisecond of
+// package init is paid by each cold start.
+var secretNameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^projects/[A-Za-z0-9.:_-]+/secrets/[A-Za-z0-9_-]{1,255}(/versions/[A-Za-z0-9_-]+)?$`)
+})
+
+// ValidateName reports whether name is a secret, "projects/P/secrets/S",
+// or a secret version, "projects/P/secrets/S/versions/V". The error does not
+// quote name, in case a key was configured where its name belongs.
+func ValidateName(name string) error {
+	if !secretNameRE().MatchString(name) {
+		return errors.New("secret name must be projects/PROJECT/secrets/SECRET or projects/PROJECT/secrets/SECRET/versions/VERSION")
+	}
+	return nil
+}
+
+// Key is what a secret holds for Momento: the API key and, if the secret
+// names one, the endpoint to use it with.
+type Key struct {
+	// APIKey is the Momento API key. Never log it.
+	APIKey string
+	// Endpoint is the endpoint stored with the key, normalized by
+	// momentokey.NormalizeEndpoint; "" if the secret names none.
+	Endpoint string
+}
+
+// ParsePayload returns the Momento API key in a secret payload: the bare key,
+// or a JSON object holding it in "momento" or "api_key" (one of the two),
+// with an optional "endpoint": {"api_key": "<v2 key>", "endpoint":
+// "cell-us-east-1-1.prod.a.momentohq.com"} keeps a v2 key and its endpoint
+// in one secret, so that they rotate together. Other members are ignored.
 // A payload that starts like other JSON, with '[' or '"', is rejected.
 // Surrounding whitespace and a leading UTF-8 byte order mark are trimmed from
 // the payload and from the key, since `echo key | gcloud secrets create`
 // stores a trailing newline. The key must be non-empty and hold no
-// whitespace or control characters; otherwise the error wraps ErrPayload.
-// Errors never quote the payload.
-func ParsePayload(b []byte) (string, error) {
+// whitespace or control characters, and the endpoint must be one that
+// momentokey.NormalizeEndpoint accepts; otherwise the error wraps
+// ErrPayload. Errors never quote the payload.
+func ParsePayload(b []byte) (Key, error) {
 	b = bytes.TrimSpace(bytes.TrimPrefix(b, []byte("\ufeff")))
 	if len(b) == 0 {
-		return "", fmt.Errorf("%w: payload is empty", ErrPayload)
+		return Key{}, fmt.Errorf("%w: payload is empty", ErrPayload)
 	}
-	var key string
+	var k Key
 	switch b[0] {
 	case '[', '"':
 		// No key starts with these; a quoted or listed key is a mistake.
-		return "", fmt.Errorf("%w: payload is JSON but not an object", ErrPayload)
+		return Key{}, fmt.Errorf("%w: payload is JSON but not an object", ErrPayload)
 	case '{':
-		// Decode into raw members rather than a struct: encoding/json
-		// matches struct fields case-insensitively, and its errors can quote
-		// the input, so they are never returned.
-		var doc map[string]json.RawMessage
-		if err := json.Unmarshal(b, &doc); err != nil {
-			return "", fmt.Errorf("%w: payload starts with '{' but is not a JSON object", ErrPayload)
-		}
-		raw, ok := doc["momento"]
-		if !ok {
-			return "", fmt.Errorf("%w: JSON has no \"momento\" member", ErrPayload)
-		}
-		if err := json.Unmarshal(raw, &key); err != nil {
-			return "", fmt.Errorf("%w: JSON \"momento\" is not a string", ErrPayload)
-		}
-		key = strings.TrimSpace(key)
-		if key == "" {
-			return "", fmt.Errorf("%w: JSON \"momento\" is empty", ErrPayload)
+		var err error
+		if k, err = parseJSON(b); err != nil {
+			return Key{}, err
 		}
 	default:
-		key = string(b)
+		k.APIKey = string(b)
 	}
-	if !utf8.ValidString(key) {
-		return "", fmt.Errorf("%w: key is not valid UTF-8", ErrPayload)
+	if !utf8.ValidString(k.APIKey) {
+		return Key{}, fmt.Errorf("%w: key is not valid UTF-8", ErrPayload)
 	}
-	if strings.ContainsFunc(key, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-		return "", fmt.Errorf("%w: key contains whitespace or control characters", ErrPayload)
+	if strings.ContainsFunc(k.APIKey, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return Key{}, fmt.Errorf("%w: key contains whitespace or control characters", ErrPayload)
 	}
-	return key, nil
+	return k, nil
+}
+
+// parseJSON reads a payload that is a JSON object. It decodes into raw
+// members rather than a struct: encoding/json matches struct fields
+// case-insensitively, and its errors can quote the input, so they are never
+// returned.
+func parseJSON(b []byte) (Key, error) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return Key{}, fmt.Errorf("%w: payload starts with '{' but is not a JSON object", ErrPayload)
+	}
+	name := "momento"
+	raw, ok := doc[name]
+	if alt, has := doc["api_key"]; has {
+		if ok {
+			return Key{}, fmt.Errorf("%w: JSON has both \"momento\" and \"api_key\"; keep one", ErrPayload)
+		}
+		name, raw, ok = "api_key", alt, true
+	}
+	if !ok {
+		return Key{}, fmt.Errorf("%w: JSON has no \"momento\" or \"api_key\" member", ErrPayload)
+	}
+	var k Key
+	if err := json.Unmarshal(raw, &k.APIKey); err != nil {
+		return Key{}, fmt.Errorf("%w: JSON %q is not a string", ErrPayload, name)
+	}
+	if k.APIKey = strings.TrimSpace(k.APIKey); k.APIKey == "" {
+		return Key{}, fmt.Errorf("%w: JSON %q is empty", ErrPayload, name)
+	}
+	if raw, ok := doc["endpoint"]; ok {
+		var ep string
+		if err := json.Unmarshal(raw, &ep); err != nil {
+			return Key{}, fmt.Errorf("%w: JSON \"endpoint\" is not a string", ErrPayload)
+		}
+		var err error
+		if k.Endpoint, err = momentokey.NormalizeEndpoint(ep); err != nil {
+			// The endpoint is no secret, but it sits beside one: say
+			// what is wrong without quoting it.
+			return Key{}, fmt.Errorf("%w: JSON \"endpoint\" is not a Momento endpoint such as cell-us-east-1-1.prod.a.momentohq.com", ErrPayload)
+		}
+	}
+	return k, nil
 }

@@ -60,8 +60,8 @@ func TestMomentoKey(t *testing.T) {
 			if err != nil {
 				t.Fatalf("MomentoKey(%q): %v", tt.secret, err)
 			}
-			if got != tt.want {
-				t.Errorf("MomentoKey(%q) = %q, want %q", tt.secret, got, tt.want)
+			if got.APIKey != tt.want || got.Endpoint != "" {
+				t.Errorf("MomentoKey(%q) = %+v, want key %q and no endpoint", tt.secret, got, tt.want)
 			}
 			if diff := cmp.Diff([]string{tt.wantSent}, srv.Accesses()[before:]); diff != "" {
 				t.Errorf("MomentoKey(%q) names sent mismatch (-want +got):\n%s", tt.secret, diff)
@@ -169,6 +169,10 @@ func TestMomentoKeyPayload(t *testing.T) {
 		payload string
 	}{
 		{"JSON without momento", `{"key": "k"}`},
+		{"JSON with momento and api_key", `{"momento": "k", "api_key": "k"}`},
+		{"JSON api_key empty", `{"api_key": ""}`},
+		{"JSON endpoint not a host", `{"api_key": "k", "endpoint": "https://cell.example.com/path"}`},
+		{"JSON endpoint not a string", `{"api_key": "k", "endpoint": 443}`},
 		{"JSON with empty momento", `{"momento": ""}`},
 		{"JSON with blank momento", `{"momento": "  "}`},
 		{"JSON momento not a string", `{"momento": 42}`},
@@ -253,8 +257,8 @@ func TestErrorsNeverContainPayload(t *testing.T) {
 			if err == nil {
 				t.Fatalf("MomentoKey(%q) = %q, want an error", name, got)
 			}
-			if got != "" {
-				t.Errorf("MomentoKey(%q) returned %q with its error, want \"\"", name, got)
+			if got != (secret.Key{}) {
+				t.Errorf("MomentoKey(%q) returned %+v with its error, want the zero Key", name, got)
 			}
 			// Deliberately inspects error text: this is what would reach a log.
 			for _, text := range errorTexts(err) {
@@ -283,44 +287,52 @@ func errorTexts(err error) []string {
 
 func TestParsePayload(t *testing.T) {
 	tests := []struct {
-		name    string
-		payload string
-		want    string
-		wantErr error
+		name         string
+		payload      string
+		want         string
+		wantEndpoint string
+		wantErr      error
 	}{
-		{"JSON", `{"momento":"k1"}`, "k1", nil},
-		{"JSON with whitespace and newline", "{\n  \"momento\": \"k1\"\n}\n", "k1", nil},
-		{"JSON with other members", `{"momento":"k1","cache":"pizza","n":1}`, "k1", nil},
-		{"JSON key padded", `{"momento":" k1\n"}`, "k1", nil},
-		{"bare", "k1", "k1", nil},
-		{"bare with newline", "k1\n", "k1", nil},
-		{"bare with CRLF", "k1\r\n", "k1", nil},
-		{"bare with surrounding spaces", "\t k1 \n", "k1", nil},
-		{"byte order mark", "\ufeffk1\n", "k1", nil},
-		{"bare JWT-like", "eyJhbGciOi.eyJzdWIiOi.sig_-+/=", "eyJhbGciOi.eyJzdWIiOi.sig_-+/=", nil},
-		{"empty", "", "", secret.ErrPayload},
-		{"whitespace only", " \r\n\t", "", secret.ErrPayload},
-		{"JSON empty object", `{}`, "", secret.ErrPayload},
-		{"JSON momento case differs", `{"Momento":"k1"}`, "", secret.ErrPayload},
-		{"JSON momento empty", `{"momento":""}`, "", secret.ErrPayload},
-		{"JSON momento number", `{"momento":1}`, "", secret.ErrPayload},
-		{"JSON momento object", `{"momento":{"key":"k1"}}`, "", secret.ErrPayload},
-		{"JSON inner space", `{"momento":"k 1"}`, "", secret.ErrPayload},
-		{"JSON array", `["k1"]`, "", secret.ErrPayload},
-		{"JSON string", `"k1"`, "", secret.ErrPayload},
-		{"malformed JSON", `{"momento":"k1"`, "", secret.ErrPayload},
-		{"JSON trailing garbage", `{"momento":"k1"} x`, "", secret.ErrPayload},
-		{"inner space", "k 1", "", secret.ErrPayload},
-		{"inner newline", "k1\nk2", "", secret.ErrPayload},
-		{"inner tab", "k1\tk2", "", secret.ErrPayload},
-		{"control character", "k1\x00", "", secret.ErrPayload},
-		{"invalid UTF-8", "k1\xff", "", secret.ErrPayload},
+		{"JSON", `{"momento":"k1"}`, "k1", "", nil},
+		{"JSON api_key", `{"api_key":"k1"}`, "k1", "", nil},
+		{"JSON api_key and endpoint", `{"api_key":"k1","endpoint":"cell-us-east-1-1.prod.a.momentohq.com"}`, "k1", "cell-us-east-1-1.prod.a.momentohq.com", nil},
+		{"JSON endpoint as the docs show it", `{"api_key":"k1","endpoint":"https://api.cache.cell-1.example.com/"}`, "k1", "cell-1.example.com", nil},
+		{"JSON momento and endpoint", `{"momento":"k1","endpoint":"cache.cell-1.example.com:443"}`, "k1", "cell-1.example.com", nil},
+		{"JSON api_key case differs", `{"API_KEY":"k1"}`, "", "", secret.ErrPayload},
+		{"JSON endpoint with a port", `{"api_key":"k1","endpoint":"cell-1.example.com:8443"}`, "", "", secret.ErrPayload},
+		{"JSON with whitespace and newline", "{\n  \"momento\": \"k1\"\n}\n", "k1", "", nil},
+		{"JSON with other members", `{"momento":"k1","cache":"pizza","n":1}`, "k1", "", nil},
+		{"JSON key padded", `{"momento":" k1\n"}`, "k1", "", nil},
+		{"bare", "k1", "k1", "", nil},
+		{"bare with newline", "k1\n", "k1", "", nil},
+		{"bare with CRLF", "k1\r\n", "k1", "", nil},
+		{"bare with surrounding spaces", "\t k1 \n", "k1", "", nil},
+		{"byte order mark", "\ufeffk1\n", "k1", "", nil},
+		{"bare JWT-like", "eyJhbGciOi.eyJzdWIiOi.sig_-+/=", "eyJhbGciOi.eyJzdWIiOi.sig_-+/=", "", nil},
+		{"empty", "", "", "", secret.ErrPayload},
+		{"whitespace only", " \r\n\t", "", "", secret.ErrPayload},
+		{"JSON empty object", `{}`, "", "", secret.ErrPayload},
+		{"JSON momento case differs", `{"Momento":"k1"}`, "", "", secret.ErrPayload},
+		{"JSON momento empty", `{"momento":""}`, "", "", secret.ErrPayload},
+		{"JSON momento number", `{"momento":1}`, "", "", secret.ErrPayload},
+		{"JSON momento object", `{"momento":{"key":"k1"}}`, "", "", secret.ErrPayload},
+		{"JSON inner space", `{"momento":"k 1"}`, "", "", secret.ErrPayload},
+		{"JSON array", `["k1"]`, "", "", secret.ErrPayload},
+		{"JSON string", `"k1"`, "", "", secret.ErrPayload},
+		{"malformed JSON", `{"momento":"k1"`, "", "", secret.ErrPayload},
+		{"JSON trailing garbage", `{"momento":"k1"} x`, "", "", secret.ErrPayload},
+		{"inner space", "k 1", "", "", secret.ErrPayload},
+		{"inner newline", "k1\nk2", "", "", secret.ErrPayload},
+		{"inner tab", "k1\tk2", "", "", secret.ErrPayload},
+		{"control character", "k1\x00", "", "", secret.ErrPayload},
+		{"invalid UTF-8", "k1\xff", "", "", secret.ErrPayload},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := secret.ParsePayload([]byte(tt.payload))
-			if got != tt.want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
-				t.Errorf("ParsePayload(%q) = %q, %v; want %q, %v", tt.payload, got, err, tt.want, tt.wantErr)
+			want := secret.Key{APIKey: tt.want, Endpoint: tt.wantEndpoint}
+			if got != want || !errors.Is(err, tt.wantErr) || (tt.wantErr == nil) != (err == nil) {
+				t.Errorf("ParsePayload(%q) = %+v, %v; want %+v, %v", tt.payload, got, err, want, tt.wantErr)
 			}
 		})
 	}
@@ -337,8 +349,8 @@ func TestNewClientOptionsOverride(t *testing.T) {
 		t.Fatalf("NewClient with ClientOptions: %v", err)
 	}
 	defer c.Close()
-	if got, err := c.MomentoKey(context.Background(), "projects/p/secrets/s"); err != nil || got != "key" {
-		t.Errorf("MomentoKey = %q, %v; want %q, nil", got, err, "key")
+	if got, err := c.MomentoKey(context.Background(), "projects/p/secrets/s"); err != nil || got.APIKey != "key" {
+		t.Errorf("MomentoKey = %+v, %v; want %q, nil", got, err, "key")
 	}
 }
 

@@ -30,6 +30,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/lru"
 	"example.com/tokenvendingmachine/internal/scope"
 )
 
@@ -121,7 +122,7 @@ type Token struct {
 // Vendor hands out tokens. Its methods are safe for concurrent use.
 type Vendor struct {
 	opts    Options
-	l1      *l1
+	l1      *lru.Cache[string, token]
 	flights singleflight.Group
 	lim     *limiter
 	current atomic.Pointer[generation]
@@ -178,7 +179,7 @@ func New(clients *Clients, opts Options) (*Vendor, error) {
 // ErrRejected); or it is ctx's error.
 func (v *Vendor) Token(ctx context.Context, c Caller) (Token, error) {
 	key := c.Key
-	if t, ok := v.l1.get(key, v.opts.Now()); ok {
+	if t, ok := v.l1.Get(key, v.opts.Now()); ok {
 		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
 	}
 	var leader bool // set only in the flight this request started
@@ -220,7 +221,7 @@ type item struct {
 func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	key := c.Key
 	now := v.opts.Now()
-	if t, ok := v.l1.get(key, now); ok {
+	if t, ok := v.l1.Get(key, now); ok {
 		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
 	}
 	keys := limitKeys(c)
@@ -233,7 +234,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	} else if ok {
-		v.l1.put(key, t, until)
+		v.l1.Put(key, t, l1Size(key, t), until)
 		return Token{Value: t.value, Expires: t.exp, Source: FromMomento}, nil
 	}
 
@@ -271,7 +272,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if ttl := min(v.opts.CacheTTL, t.exp.Sub(now.Truncate(time.Second))-v.opts.Margin); ttl >= time.Second {
 		until := minTime(now.Add(ttl), t.exp.Add(-v.opts.Margin))
 		v.store(ctx, gen.clients, key, itemKey, item{Token: t.value, Exp: t.exp.Unix(), Until: until.UnixMilli()}, ttl)
-		v.l1.put(key, t, until)
+		v.l1.Put(key, t, l1Size(key, t), until)
 	}
 	return Token{Value: t.value, Expires: t.exp, Source: Minted}, nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"example.com/tokenvendingmachine/internal/failure"
 	"example.com/tokenvendingmachine/internal/logbuf"
+	"example.com/tokenvendingmachine/internal/lru"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/scope"
 )
@@ -63,7 +64,7 @@ func newVendor(t *testing.T, fake *momentotest.Server, modify func(*Options)) *e
 	if modify != nil {
 		modify(&opts)
 	}
-	clients, err := Connect(context.Background(), fake.APIKey(), ConnectOptions{EmulatorHost: fake.Addr(), Timeout: 5 * time.Second})
+	clients, err := Connect(context.Background(), Credentials{APIKey: fake.APIKey()}, ConnectOptions{EmulatorHost: fake.Addr(), Timeout: 5 * time.Second})
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
@@ -434,7 +435,7 @@ func TestKeyRotation(t *testing.T) {
 	e := newVendor(t, fake, func(o *Options) {
 		o.Reconnect = func(ctx context.Context) (*Clients, error) {
 			reconnects.Add(1)
-			return Connect(ctx, fake.APIKey(), ConnectOptions{EmulatorHost: fake.Addr(), Timeout: time.Second})
+			return Connect(ctx, Credentials{APIKey: fake.APIKey()}, ConnectOptions{EmulatorHost: fake.Addr(), Timeout: time.Second})
 		}
 	})
 	e.token(t, "192.0.2.1") // connect with the first key
@@ -500,27 +501,32 @@ func TestMintRateLimit(t *testing.T) {
 	}
 }
 
+// putL1 caches tok as the Vendor does.
+func putL1(c *lru.Cache[string, token], key string, tok token, until time.Time) {
+	c.Put(key, tok, l1Size(key, tok), until)
+}
+
 func TestL1Bound(t *testing.T) {
 	c := newL1(100, 100*(entryOverhead+64))
 	now := time.Now()
 	for i := range 100_000 {
 		key := fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255)
-		c.put(key, token{value: strings.Repeat("t", 40), exp: now.Add(time.Hour)}, now.Add(time.Hour))
-		if n, b := c.stats(); n > 100 || b > 100*(entryOverhead+64) {
+		putL1(c, key, token{value: strings.Repeat("t", 40), exp: now.Add(time.Hour)}, now.Add(time.Hour))
+		if n, b := c.Len(); n > 100 || b > 100*(entryOverhead+64) {
 			t.Fatalf("after %d puts: %d entries, %d bytes; bound is 100 entries, %d bytes", i+1, n, b, 100*(entryOverhead+64))
 		}
 	}
-	if _, ok := c.get("10.1.134.159", now); !ok { // the most recent put
+	if _, ok := c.Get("10.1.134.159", now); !ok { // the most recent put
 		t.Errorf("most recent entry was evicted")
 	}
-	if _, ok := c.get("10.0.0.0", now); ok {
+	if _, ok := c.Get("10.0.0.0", now); ok {
 		t.Errorf("oldest entry was kept")
 	}
 	byBytes := newL1(1000, 3*(entryOverhead+50))
 	for i := range 10 {
-		byBytes.put(fmt.Sprintf("k%d", i), token{value: strings.Repeat("t", 40)}, now.Add(time.Hour))
+		putL1(byBytes, fmt.Sprintf("k%d", i), token{value: strings.Repeat("t", 40)}, now.Add(time.Hour))
 	}
-	if n, b := byBytes.stats(); n != 3 || b > 3*(entryOverhead+50) {
+	if n, b := byBytes.Len(); n != 3 || b > 3*(entryOverhead+50) {
 		t.Errorf("byte-bounded L1 holds %d entries, %d bytes; want 3 within %d", n, b, 3*(entryOverhead+50))
 	}
 }
@@ -537,15 +543,15 @@ func TestL1DefaultBound(t *testing.T) {
 	runtime.ReadMemStats(&before)
 	for i := range 100_000 {
 		tok := fmt.Sprintf("%s%08d", base, i) // each token its own string, as in life
-		c.put(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), token{value: tok, exp: now.Add(time.Hour)}, now.Add(55*time.Minute))
-		if n, b := c.stats(); n > maxEntries || b > maxBytes {
+		putL1(c, fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), token{value: tok, exp: now.Add(time.Hour)}, now.Add(55*time.Minute))
+		if n, b := c.Len(); n > maxEntries || b > maxBytes {
 			t.Fatalf("after %d clients: %d entries, %d bytes; bound is %d entries, %d bytes", i+1, n, b, maxEntries, maxBytes)
 		}
 	}
 	var after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&after)
-	n, b := c.stats()
+	n, b := c.Len()
 	t.Logf("after 100,000 clients: %d entries, %d estimated bytes, heap grew %.1f MiB", n, b, float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/(1<<20))
 	if n != maxEntries {
 		t.Errorf("L1 holds %d entries, want it full at %d", n, maxEntries)
@@ -566,7 +572,7 @@ func TestReconnectFailure(t *testing.T) {
 			if secretDown.Load() {
 				return nil, errors.New("secret manager: Unavailable")
 			}
-			return Connect(ctx, fake.APIKey(), ConnectOptions{EmulatorHost: fake.Addr(), Timeout: time.Second})
+			return Connect(ctx, Credentials{APIKey: fake.APIKey()}, ConnectOptions{EmulatorHost: fake.Addr(), Timeout: time.Second})
 		}
 	})
 	e.token(t, "192.0.2.1")

@@ -1,0 +1,238 @@
+// Package credential turns the bearer token a request presents into the
+// caller it stands for: a ticket holder (an HS256 ticket from the app's
+// backend, verified with a ticket.KeyRing) or a signed-in user (an ID token
+// from the configured issuer, verified with an idtoken.Verifier and given
+// the topics of its template). A bearer token is an ID token or a ticket by
+// its header and issuer (idtoken.IsIDToken), never by trying both kinds of
+// key. No scope ever comes from the request itself.
+//
+// A [Resolver] remembers the callers of verified credentials, by the
+// credential's SHA-256 (never the credential), until the credential
+// expires, so a repeat request verifies no signature.
+//
+// Every refusal is a failure.Refusal: BadCredentials (invalid, expired,
+// signed by an unknown key, ...) or Forbidden (a user whose id cannot stand
+// in a topic), with a fixed reason for the log. No error holds credential
+// content.
+package credential
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/idtoken"
+	"example.com/tokenvendingmachine/internal/lazy"
+	"example.com/tokenvendingmachine/internal/lru"
+	"example.com/tokenvendingmachine/internal/scope"
+	"example.com/tokenvendingmachine/internal/ticket"
+	"example.com/tokenvendingmachine/internal/vending"
+)
+
+// Kind is the kind of a credential, as the request's log line names it.
+type Kind string
+
+// The kinds of credential.
+const (
+	Ticket  Kind = "ticket"
+	IDToken Kind = "id_token"
+)
+
+// MaxLen is the longest bearer token looked at, in bytes: the larger of the
+// two verifiers' own bounds. A longer one is refused as malformed before
+// anything else reads it.
+const MaxLen = max(ticket.MaxLen, idtoken.MaxTokenBytes)
+
+// MaxVerified bounds how many verified callers a Resolver remembers.
+const MaxVerified = 10_000
+
+// Options configure a Resolver.
+type Options struct {
+	// TicketKeys reads the payload of the keys that verify tickets, in
+	// ticket.ParseKeys's form; nil means tickets are not accepted.
+	TicketKeys func(context.Context) ([]byte, error)
+	// TicketKeysFrom names where TicketKeys reads, for errors: the
+	// variable, TICKET_KEY or TICKET_SECRET_ID.
+	TicketKeysFrom string
+	// TicketKeysChange reports whether the keys may change while the
+	// instance runs (a secret): then they are read again for an unknown
+	// key id, and when old (see ticket.KeyRing).
+	TicketKeysChange bool
+	// TicketAudience and TicketMaxTTL are the tickets' aud and the
+	// furthest ahead their exp may be.
+	TicketAudience string
+	TicketMaxTTL   time.Duration
+
+	// Issuer is the issuer whose ID tokens sign users in; "" means ID
+	// tokens are not accepted. Audience is the aud they must carry, and
+	// JWKSURL, if set, the issuer's key set, to skip discovery.
+	Issuer, Audience, JWKSURL string
+	// HTTPClient fetches the issuer's discovery document and keys.
+	HTTPClient *http.Client
+	// Topics is what a signed-in user's token may subscribe to, {sub}
+	// standing for the user; Publish what it may also publish to.
+	Topics, Publish scope.Template
+	// IssuerRetryDelay is how long after a failed discovery sign-ins are
+	// refused before it is tried again; IssuerTimeout bounds one.
+	IssuerRetryDelay, IssuerTimeout time.Duration
+
+	// Now is the clock for credentials' expiry; nil means time.Now.
+	Now func() time.Time
+	// Log is where the Resolver logs what it does on its own: failed
+	// re-reads of the ticket keys, an issuer it cannot reach.
+	Log *slog.Logger
+}
+
+// ErrIssuer wraps the error of an issuer whose keys could not be fetched:
+// sign-ins are refused (Unavailable) until a later request succeeds. It is
+// logged once, as LogIssuerFailed, when it happens.
+var ErrIssuer = errors.New("OIDC_ISSUER's keys unreachable")
+
+// LogIssuerFailed is the message of the line logged when the issuer's keys
+// cannot be fetched.
+const LogIssuerFailed = "could not reach OIDC_ISSUER's keys; sign-ins are refused until a later request succeeds"
+
+// Resolver resolves bearer tokens to callers. Its methods are safe for
+// concurrent use.
+type Resolver struct {
+	opts     Options
+	tickets  *ticket.KeyRing               // nil: tickets are not accepted
+	idTokens lazy.Value[*idtoken.Verifier] // built on the first ID token
+	verified *lru.Cache[[sha256.Size]byte, verified]
+}
+
+// verified is a verified credential's caller, as remembered.
+type verified struct {
+	caller vending.Caller
+	kind   Kind
+}
+
+// New returns a Resolver for opts. It reads the ticket keys now (an error
+// reading them is returned as TicketKeys returned it; keys that do not
+// parse are failure.Misconfigured); the issuer is reached on the first ID
+// token, so that an issuer that is down refuses only sign-ins.
+func New(ctx context.Context, opts Options) (*Resolver, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	r := &Resolver{opts: opts, verified: lru.New[[sha256.Size]byte, verified](MaxVerified, maxVerifiedBytes)}
+	r.idTokens = lazy.Value[*idtoken.Verifier]{
+		Build: r.newIDTokenVerifier, RetryDelay: opts.IssuerRetryDelay, Timeout: opts.IssuerTimeout, Now: opts.Now,
+	}
+	if opts.TicketKeys != nil {
+		src := ticket.Source{Name: opts.TicketKeysFrom, Read: opts.TicketKeys, Rereads: opts.TicketKeysChange}
+		topts := ticket.Options{Audience: opts.TicketAudience, MaxTTL: opts.TicketMaxTTL, Now: opts.Now}
+		var err error
+		if r.tickets, err = ticket.NewKeyRing(ctx, src, topts, opts.Log); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// newIDTokenVerifier discovers the issuer's keys: the Build of r.idTokens.
+func (r *Resolver) newIDTokenVerifier(ctx context.Context) (*idtoken.Verifier, error) {
+	v, err := idtoken.New(ctx, idtoken.Options{
+		Issuer: r.opts.Issuer, Audience: r.opts.Audience, JWKSURL: r.opts.JWKSURL,
+		Now: r.opts.Now, HTTPClient: r.opts.HTTPClient,
+	})
+	if err != nil {
+		r.opts.Log.Error(LogIssuerFailed, "error", err.Error())
+		return nil, fmt.Errorf("%w: %w", ErrIssuer, failure.Wrap(failure.Unavailable, err))
+	}
+	return v, nil
+}
+
+// IDTokenStats returns the ID-token verifier's counts, and false if it has
+// not been built.
+func (r *Resolver) IDTokenStats() (idtoken.Stats, bool) {
+	v, ok := r.idTokens.Peek()
+	if !ok {
+		return idtoken.Stats{}, false
+	}
+	return v.Stats(), true
+}
+
+// maxVerifiedBytes leaves the verified callers bounded by their count.
+const maxVerifiedBytes = 1 << 62
+
+// Caller returns the caller raw stands for, and raw's kind (also with an
+// error, when it is known). A refusal is a failure.Refusal; any other error
+// wraps ErrIssuer.
+func (r *Resolver) Caller(ctx context.Context, raw string) (vending.Caller, Kind, error) {
+	if len(raw) > MaxLen {
+		return vending.Caller{}, "", failure.Refusal(failure.BadCredentials, "malformed")
+	}
+	sum := sha256.Sum256([]byte(raw))
+	now := r.opts.Now()
+	if v, ok := r.verified.Get(sum, now); ok {
+		return v.caller, v.kind, nil
+	}
+	kind, c, exp, err := Ticket, vending.Caller{}, time.Time{}, error(nil)
+	if r.opts.Issuer != "" && idtoken.IsIDToken(raw, r.opts.Issuer) {
+		kind = IDToken
+		c, exp, err = r.idTokenCaller(ctx, raw)
+	} else {
+		c, exp, err = r.ticketCaller(ctx, raw)
+	}
+	if err != nil {
+		return vending.Caller{}, kind, err
+	}
+	r.verified.Put(sum, verified{caller: c, kind: kind}, 1, exp)
+	return c, kind, nil
+}
+
+// ticketCaller verifies a ticket.
+func (r *Resolver) ticketCaller(ctx context.Context, raw string) (vending.Caller, time.Time, error) {
+	if r.tickets == nil {
+		return vending.Caller{}, time.Time{}, failure.Refusal(failure.BadCredentials, "tickets not configured")
+	}
+	claims, err := r.tickets.Verify(ctx, raw)
+	if err != nil {
+		return vending.Caller{}, time.Time{}, failure.Refusal(failure.BadCredentials, ticket.Reason(err))
+	}
+	c := vending.Caller{
+		Key:     "ticket:" + claims.Subject + ":" + claims.Scope.Key(),
+		Scope:   claims.Scope,
+		TokenID: claims.Subject,
+	}
+	return c, claims.Expires, nil
+}
+
+// idTokenCaller verifies an ID token and expands Topics (and Publish) for
+// its subject.
+func (r *Resolver) idTokenCaller(ctx context.Context, raw string) (vending.Caller, time.Time, error) {
+	v, err := r.idTokens.Get(ctx)
+	if err != nil {
+		return vending.Caller{}, time.Time{}, err
+	}
+	id, err := v.Verify(ctx, raw)
+	if err != nil {
+		return vending.Caller{}, time.Time{}, failure.Refusal(failure.BadCredentials, idtoken.Reason(err))
+	}
+	sub, err := r.opts.Topics.Expand(id.Subject)
+	if err != nil {
+		return vending.Caller{}, time.Time{}, failure.Refusal(failure.Forbidden, "subject does not fit OIDC_TOPICS")
+	}
+	var pub scope.Scope
+	if !r.opts.Publish.IsZero() {
+		if pub, err = r.opts.Publish.Expand(id.Subject); err != nil {
+			return vending.Caller{}, time.Time{}, failure.Refusal(failure.Forbidden, "subject does not fit OIDC_PUBLISH")
+		}
+	}
+	c := vending.Caller{
+		Key:     "oidc:" + id.TokenID + ":" + sub.Key() + ":" + pub.Key(),
+		Scope:   sub,
+		Publish: pub,
+		TokenID: id.TokenID,
+	}
+	return c, id.Expires, nil
+}
