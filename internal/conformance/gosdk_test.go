@@ -39,16 +39,17 @@ var knownGaps = map[string]string{}
 // to the versions this project builds with (gRPC v1.82.0 instead of v1.63.0,
 // among others): both the build our function ships, and what lets gRPC hand
 // the unresolvable host name to the proxy. It compiles the specs with
-// go test -c, -mod=readonly and no proxy variables, so every module the
-// build fetches is checked against that committed go.sum, and a missing pin
-// fails the build instead of being looked up.
+// go test -c and -mod=readonly, outside the emulator's proxy, so every
+// module the build fetches is checked against that committed go.sum, and a
+// missing pin fails the build instead of being looked up.
 //
 // How the SDK is pointed at the emulator: its suite reads the key from
 // MOMENTO_API_KEY and dials "cache.<endpoint>:443" (and control., token.)
 // over TLS. The compiled specs run with the emulator's own key (endpoint
 // momentotest.invalid), HTTPS_PROXY pointing at a loopback CONNECT proxy
-// that ends TLS and relays to the emulator, and SSL_CERT_FILE holding that
-// proxy's certificate. The SDK's sources are not changed.
+// that ends TLS and relays to the emulator (momentotest.TLSProxy), and
+// SSL_CERT_FILE holding that proxy's certificate. The SDK's sources are not
+// changed.
 func TestGoSDKSpecs(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the Go SDK's own specs; skipped with -short")
@@ -93,9 +94,9 @@ func TestGoSDKSpecs(t *testing.T) {
 		t.Fatalf("momentotest.NewServer: %v", err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	proxy := newTLSProxy(t, momentotest.DefaultEndpoint, srv.Addr())
+	proxy := momentotest.NewTLSProxyT(t, momentotest.DefaultEndpoint, srv.Addr())
 	certFile := filepath.Join(work, "proxy-cert.pem")
-	if err := os.WriteFile(certFile, proxy.certPEM, 0o600); err != nil {
+	if err := os.WriteFile(certFile, proxy.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
