@@ -24,8 +24,11 @@
 // TestNodeSDK runs node/check.mjs with the npm package @gomomento/sdk
 // against an emulator: mint a disposable token, subscribe with it, publish
 // with a token that carries a tokenId, read publisher_id, lose the
-// connection and resume without losing the items published meanwhile. It
-// skips, saying so, when node or npm is missing.
+// connection and resume without losing the items published meanwhile; then
+// mint with the account's v2 key (which the SDK takes only with an endpoint
+// it dials over TLS, so through momentotest's TLS proxy), check that the
+// token is a v1 disposable token and subscribe with it. It skips, saying
+// so, when node or npm is missing, and fails instead under REQUIRE_NODE=1.
 //
 // Every module the Go test fetches is pinned by a go.sum in this repository
 // and every npm package by package-lock.json: the first run needs only the

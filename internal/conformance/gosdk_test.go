@@ -283,7 +283,8 @@ var buildVars = []string{"MOMENTO_", "CONSISTENT_READS=", "GOFLAGS=", "GOTOOLCHA
 // netVars are the variables that send a client through a proxy or change
 // the certificates it trusts.
 var netVars = []string{"HTTPS_PROXY=", "https_proxy=", "HTTP_PROXY=", "http_proxy=", "NO_PROXY=", "no_proxy=",
-	"ALL_PROXY=", "all_proxy=", "GRPC_PROXY=", "grpc_proxy=", "SSL_CERT_FILE=", "SSL_CERT_DIR=", "NODE_EXTRA_CA_CERTS="}
+	"ALL_PROXY=", "all_proxy=", "grpc_proxy=", "no_grpc_proxy=", "SSL_CERT_FILE=", "SSL_CERT_DIR=",
+	"NODE_EXTRA_CA_CERTS=", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH="}
 
 // buildEnv is the environment for a build tool (go, npm): this process's,
 // without buildVars, plus env. The network settings stay this process's own,
