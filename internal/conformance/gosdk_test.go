@@ -1,8 +1,6 @@
 package conformance
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -11,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -36,20 +33,26 @@ var knownGaps = map[string]string{}
 // not run, or if the suite's setup (which creates two caches) or teardown
 // (which deletes them) fails.
 //
+// How the SDK is built: the test copies the SDK's module (pinned by this
+// project's go.sum) from the module cache and replaces its go.mod and go.sum
+// with testdata/gosdk's, which raise the modules it shares with this project
+// to the versions this project builds with (gRPC v1.82.0 instead of v1.63.0,
+// among others): both the build our function ships, and what lets gRPC hand
+// the unresolvable host name to the proxy. It compiles the specs with
+// go test -c and -mod=readonly, outside the emulator's proxy, so every
+// module the build fetches is checked against that committed go.sum, and a
+// missing pin fails the build instead of being looked up.
+//
 // How the SDK is pointed at the emulator: its suite reads the key from
 // MOMENTO_API_KEY and dials "cache.<endpoint>:443" (and control., token.)
-// over TLS. The test gives it the emulator's own key (endpoint
+// over TLS. The compiled specs run with the emulator's own key (endpoint
 // momentotest.invalid), HTTPS_PROXY pointing at a loopback CONNECT proxy
-// that ends TLS and relays to the emulator, and SSL_CERT_FILE holding that
-// proxy's certificate. The SDK's sources are not changed; only its go.mod
-// is: the versions of the modules it shares with this project are raised to
-// the ones this project builds with (gRPC v1.82.0 instead of v1.63.0, among others),
-// which is both the build our function ships and what lets gRPC hand the
-// unresolvable host name to the proxy; ginkgo and gomega come from the proxy
-// at the SDK's own versions.
+// that ends TLS and relays to the emulator (momentotest.TLSProxy), and
+// SSL_CERT_FILE holding that proxy's certificate. The SDK's sources are not
+// changed.
 func TestGoSDKSpecs(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the Go SDK's own specs in a go test of their own; skipped with -short")
+		t.Skip("builds and runs the Go SDK's own specs; skipped with -short")
 	}
 	goBin, err := exec.LookPath("go")
 	if err != nil {
@@ -62,48 +65,63 @@ func TestGoSDKSpecs(t *testing.T) {
 		defer cancel()
 	}
 
-	sdkSrc := strings.TrimSpace(runGo(t, ctx, goBin, ".", nil, "list", "-m", "-f", "{{.Dir}}", sdkModule))
-	if sdkSrc == "" {
-		t.Fatalf("go list -m %s: module not in the module cache", sdkModule)
-	}
 	work := t.TempDir()
 	sdkDir := filepath.Join(work, "sdk")
-	if err := copyTree(sdkSrc, sdkDir); err != nil {
-		t.Fatalf("copying %s: %v", sdkSrc, err)
+	if err := copyTree(sdkModuleDir(t, ctx, goBin), sdkDir); err != nil {
+		t.Fatalf("copying the SDK module: %v", err)
 	}
-	modEnv := []string{"GOFLAGS=-mod=mod", "GOTOOLCHAIN=local"}
-	alignModules(t, ctx, goBin, sdkDir, modEnv)
+	for _, f := range []string{"go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(pinnedSDKModDir, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(sdkDir, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	specs := filepath.Join(work, "momento.test")
+	start := time.Now()
+	out, err := goCmd(ctx, goBin, sdkDir, []string{"GOFLAGS=-mod=readonly", "GOTOOLCHAIN=local", "GOWORK=off"},
+		"test", "-c", "-o", specs, "./momento")
+	if err != nil {
+		t.Fatalf("go test -c ./momento in the SDK's copy: %v\n%s\n(a missing go.sum entry means %s needs regenerating: %s)",
+			err, tail(string(out), 30), pinnedSDKModDir, regenCommand)
+	}
+	t.Logf("building the SDK's specs took %v", time.Since(start).Round(time.Second))
 
 	srv, err := momentotest.NewServer(momentotest.Options{})
 	if err != nil {
 		t.Fatalf("momentotest.NewServer: %v", err)
 	}
 	t.Cleanup(func() { srv.Close() })
-	proxy := newTLSProxy(t, momentotest.DefaultEndpoint, srv.Addr())
+	proxy := momentotest.NewTLSProxyT(t, momentotest.DefaultEndpoint, srv.Addr())
 	certFile := filepath.Join(work, "proxy-cert.pem")
-	if err := os.WriteFile(certFile, proxy.certPEM, 0o600); err != nil {
+	if err := os.WriteFile(certFile, proxy.CertPEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 
 	names, group := surfaceSpecNames()
 	reportFile := filepath.Join(work, "report.json")
-	env := append(append([]string(nil), modEnv...),
-		"MOMENTO_API_KEY="+srv.APIKey(),
-		"HTTPS_PROXY="+proxy.URL(),
-		"SSL_CERT_FILE="+certFile,
-	)
-	start := time.Now()
-	out, runErr := goCmd(ctx, goBin, sdkDir, env, "test", "-count=1", "-timeout=15m", "./momento", "-args",
+	run := exec.CommandContext(ctx, specs, "-test.timeout=15m",
 		"-ginkgo.focus="+focusRegexp(ginkgoSuite, names),
 		"-ginkgo.json-report="+reportFile,
 		"-ginkgo.no-color",
 	)
+	// go test runs a test binary in its package's directory.
+	run.Dir = filepath.Join(sdkDir, "momento")
+	run.Env = childEnv([]string{
+		"MOMENTO_API_KEY=" + srv.APIKey(),
+		"HTTPS_PROXY=" + proxy.URL(),
+		"SSL_CERT_FILE=" + certFile,
+	})
+	start = time.Now()
+	out, runErr := run.CombinedOutput()
 	redact := redactor(srv)
-	t.Logf("go test of the SDK's specs took %v (exit: %v)", time.Since(start).Round(time.Second), runErr)
+	t.Logf("running the SDK's specs took %v (exit: %v)", time.Since(start).Round(time.Second), runErr)
 
 	reports, err := readGinkgoReport(reportFile)
 	if err != nil {
-		t.Fatalf("no ginkgo report (%v); go test said:\n%s", err, tail(redact(string(out)), 60))
+		t.Fatalf("no ginkgo report (%v); the specs said:\n%s", err, tail(redact(string(out)), 60))
 	}
 	for _, r := range reports {
 		t.Logf("ginkgo suite %q: %d of its %d specs selected", r.SuiteDescription, r.PreRunStats.SpecsThatWillRun, r.PreRunStats.TotalSpecs)
@@ -116,7 +134,7 @@ func TestGoSDKSpecs(t *testing.T) {
 	}
 	checkSpecs(t, reports, names, group, redact)
 	if runErr != nil && !t.Failed() {
-		t.Errorf("go test of the SDK's specs failed although every listed spec passed: %v\n%s", runErr, tail(redact(string(out)), 40))
+		t.Errorf("the SDK's specs failed although every listed spec passed: %v\n%s", runErr, tail(redact(string(out)), 40))
 	}
 }
 
@@ -250,68 +268,39 @@ func readGinkgoReport(path string) ([]ginkgoReport, error) {
 	return r, nil
 }
 
-// alignModules raises, in the go.mod in dir, every module that this
-// project's build also uses to the version this project builds with.
-func alignModules(t *testing.T, ctx context.Context, goBin, dir string, env []string) {
-	t.Helper()
-	ours := moduleVersions(runGo(t, ctx, goBin, ".", nil, "list", "-m", "-f", "{{.Path}} {{.Version}}", "all"))
-	theirs := moduleVersions(runGo(t, ctx, goBin, dir, env, "list", "-m", "-f", "{{.Path}} {{.Version}}", "all"))
-	args := []string{"mod", "edit"}
-	var raised []string
-	for path, v := range theirs {
-		if o, ok := ours[path]; ok && o != "" && v != "" && o != v {
-			args = append(args, "-require="+path+"@"+o)
-			raised = append(raised, path+" "+v+" -> "+o)
-		}
-	}
-	sort.Strings(raised)
-	t.Logf("SDK module copy: aligned with this project's build: %s", strings.Join(raised, ", "))
-	if len(args) > 2 {
-		runGo(t, ctx, goBin, dir, env, args...)
-	}
-}
-
-func moduleVersions(out string) map[string]string {
-	m := make(map[string]string)
-	sc := bufio.NewScanner(strings.NewReader(out))
-	for sc.Scan() {
-		f := strings.Fields(sc.Text())
-		if len(f) == 2 {
-			m[f[0]] = f[1]
-		}
-	}
-	return m
-}
-
-// runGo runs the go command in dir and returns its standard output, failing
-// the test if it fails.
-func runGo(t *testing.T, ctx context.Context, goBin, dir string, env []string, args ...string) string {
-	t.Helper()
-	cmd := exec.CommandContext(ctx, goBin, args...)
-	cmd.Dir = dir
-	cmd.Env = childEnv(env)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("go %s (in %s): %v\n%s", strings.Join(args, " "), dir, err, tail(stderr.String(), 30))
-	}
-	return string(out)
-}
-
 // goCmd runs the go command in dir and returns its combined output.
 func goCmd(ctx context.Context, goBin, dir string, env []string, args ...string) ([]byte, error) {
 	cmd := exec.CommandContext(ctx, goBin, args...)
 	cmd.Dir = dir
-	cmd.Env = childEnv(env)
+	cmd.Env = buildEnv(env)
 	return cmd.CombinedOutput()
 }
 
-// childEnv is this process's environment without anything that would point a
-// Momento client elsewhere or change how go builds, plus env.
+// buildVars are the variables that would point a Momento client elsewhere
+// or change how go builds.
+var buildVars = []string{"MOMENTO_", "CONSISTENT_READS=", "GOFLAGS=", "GOTOOLCHAIN=", "GOWORK="}
+
+// netVars are the variables that send a client through a proxy or change
+// the certificates it trusts.
+var netVars = []string{"HTTPS_PROXY=", "https_proxy=", "HTTP_PROXY=", "http_proxy=", "NO_PROXY=", "no_proxy=",
+	"ALL_PROXY=", "all_proxy=", "grpc_proxy=", "no_grpc_proxy=", "SSL_CERT_FILE=", "SSL_CERT_DIR=",
+	"NODE_EXTRA_CA_CERTS=", "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH="}
+
+// buildEnv is the environment for a build tool (go, npm): this process's,
+// without buildVars, plus env. The network settings stay this process's own,
+// so modules and packages come the way this go test's own came.
+func buildEnv(env []string) []string { return environ(buildVars, env) }
+
+// childEnv is the environment for a Momento client under test: this
+// process's without buildVars and netVars, plus env, which alone says where
+// the client connects and what it trusts.
 func childEnv(env []string) []string {
-	drop := []string{"MOMENTO_", "CONSISTENT_READS=", "HTTPS_PROXY=", "https_proxy=", "HTTP_PROXY=", "http_proxy=",
-		"NO_PROXY=", "no_proxy=", "ALL_PROXY=", "all_proxy=", "SSL_CERT_FILE=", "SSL_CERT_DIR=", "GOFLAGS=", "GOTOOLCHAIN="}
+	return environ(append(append([]string(nil), buildVars...), netVars...), env)
+}
+
+// environ is this process's environment without the variables whose
+// "NAME=" (or name prefix) is in drop, plus env.
+func environ(drop, env []string) []string {
 	var out []string
 next:
 	for _, kv := range os.Environ() {

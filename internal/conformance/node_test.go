@@ -2,6 +2,7 @@ package conformance
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -17,16 +18,22 @@ import (
 // option: CredentialProvider.fromString with endpointOverrides naming the
 // emulator's address and secureConnection false.
 //
-// It skips, with a message, when node or npm is not on PATH.
+// The v2 key has no such option: CredentialProvider.fromApiKeyV2 takes an
+// endpoint E and dials token.E, cache.E and control.E on port 443 with TLS.
+// So that part goes, with E = momentotest.invalid, through a
+// momentotest.TLSProxy: grpc-js takes its proxy from grpc_proxy and leaves
+// the host name for the proxy to resolve (no_grpc_proxy=127.0.0.1 keeps the
+// plaintext clients off it), and trusts the proxy's certificate from
+// GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, its own roots file, which when set
+// replaces Node's roots, NODE_EXTRA_CA_CERTS included. The token minted
+// there is used as a browser would, with
+// CredentialProvider.fromDisposableToken, so its subscription goes to the
+// endpoint inside it, through the proxy too.
+//
+// It skips, with a message, when node or npm is not on PATH, and fails
+// instead when REQUIRE_NODE=1 (as in CI).
 func TestNodeSDK(t *testing.T) {
-	if testing.Short() {
-		t.Skip("installs @gomomento/sdk with npm ci and runs node; skipped with -short")
-	}
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode != nil || errNpm != nil {
-		t.Skipf("SKIPPED the Node SDK check: node or npm is not on PATH (node: %v, npm: %v)", errNode, errNpm)
-	}
+	node, npm := nodeFind(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -36,7 +43,7 @@ func TestNodeSDK(t *testing.T) {
 	}
 	install := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--ignore-scripts")
 	install.Dir = dir
-	install.Env = childEnv(nil)
+	install.Env = buildEnv(nil)
 	if out, err := install.CombinedOutput(); err != nil {
 		t.Fatalf("npm ci: %v\n%s", err, tail(string(out), 30))
 	}
@@ -47,9 +54,23 @@ func TestNodeSDK(t *testing.T) {
 	}
 	t.Cleanup(func() { srv.Close() })
 
+	proxy := momentotest.NewTLSProxyT(t, momentotest.DefaultEndpoint, srv.Addr())
+	certFile := filepath.Join(t.TempDir(), "proxy-cert.pem")
+	if err := os.WriteFile(certFile, proxy.CertPEM(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	check := exec.CommandContext(ctx, node, "check.mjs")
 	check.Dir = dir
-	check.Env = childEnv([]string{"EMULATOR_ADDR=" + srv.Addr(), "MOMENTO_API_KEY=" + srv.APIKey()})
+	check.Env = childEnv([]string{
+		"EMULATOR_ADDR=" + srv.Addr(),
+		"MOMENTO_API_KEY=" + srv.APIKey(),
+		"MOMENTO_API_KEY_V2=" + srv.APIKeyV2(),
+		"MOMENTO_ENDPOINT=" + momentotest.DefaultEndpoint,
+		"grpc_proxy=" + proxy.URL(),
+		"no_grpc_proxy=127.0.0.1",
+		"GRPC_DEFAULT_SSL_ROOTS_FILE_PATH=" + certFile,
+	})
 	out, err := check.CombinedOutput()
 	text := redactor(srv)(string(out))
 	for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
@@ -61,11 +82,41 @@ func TestNodeSDK(t *testing.T) {
 	if err != nil {
 		t.Fatalf("node check.mjs: %v", err)
 	}
-	mints := srv.Mints()
-	if len(mints) != 2 {
-		t.Fatalf("the emulator recorded %d mints, want 2", len(mints))
+	var ids []string
+	for _, m := range srv.Mints() {
+		ids = append(ids, m.TokenID)
 	}
-	if mints[1].TokenID == "" || !strings.HasPrefix(mints[1].TokenID, "node-publisher-") {
-		t.Errorf("the publishing token's mint has TokenID %q, want the tokenId check.mjs sent", mints[1].TokenID)
+	// The subscriber's token, the publisher's, the one minted with the v2 key.
+	if len(ids) != 3 || ids[0] != "" || !strings.HasPrefix(ids[1], "node-publisher-") || !strings.HasPrefix(ids[2], "node-v2-") {
+		t.Errorf("the emulator recorded mints with token IDs %q, want \"\", node-publisher-…, node-v2-…", ids)
 	}
+	if refused := proxy.Refused(); len(refused) > 0 {
+		t.Errorf("the Node SDK asked the proxy for hosts other than the emulator's: %q", refused)
+	}
+	connected := strings.Join(proxy.Connected(), " ")
+	for _, host := range []string{"token.", "cache."} {
+		if want := host + momentotest.DefaultEndpoint + ":443"; !strings.Contains(" "+connected+" ", " "+want+" ") {
+			t.Errorf("the proxy relayed %q, want %s among them (the v2 key's mint and the subscription with its token)", proxy.Connected(), want)
+		}
+	}
+}
+
+// nodeFind returns the paths of node and npm, or skips or fails t without
+// them.
+func nodeFind(t *testing.T) (node, npm string) {
+	t.Helper()
+	required := os.Getenv("REQUIRE_NODE") == "1"
+	if testing.Short() && !required {
+		t.Skip("installs @gomomento/sdk with npm ci and runs node; skipped with -short; set REQUIRE_NODE=1 to run it anyway")
+	}
+	node, errNode := exec.LookPath("node")
+	npm, errNpm := exec.LookPath("npm")
+	if errNode == nil && errNpm == nil {
+		return node, npm
+	}
+	if required {
+		t.Fatalf("REQUIRE_NODE=1, but node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm", errNode, errNpm)
+	}
+	t.Skipf("SKIPPED the Node SDK check: node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm, or set REQUIRE_NODE=1 to make this a failure", errNode, errNpm)
+	return "", ""
 }

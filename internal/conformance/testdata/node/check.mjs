@@ -4,11 +4,21 @@
 // carries a tokenId, read that tokenId back as the items' publisher id, lose
 // the connection, and check that the SDK's own resubscription resumes from
 // the last sequence number without losing what was published meanwhile.
+// Then, with the account's v2 API key and an endpoint, as Momento issues
+// keys now: mint a token, check that it is a v1 disposable token (base64 of
+// {"api_key", "endpoint"}), and subscribe with it at its own endpoint.
 //
-// Input (environment): EMULATOR_ADDR (host:port, plaintext gRPC) and
-// MOMENTO_API_KEY (the emulator's account key). It prints one line per
-// check and never prints a key or a token. Exit status 0 means every check
-// passed. Run by TestNodeSDK in internal/conformance.
+// Input (environment): EMULATOR_ADDR (host:port, plaintext gRPC),
+// MOMENTO_API_KEY (the emulator's account key, v1 form), MOMENTO_API_KEY_V2
+// (the same key in v2 form) and MOMENTO_ENDPOINT (the endpoint to use with
+// it). The SDK dials a v2 key's endpoint with TLS on port 443 and nothing
+// else; the test reaches the emulator there through a TLS-ending proxy that
+// it names in grpc_proxy (no_grpc_proxy keeps the plaintext clients on
+// 127.0.0.1 off it) and whose certificate it names in
+// GRPC_DEFAULT_SSL_ROOTS_FILE_PATH.
+// It prints one line per check and never prints a key or a token. Exit
+// status 0 means every check passed. Run by TestNodeSDK in
+// internal/conformance.
 import net from 'node:net';
 import sdk from '@gomomento/sdk';
 
@@ -31,14 +41,17 @@ const {
 
 const addr = process.env.EMULATOR_ADDR;
 const apiKey = process.env.MOMENTO_API_KEY;
-if (!addr || !apiKey) {
-  fail('EMULATOR_ADDR and MOMENTO_API_KEY must be set');
+const apiKeyV2 = process.env.MOMENTO_API_KEY_V2;
+const endpoint = process.env.MOMENTO_ENDPOINT;
+if (!addr || !apiKey || !apiKeyV2 || !endpoint) {
+  fail('EMULATOR_ADDR, MOMENTO_API_KEY, MOMENTO_API_KEY_V2 and MOMENTO_ENDPOINT must be set');
 }
 
 const suffix = Math.random().toString(36).slice(2, 10);
 const cacheName = `node-check-${suffix}`;
 const topicName = `orders/${suffix}`;
 const publisherTokenId = `node-publisher-${suffix}`;
+const v2TokenId = `node-v2-${suffix}`;
 const timeoutMs = 20000;
 let checks = 0;
 
@@ -235,12 +248,66 @@ async function main() {
   }
 
   sub.unsubscribe();
-  for (const client of [subscriber, publisher, cache, auth]) {
+
+  const v2 = await checkV2Key(topicConfig, publish);
+
+  for (const client of [subscriber, publisher, cache, auth, ...v2]) {
     client.close?.();
   }
   relay.close();
   console.log(`node check: ${checks} checks passed`);
   process.exit(0);
+}
+
+// checkV2Key mints a subscribe-only token with the v2 key, checks its
+// form, and receives with it an item that publish sends. It returns the
+// clients it opened.
+async function checkV2Key(topicConfig, publish) {
+  const auth = new AuthClient({
+    configuration: AuthClientConfigurations.Default.latest(),
+    credentialProvider: CredentialProvider.fromApiKeyV2({ apiKey: apiKeyV2, endpoint }),
+  });
+  const token = await mint(auth, DisposableTokenScopes.topicSubscribeOnly(cacheName, topicName), {
+    tokenId: v2TokenId,
+  });
+  pass('generateDisposableToken with the v2 key, at its endpoint over TLS');
+
+  const json = Buffer.from(token, 'base64');
+  let claims;
+  try {
+    claims = JSON.parse(json.toString('utf8'));
+  } catch {
+    claims = null;
+  }
+  const keys = claims && typeof claims === 'object' ? Object.keys(claims).sort() : [];
+  if (json.toString('base64') !== token || JSON.stringify(keys) !== '["api_key","endpoint"]' ||
+      typeof claims.api_key !== 'string' || claims.api_key === '' || claims.endpoint !== endpoint) {
+    fail(`the token minted with the v2 key is not base64 of {"api_key", "endpoint": "${endpoint}"} (keys: ${JSON.stringify(keys)})`);
+  }
+  pass('the token minted with the v2 key is a v1 disposable token: base64 of {"api_key", "endpoint"}');
+
+  // The token as a browser would get it: no endpoint but its own.
+  const subscriber = new TopicClient({
+    configuration: topicConfig,
+    credentialProvider: CredentialProvider.fromDisposableToken(token),
+  });
+  const items = [];
+  const errors = [];
+  const sub = await subscriber.subscribe(cacheName, topicName, {
+    onItem: item => items.push(item.valueString()),
+    onError: err => errors.push(err.toString()),
+  });
+  if (!(sub instanceof TopicSubscribe.Subscription)) {
+    fail(`subscribe with the token minted with the v2 key: ${sub.toString()}`);
+  }
+  await publish(['v2-1']);
+  await waitFor('the item published to the v2 token\'s subscription', () => items.length >= 1);
+  if (JSON.stringify(items) !== '["v2-1"]' || errors.length > 0) {
+    fail(`subscription with the token minted with the v2 key: items ${JSON.stringify(items)}, errors ${JSON.stringify(errors)}`);
+  }
+  pass('subscribe with the token minted with the v2 key, at its endpoint over TLS, and receive an item');
+  sub.unsubscribe();
+  return [subscriber, auth];
 }
 
 main().catch(err => fail(`unexpected: ${err && err.stack ? err.stack : err}`));
