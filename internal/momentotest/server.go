@@ -41,7 +41,9 @@
 //     a discontinuity when a resumed or slow subscriber has lost items.
 //   - Calls made with a minted token are held to its scope and expiry:
 //     PermissionDenied outside the scope (and for every control-plane call),
-//     Unauthenticated once expired. Account keys have every permission.
+//     Unauthenticated once expired. A subscription made with a minted token
+//     ends, with Unauthenticated, when the token expires on the fake's clock.
+//     Account keys have every permission.
 //   - Limits: TTLs up to 24 h, items (key and value) up to 5 MiB, topic
 //     messages up to 4 KiB, tokens with at most 20 permissions living at
 //     most 1 h.
@@ -65,7 +67,12 @@
 // no rate, throughput, cache-count or subscriber-count limits, and no limit
 // on key or topic-name length (Momento documents none). Whether Momento keeps
 // an existing item's TTL on Increment is undocumented; the fake applies the
-// request's, which the wire always carries. Heartbeats run on real time, not
+// request's, which the wire always carries. How Momento ends an open
+// subscription whose token expires is undocumented; the fake ends it at the
+// expiry with Unauthenticated, the status a new call with the token gets,
+// which the web SDK hands to the subscription's onError without
+// resubscribing (the Go SDK's default topic configuration resubscribes after
+// any error, and so keeps failing). Heartbeats run on real time, not
 // the fake's clock, and a slow subscriber is one more than 64 items behind.
 package momentotest
 
@@ -161,6 +168,9 @@ type Server struct {
 	// frozen is the clock's time once SetTime has stopped it; zero means
 	// the clock runs.
 	frozen time.Time
+	// moved is closed, and replaced, whenever FastForward or SetTime moves
+	// the clock, to wake those waiting for a time on it (waitUntil).
+	moved chan struct{}
 	// keys maps what a client sends as authorization for an account key
 	// (the api_key inside a v1 key, or a whole v2 key) to the key's ID.
 	keys     map[string]string
@@ -206,6 +216,7 @@ func NewServer(opts Options) (*Server, error) {
 		counts:    make(map[Method]int),
 		caches:    make(map[string]struct{}),
 		topics:    make(map[topicKey]*topic),
+		moved:     make(chan struct{}),
 	}
 	if s.endpoint == "" {
 		s.endpoint = DefaultEndpoint
@@ -310,11 +321,12 @@ func (s *Server) nowLocked() time.Time {
 func (s *Server) FastForward(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.frozen.IsZero() {
+	if s.frozen.IsZero() {
+		s.offset += d
+	} else {
 		s.frozen = s.frozen.Add(d)
-		return
 	}
-	s.offset += d
+	s.clockMovedLocked()
 }
 
 // SetTime stops the fake's clock at t: from then on only FastForward and
@@ -323,6 +335,46 @@ func (s *Server) SetTime(t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.frozen = t
+	s.clockMovedLocked()
+}
+
+// clockMovedLocked wakes everything waiting for a time on the fake's clock.
+// s.mu must be held.
+func (s *Server) clockMovedLocked() {
+	close(s.moved)
+	s.moved = make(chan struct{})
+}
+
+// waitUntil returns a channel that is closed once the fake's clock reads t
+// or later, and a function that stops the wait. It looks at the clock when
+// the real time left until t has passed and whenever the clock is moved.
+func (s *Server) waitUntil(t time.Time) (reached <-chan struct{}, stop func()) {
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for {
+			s.mu.Lock()
+			now, moved, running := s.nowLocked(), s.moved, s.frozen.IsZero()
+			s.mu.Unlock()
+			if !now.Before(t) {
+				close(done)
+				return
+			}
+			var tick <-chan time.Time
+			if running {
+				timer.Reset(t.Sub(now))
+				tick = timer.C
+			}
+			select {
+			case <-tick:
+			case <-moved:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return done, sync.OnceFunc(func() { close(quit) })
 }
 
 // APIKey returns the account key the fake accepts now, in Momento's v1 form:
