@@ -15,6 +15,17 @@
 // needs no sleeping. Faults and latency are injected per method with
 // [Server.SetFault] and [Server.SetLatency].
 //
+// Browsers reach the same fake over gRPC-web: [Server.ServeGRPCWeb] serves
+// it on a port of its own (or mount [Server.GRPCWebHandler]), in the binary
+// and the text variant (application/grpc-web-text, which @gomomento/sdk-web
+// sends), unary calls and subscriptions alike, with CORS for the origins it
+// is given. Point the web SDK at it with endpoint overrides holding the URL
+// it returns, scheme included (the web SDK reads "http://" from the URL and
+// ignores secureConnection):
+//
+//	CredentialProvider.fromDisposableToken({authToken, endpointOverrides:
+//	    {cacheEndpoint: url, controlEndpoint: url, tokenEndpoint: url}})
+//
 // What it models, as Momento does:
 //   - Account keys in both forms Momento issues: [Server.APIKey] (v1: base64
 //     of {"api_key", "endpoint"}) and [Server.APIKeyV2] (v2: a signed JWT
@@ -59,7 +70,10 @@
 // than "t" are the fake's own; the api_key inside a
 // minted token is an unsigned JWT-shaped string whose claims spell out the
 // scope in plain JSON, which a real token does not promise; error messages
-// are the fake's own. Where Momento documents a limit but not the status that
+// are the fake's own. gRPC-web is served over plain HTTP on a port of its
+// own, where Momento serves it over HTTPS on web.-prefixed hosts, and CORS
+// is the fake's: a browser request from an origin not given to it is
+// refused with 403. Where Momento documents a limit but not the status that
 // enforces it, the status is the fake's choice: InvalidArgument for a TTL
 // over 24 h, too many permissions or too long a token lifetime;
 // ResourceExhausted with Momento's "err" trailer (item_size_limit_exceeded,
@@ -80,6 +94,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -189,6 +204,9 @@ type Server struct {
 	caches     map[string]struct{}
 	topics     map[topicKey]*topic
 	pages      uint64 // the newest topic sequence page handed out
+	// webServers are the gRPC-web servers ServeGRPCWeb started; Close
+	// closes them.
+	webServers []*http.Server
 }
 
 type itemKey struct{ cache, key string }
@@ -285,6 +303,12 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 // safe to call more than once.
 func (s *Server) Close() error {
 	s.stop.Do(func() {
+		s.mu.Lock()
+		web := s.webServers
+		s.mu.Unlock()
+		for _, srv := range web {
+			srv.Close()
+		}
 		s.srv.Stop()
 		<-s.serveDone // Serve has returned: nothing of the fake runs on
 	})
