@@ -3,6 +3,7 @@ package momentotest
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"net"
@@ -116,40 +117,29 @@ func (g *grpcWeb) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ct := r.Header.Get("Content-Type")
-	switch {
-	case strings.HasPrefix(ct, "application/grpc-web-text"):
-		serveText(g.next, w, r)
-	case strings.HasPrefix(ct, "application/grpc-web"):
-		g.next.ServeHTTP(w, r)
-	default:
+	if !strings.HasPrefix(ct, "application/grpc-web") {
 		http.Error(w, "momentotest: this port speaks only gRPC-web", http.StatusUnsupportedMediaType)
-	}
-}
-
-// serveText serves a gRPC-web-text call with next, which speaks only binary
-// gRPC-web: it decodes the request body from base64 and encodes the
-// response, swapping the content types both ways. Each part of the response
-// next flushes (vanguard flushes at every message) is sent as base64 of its
-// own, padded, and flushed: grpc-web clients decode what they have received
-// four characters at a time, so every part must end on a whole quantum.
-func serveText(next http.Handler, w http.ResponseWriter, r *http.Request) {
-	text, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTextBody))
-	if err != nil {
-		http.Error(w, "momentotest: request body too large", http.StatusRequestEntityTooLarge)
 		return
 	}
-	body, err := decodeText(text)
-	if err != nil {
-		http.Error(w, "momentotest: request body is not base64", http.StatusBadRequest)
-		return
+	ww := &webWriter{w: w, text: strings.HasPrefix(ct, "application/grpc-web-text")}
+	if ww.text {
+		text, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxTextBody))
+		if err != nil {
+			http.Error(w, "momentotest: request body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		body, err := decodeText(text)
+		if err != nil {
+			http.Error(w, "momentotest: request body is not base64", http.StatusBadRequest)
+			return
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		r.ContentLength = int64(len(body))
+		r.Header.Del("Content-Length")
+		r.Header.Set("Content-Type", strings.Replace(ct, "grpc-web-text", "grpc-web", 1))
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	r.ContentLength = int64(len(body))
-	r.Header.Del("Content-Length")
-	r.Header.Set("Content-Type", strings.Replace(r.Header.Get("Content-Type"), "grpc-web-text", "grpc-web", 1))
-	tw := &textWriter{w: w}
-	next.ServeHTTP(tw, r)
-	tw.Flush()
+	g.next.ServeHTTP(ww, r)
+	ww.Flush()
 }
 
 // decodeText decodes base64 that may be several padded chunks one after
@@ -171,48 +161,93 @@ func decodeText(text []byte) ([]byte, error) {
 	return out, nil
 }
 
-// textWriter turns a binary gRPC-web response into a text one: see serveText.
-type textWriter struct {
+// webWriter is the shim between vanguard's binary gRPC-web answer and the
+// web SDK's transport (the npm package grpc-web 1.4.2), which needs two
+// things vanguard does not do:
+//
+//   - The names in the trailer frame in lower case, as the gRPC-web protocol
+//     asks: grpc-web 1.4.2 looks for "grpc-status" case-sensitively, and
+//     without it takes a failed stream for one that ended cleanly (the web
+//     SDK would then resubscribe). Vanguard writes Go's "Grpc-Status".
+//   - For a text call, the answer in base64 under the text content type.
+//     What is flushed (vanguard flushes at every message) is sent as base64
+//     of its own, padded: grpc-web decodes what it has received four
+//     characters at a time, so every part must end on a whole quantum.
+//
+// It holds what is written until Flush, and sends the whole frames it holds.
+type webWriter struct {
 	w           http.ResponseWriter
-	buf         []byte // written since the last Flush
+	text        bool
+	buf         []byte // written and not yet sent
 	wroteHeader bool
 	plain       bool // the answer is not gRPC-web (an HTTP error): sent as is
 }
 
-func (t *textWriter) Header() http.Header { return t.w.Header() }
+func (ww *webWriter) Header() http.Header { return ww.w.Header() }
 
-func (t *textWriter) WriteHeader(code int) {
-	if t.wroteHeader {
+func (ww *webWriter) WriteHeader(code int) {
+	if ww.wroteHeader {
 		return
 	}
-	t.wroteHeader = true
-	h := t.w.Header()
+	ww.wroteHeader = true
+	h := ww.w.Header()
 	ct := h.Get("Content-Type")
-	t.plain = !strings.HasPrefix(ct, "application/grpc-web")
-	if !t.plain {
+	ww.plain = !strings.HasPrefix(ct, "application/grpc-web")
+	if !ww.plain && ww.text {
 		h.Set("Content-Type", strings.Replace(ct, "grpc-web", "grpc-web-text", 1))
 		h.Del("Content-Length") // base64 is longer
 	}
-	t.w.WriteHeader(code)
+	ww.w.WriteHeader(code)
 }
 
-func (t *textWriter) Write(p []byte) (int, error) {
-	t.WriteHeader(http.StatusOK)
-	if t.plain {
-		return t.w.Write(p)
+func (ww *webWriter) Write(p []byte) (int, error) {
+	ww.WriteHeader(http.StatusOK)
+	if ww.plain {
+		return ww.w.Write(p)
 	}
-	t.buf = append(t.buf, p...)
+	ww.buf = append(ww.buf, p...)
 	return len(p), nil
 }
 
-// Flush sends what was written since the last Flush as one base64 chunk.
-func (t *textWriter) Flush() {
-	t.WriteHeader(http.StatusOK)
-	if len(t.buf) > 0 {
-		if _, err := t.w.Write(base64.StdEncoding.AppendEncode(nil, t.buf)); err != nil {
+// Flush sends the whole frames written since the last Flush.
+func (ww *webWriter) Flush() {
+	ww.WriteHeader(http.StatusOK)
+	n := 0 // bytes of whole frames in buf
+	for len(ww.buf)-n >= 5 {
+		size := 5 + int(binary.BigEndian.Uint32(ww.buf[n+1:n+5]))
+		if len(ww.buf)-n < size {
+			break
+		}
+		if ww.buf[n]&0x80 != 0 { // trailers: "Name: value\r\n" lines
+			lowerNames(ww.buf[n+5 : n+size])
+		}
+		n += size
+	}
+	if n > 0 {
+		out := ww.buf[:n]
+		if ww.text {
+			out = base64.StdEncoding.AppendEncode(nil, out)
+		}
+		if _, err := ww.w.Write(out); err != nil {
 			return // the client is gone; the call's context says so
 		}
-		t.buf = t.buf[:0]
+		ww.buf = append(ww.buf[:0], ww.buf[n:]...)
 	}
-	http.NewResponseController(t.w).Flush() //nolint:errcheck // a failure is the client's leaving
+	http.NewResponseController(ww.w).Flush() //nolint:errcheck // a failure is the client's leaving
+}
+
+// lowerNames lowers, in place, the names of the "Name: value" lines of a
+// gRPC-web trailer frame.
+func lowerNames(trailers []byte) {
+	name := true // at a name: from a line's start to its colon
+	for i, c := range trailers {
+		switch {
+		case c == '\n':
+			name = true
+		case c == ':':
+			name = false
+		case name && 'A' <= c && c <= 'Z':
+			trailers[i] = c + 'a' - 'A'
+		}
+	}
 }

@@ -110,8 +110,9 @@ func (wr *webReader) next() []byte {
 					return payload
 				}
 				wr.done = true
+				// Names case-sensitively, as grpc-web 1.4.2 reads them.
 				for _, line := range strings.Split(string(payload), "\r\n") {
-					if v, ok := strings.CutPrefix(strings.ToLower(line), "grpc-status:"); ok {
+					if v, ok := strings.CutPrefix(line, "grpc-status:"); ok {
 						c, _ := strconv.Atoi(strings.TrimSpace(v))
 						wr.code = codes.Code(c)
 					}
@@ -384,22 +385,41 @@ func (w *writesRecorder) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// TestTextWriterEncodesEachFlushAlone: what is flushed goes out as padded
-// base64 of its own, since grpc-web-text clients decode whatever has
-// arrived four characters at a time.
-func TestTextWriterEncodesEachFlushAlone(t *testing.T) {
-	rec := &writesRecorder{header: http.Header{"Content-Type": {"application/grpc-web+proto"}}}
-	tw := &textWriter{w: rec}
-	tw.Write([]byte("a"))  //nolint:errcheck
-	tw.Write([]byte("bc")) //nolint:errcheck
-	tw.Flush()
-	tw.Write([]byte("de")) //nolint:errcheck
-	tw.Flush()
-	tw.Flush()
-	if diff := cmp.Diff([]string{"YWJj", "ZGU="}, rec.writes); diff != "" {
-		t.Errorf("writes (-want +got):\n%s", diff)
+// TestWebWriter: the answer goes out a whole frame at a time, trailer names
+// in lower case; in text mode each flush as padded base64 of its own, since
+// grpc-web-text clients decode whatever has arrived four characters at a
+// time.
+func TestWebWriter(t *testing.T) {
+	data := []byte("\x00\x00\x00\x00\x02hi")
+	trailers := []byte("\x80\x00\x00\x00\x1aGrpc-Status: 0\r\nX-Ab: Cd\r\n")
+	lowered := []byte("\x80\x00\x00\x00\x1agrpc-status: 0\r\nx-ab: Cd\r\n")
+	tests := []struct {
+		text bool
+		want []string
+	}{
+		{false, []string{string(data), string(lowered)}},
+		{true, []string{base64.StdEncoding.EncodeToString(data), base64.StdEncoding.EncodeToString(lowered)}},
 	}
-	if got, want := rec.header.Get("Content-Type"), "application/grpc-web-text+proto"; got != want {
-		t.Errorf("Content-Type = %q, want %q", got, want)
+	for _, tt := range tests {
+		rec := &writesRecorder{header: http.Header{"Content-Type": {"application/grpc-web+proto"}}}
+		ww := &webWriter{w: rec, text: tt.text}
+		ww.Write(data[:3])      //nolint:errcheck
+		ww.Flush()              // half a frame: nothing to send
+		ww.Write(data[3:])      //nolint:errcheck
+		ww.Write(trailers[:10]) //nolint:errcheck
+		ww.Flush()
+		ww.Write(trailers[10:]) //nolint:errcheck
+		ww.Flush()
+		ww.Flush()
+		if diff := cmp.Diff(tt.want, rec.writes); diff != "" {
+			t.Errorf("text %v: writes (-want +got):\n%s", tt.text, diff)
+		}
+		want := "application/grpc-web+proto"
+		if tt.text {
+			want = "application/grpc-web-text+proto"
+		}
+		if got := rec.header.Get("Content-Type"); got != want {
+			t.Errorf("text %v: Content-Type = %q, want %q", tt.text, got, want)
+		}
 	}
 }
