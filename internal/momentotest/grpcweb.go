@@ -18,8 +18,9 @@ import (
 )
 
 // gRPC-web, for browsers: the fake's gRPC server behind connectrpc.com/vanguard,
-// which turns gRPC-web into gRPC in process, with CORS in front and a shim
-// for the text variant, which vanguard does not speak.
+// which turns binary gRPC-web into gRPC in process, with CORS in front and a
+// shim (webWriter) for what the web SDK needs beyond that: the text variant
+// and lower-case trailer names.
 
 // grpcWebHeaders are the request headers a page may send: those of the
 // grpc-web transport (content-type, x-grpc-web, x-user-agent, grpc-timeout
