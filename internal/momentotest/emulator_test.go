@@ -126,7 +126,7 @@ func TestControlPlane(t *testing.T) {
 
 	// A subscription ends with NotFound when its cache is deleted. (Seen on
 	// the wire: the SDK v1.38.0 reconnects forever, whatever the status.)
-	recv := rawSubscribe(t, s, "a", "t")
+	recv := rawSubscribe(t, s, s.APIKey(), "a", "t")
 
 	resp, err := c.DeleteCache(ctx, &momento.DeleteCacheRequest{CacheName: "a"})
 	if _, ok := resp.(*responses.DeleteCacheSuccess); err != nil || !ok {
@@ -377,9 +377,45 @@ func TestPublisherID(t *testing.T) {
 	}
 }
 
-// rawSubscribe subscribes with the account key without the SDK, and returns
-// a function that reads the stream until it ends and returns its status.
-func rawSubscribe(t *testing.T, s *Server, cache, topic string) func() error {
+// TestSubscriptionEndsWhenItsTokenExpires: an open subscription made with a
+// minted token ends with Unauthenticated once the token expires on the
+// fake's clock, whether real time or FastForward takes it there; one made
+// with the account key goes on. (The stream is read without the SDK: the Go
+// SDK's default topic configuration resubscribes after any error, forever.)
+func TestSubscriptionEndsWhenItsTokenExpires(t *testing.T) {
+	tests := []struct {
+		name    string
+		seconds int64
+		expire  func(s *Server)
+	}{
+		{"FastForward", 60, func(s *Server) { s.FastForward(time.Minute) }},
+		{"RealTime", 1, func(*Server) {}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := NewServerT(t, "pizza")
+			tok := mintSubscribeOnly(t, authClient(t, s, s.APIKey()), "pizza", tt.seconds)
+			recv := rawSubscribe(t, s, tok.ApiKey, "pizza", "t")
+			recvKey := rawSubscribe(t, s, s.APIKey(), "pizza", "t")
+			tt.expire(s)
+			if err := recv(); status.Code(err) != codes.Unauthenticated {
+				t.Errorf("the token's subscription ended with %v, want Unauthenticated", err)
+			}
+			ended := make(chan error, 1)
+			go func() { ended <- recvKey() }()
+			select {
+			case err := <-ended:
+				t.Errorf("the account key's subscription ended with %v", err)
+			case <-time.After(100 * time.Millisecond):
+			}
+		})
+	}
+}
+
+// rawSubscribe subscribes with key (a v1 account key or minted token)
+// without the SDK, and returns a function that reads the stream until it
+// ends and returns its status.
+func rawSubscribe(t *testing.T, s *Server, key, cache, topic string) func() error {
 	t.Helper()
 	conn, err := grpc.NewClient(s.Addr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -388,7 +424,7 @@ func rawSubscribe(t *testing.T, s *Server, cache, topic string) func() error {
 	t.Cleanup(func() { conn.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)
-	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", secretOf(t, s.APIKey()))
+	ctx = metadata.AppendToOutgoingContext(ctx, "authorization", secretOf(t, key))
 	stream, err := conn.NewStream(ctx, &grpc.StreamDesc{ServerStreams: true}, "/cache_client.pubsub.Pubsub/Subscribe")
 	if err != nil {
 		t.Fatalf("NewStream: %v", err)

@@ -126,9 +126,14 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 
 	sub := &subscriber{ch: make(chan published, subscriberBuffer)}
 	s.mu.Lock()
-	if _, err := s.dataCallerLocked(ctx, "topic", "subscribe to", key.cache, key.topic, "TopicReadWrite", "TopicReadOnly"); err != nil {
+	c, err := s.dataCallerLocked(ctx, "topic", "subscribe to", key.cache, key.topic, "TopicReadWrite", "TopicReadOnly")
+	if err != nil {
 		s.mu.Unlock()
 		return err
+	}
+	var validUntil time.Time // zero for an account key, which does not expire
+	if c.mint != nil {
+		validUntil = c.mint.ValidUntil
 	}
 	t := s.topicLocked(key)
 	replay, missed := t.resumeLocked(resumeAt, page)
@@ -155,12 +160,22 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 			return err
 		}
 	}
+	// A subscription made with a minted token ends when the token expires,
+	// as a call made with it then would.
+	var expired <-chan struct{} // never, for an account key
+	if !validUntil.IsZero() {
+		var stop func()
+		expired, stop = s.waitUntil(validUntil)
+		defer stop()
+	}
 	tick := time.NewTicker(s.heartbeat)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return status.FromContextError(ctx.Err()).Err()
+		case <-expired:
+			return status.Error(codes.Unauthenticated, "momentotest: token has expired")
 		case <-t.gone:
 			return status.Errorf(codes.NotFound, "momentotest: cache %q not found", key.cache)
 		case <-tick.C:

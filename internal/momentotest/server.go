@@ -15,6 +15,17 @@
 // needs no sleeping. Faults and latency are injected per method with
 // [Server.SetFault] and [Server.SetLatency].
 //
+// Browsers reach the same fake over gRPC-web: [Server.ServeGRPCWeb] serves
+// it on a port of its own (or mount [Server.GRPCWebHandler]), in the binary
+// and the text variant (application/grpc-web-text, which @gomomento/sdk-web
+// sends), unary calls and subscriptions alike, with CORS for the origins it
+// is given. Point the web SDK at it with endpoint overrides holding the URL
+// it returns, scheme included (the web SDK reads "http://" from the URL and
+// ignores secureConnection):
+//
+//	CredentialProvider.fromDisposableToken({authToken, endpointOverrides:
+//	    {cacheEndpoint: url, controlEndpoint: url, tokenEndpoint: url}})
+//
 // What it models, as Momento does:
 //   - Account keys in both forms Momento issues: [Server.APIKey] (v1: base64
 //     of {"api_key", "endpoint"}) and [Server.APIKeyV2] (v2: a signed JWT
@@ -41,7 +52,9 @@
 //     a discontinuity when a resumed or slow subscriber has lost items.
 //   - Calls made with a minted token are held to its scope and expiry:
 //     PermissionDenied outside the scope (and for every control-plane call),
-//     Unauthenticated once expired. Account keys have every permission.
+//     Unauthenticated once expired. A subscription made with a minted token
+//     ends, with Unauthenticated, when the token expires on the fake's clock.
+//     Account keys have every permission.
 //   - Limits: TTLs up to 24 h, items (key and value) up to 5 MiB, topic
 //     messages up to 4 KiB, tokens with at most 20 permissions living at
 //     most 1 h.
@@ -57,7 +70,10 @@
 // than "t" are the fake's own; the api_key inside a
 // minted token is an unsigned JWT-shaped string whose claims spell out the
 // scope in plain JSON, which a real token does not promise; error messages
-// are the fake's own. Where Momento documents a limit but not the status that
+// are the fake's own. gRPC-web is served over plain HTTP on a port of its
+// own, where Momento serves it over HTTPS on web.-prefixed hosts, and CORS
+// is the fake's: a browser request from an origin not given to it is
+// refused with 403. Where Momento documents a limit but not the status that
 // enforces it, the status is the fake's choice: InvalidArgument for a TTL
 // over 24 h, too many permissions or too long a token lifetime;
 // ResourceExhausted with Momento's "err" trailer (item_size_limit_exceeded,
@@ -65,7 +81,12 @@
 // no rate, throughput, cache-count or subscriber-count limits, and no limit
 // on key or topic-name length (Momento documents none). Whether Momento keeps
 // an existing item's TTL on Increment is undocumented; the fake applies the
-// request's, which the wire always carries. Heartbeats run on real time, not
+// request's, which the wire always carries. How Momento ends an open
+// subscription whose token expires is undocumented; the fake ends it at the
+// expiry with Unauthenticated, the status a new call with the token gets,
+// which the web SDK hands to the subscription's onError without
+// resubscribing (the Go SDK's default topic configuration resubscribes after
+// any error, and so keeps failing). Heartbeats run on real time, not
 // the fake's clock, and a slow subscriber is one more than 64 items behind.
 package momentotest
 
@@ -73,6 +94,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -161,6 +183,9 @@ type Server struct {
 	// frozen is the clock's time once SetTime has stopped it; zero means
 	// the clock runs.
 	frozen time.Time
+	// moved is closed, and replaced, whenever FastForward or SetTime moves
+	// the clock, to wake those waiting for a time on it (waitUntil).
+	moved chan struct{}
 	// keys maps what a client sends as authorization for an account key
 	// (the api_key inside a v1 key, or a whole v2 key) to the key's ID.
 	keys     map[string]string
@@ -179,6 +204,9 @@ type Server struct {
 	caches     map[string]struct{}
 	topics     map[topicKey]*topic
 	pages      uint64 // the newest topic sequence page handed out
+	// webServers are the gRPC-web servers ServeGRPCWeb started; Close
+	// closes them.
+	webServers []*http.Server
 }
 
 type itemKey struct{ cache, key string }
@@ -206,6 +234,7 @@ func NewServer(opts Options) (*Server, error) {
 		counts:    make(map[Method]int),
 		caches:    make(map[string]struct{}),
 		topics:    make(map[topicKey]*topic),
+		moved:     make(chan struct{}),
 	}
 	if s.endpoint == "" {
 		s.endpoint = DefaultEndpoint
@@ -274,6 +303,12 @@ func (s *Server) Addr() string { return s.lis.Addr().String() }
 // safe to call more than once.
 func (s *Server) Close() error {
 	s.stop.Do(func() {
+		s.mu.Lock()
+		web := s.webServers
+		s.mu.Unlock()
+		for _, srv := range web {
+			srv.Close()
+		}
 		s.srv.Stop()
 		<-s.serveDone // Serve has returned: nothing of the fake runs on
 	})
@@ -310,11 +345,12 @@ func (s *Server) nowLocked() time.Time {
 func (s *Server) FastForward(d time.Duration) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.frozen.IsZero() {
+	if s.frozen.IsZero() {
+		s.offset += d
+	} else {
 		s.frozen = s.frozen.Add(d)
-		return
 	}
-	s.offset += d
+	s.clockMovedLocked()
 }
 
 // SetTime stops the fake's clock at t: from then on only FastForward and
@@ -323,6 +359,46 @@ func (s *Server) SetTime(t time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.frozen = t
+	s.clockMovedLocked()
+}
+
+// clockMovedLocked wakes everything waiting for a time on the fake's clock.
+// s.mu must be held.
+func (s *Server) clockMovedLocked() {
+	close(s.moved)
+	s.moved = make(chan struct{})
+}
+
+// waitUntil returns a channel that is closed once the fake's clock reads t
+// or later, and a function that stops the wait. It looks at the clock when
+// the real time left until t has passed and whenever the clock is moved.
+func (s *Server) waitUntil(t time.Time) (reached <-chan struct{}, stop func()) {
+	done, quit := make(chan struct{}), make(chan struct{})
+	go func() {
+		timer := time.NewTimer(0)
+		defer timer.Stop()
+		for {
+			s.mu.Lock()
+			now, moved, running := s.nowLocked(), s.moved, s.frozen.IsZero()
+			s.mu.Unlock()
+			if !now.Before(t) {
+				close(done)
+				return
+			}
+			var tick <-chan time.Time
+			if running {
+				timer.Reset(t.Sub(now))
+				tick = timer.C
+			}
+			select {
+			case <-tick:
+			case <-moved:
+			case <-quit:
+				return
+			}
+		}
+	}()
+	return done, sync.OnceFunc(func() { close(quit) })
 }
 
 // APIKey returns the account key the fake accepts now, in Momento's v1 form:
