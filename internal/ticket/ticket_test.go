@@ -427,17 +427,6 @@ func TestVerifyConcurrent(t *testing.T) {
 	wg.Wait()
 }
 
-func BenchmarkVerify(b *testing.B) {
-	v := newVerifier(b)
-	raw := signWith(b, jwt.SigningMethodHS256, "k1", key1.Secret, goodClaims())
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := v.Verify(raw); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
 func BenchmarkVerifyRefusedMaxLen(b *testing.B) {
 	v := newVerifier(b)
 	raw := strings.Repeat("a", MaxLen/2) + "." + strings.Repeat("b", MaxLen/2-2) + ".c"
