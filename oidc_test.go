@@ -110,7 +110,7 @@ func TestBadIDTokensAreRefused(t *testing.T) {
 		{"wrong issuer", func(hs *harness, _ *oidctest.Server) string {
 			other := oidctest.NewServerT(t, oidctest.Options{Now: hs.momento.Now})
 			return idToken(t, other, "alice")
-		}, http.StatusUnauthorized, "ticket", "signature"}, // another issuer's token is not an ID token for us
+		}, http.StatusUnauthorized, "id_token", "signature"}, // an asymmetric token is an ID token; iss is read only once our key verified it, and the other issuer's key has our key's id
 		{"issuer claim forged", func(hs *harness, issuer *oidctest.Server) string {
 			other := oidctest.NewServerT(t, oidctest.Options{Now: hs.momento.Now})
 			return idToken(t, other, "alice", oidctest.WithClaim("iss", issuer.Issuer()))
