@@ -40,4 +40,3 @@ func bearer(r *http.Request) (token string, ok bool) {
 	}
 	return token, true
 }
-
