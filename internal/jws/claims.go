@@ -1,9 +1,7 @@
 package jws
 
 import (
-	"bytes"
 	"encoding/json"
-	"io"
 	"math"
 	"strconv"
 	"time"
@@ -30,34 +28,19 @@ type Claims struct {
 // no two member names equal or equal but for case, registered claims of
 // their types, and nothing after it. Its error is ErrMalformed.
 func DecodeClaims(payload []byte) (Claims, error) {
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return Claims{}, ErrMalformed
-	}
 	c := Claims{members: make(map[string]json.RawMessage)}
 	folded := make(map[string]struct{})
-	for dec.More() {
-		t, err := dec.Token()
-		name, ok := t.(string)
-		if err != nil || !ok {
-			return Claims{}, ErrMalformed
-		}
+	err := members(payload, false, func(name string, v []byte) error {
 		key := foldName(name)
 		if _, dup := folded[key]; dup {
-			return Claims{}, ErrMalformed
+			return ErrMalformed
 		}
 		folded[key] = struct{}{}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return Claims{}, ErrMalformed
-		}
 		c.members[name] = v
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return Claims{}, ErrMalformed
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return Claims{}, ErrMalformed
+		return nil
+	})
+	if err != nil {
+		return Claims{}, err
 	}
 	if err := c.registered(); err != nil {
 		return Claims{}, err

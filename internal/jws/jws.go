@@ -29,7 +29,7 @@
 //     bit too: one token must have one spelling, or each spelling would be a
 //     fresh cache entry and a fresh signature check);
 //   - a header that is not one flat JSON object: a member whose value is an
-//     object or an array (the scanner stops at its first bracket), two
+//     object or an array, two
 //     members whose names are equal or differ only in case (Go's
 //     encoding/json would read either as the other), or a "crit" member (it
 //     names extensions the verifier would have to understand);
@@ -61,11 +61,8 @@
 package jws
 
 import (
-	"bytes"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"io"
 	"slices"
 	"strings"
 	"unicode"
@@ -138,7 +135,7 @@ func Parse(raw string, maxLen int, algs []string) (Token, error) {
 	case len(h) > MaxHeaderLen, len(s) > MaxSignatureLen:
 		return Token{}, ErrMalformed
 	}
-	hb, err := strict.DecodeString(h)
+	hb, err := decode(h)
 	if err != nil {
 		return Token{}, ErrMalformed
 	}
@@ -149,59 +146,48 @@ func Parse(raw string, maxLen int, algs []string) (Token, error) {
 	if !slices.Contains(algs, hdr.Alg) {
 		return Token{}, ErrAlgorithm
 	}
-	sig, err := strict.DecodeString(s)
+	sig, err := decode(s)
 	if err != nil {
 		return Token{}, ErrMalformed
 	}
 	return Token{Header: hdr, raw: raw, payload: d1 + 1, sig: d2 + 1, sigb: sig}, nil
 }
 
-// parseHeader reads a flat JSON object, stopping at the first nested value.
+// parseHeader reads a flat JSON object.
 func parseHeader(b []byte) (Header, error) {
 	var h Header
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.UseNumber()
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
-		return h, ErrMalformed
-	}
 	// A header of at most 768 bytes has few members: a slice beats a map.
 	var buf [8]string
 	seen := buf[:0]
-	for dec.More() {
-		t, err := dec.Token()
-		name, ok := t.(string)
-		if err != nil || !ok {
-			return h, ErrMalformed
-		}
-		v, err := dec.Token()
-		if err != nil {
-			return h, ErrMalformed
-		}
-		if _, nested := v.(json.Delim); nested {
-			return h, ErrMalformed
-		}
+	err := members(b, true, func(name string, v []byte) error {
 		key := foldName(name)
 		if slices.Contains(seen, key) {
-			return h, ErrMalformed
+			return ErrMalformed
 		}
 		seen = append(seen, key)
 		switch name {
 		case "alg":
-			h.Alg, _ = v.(string)
+			h.Alg, _ = scalarString(v)
 		case "kid":
-			s, ok := v.(string)
+			s, ok := scalarString(v)
 			h.KeyID, h.BadKeyID = s, !ok
 		case "crit":
-			return h, ErrMalformed
+			return ErrMalformed
 		}
-	}
-	if t, err := dec.Token(); err != nil || t != json.Delim('}') {
-		return h, ErrMalformed
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return h, ErrMalformed
+		return nil
+	})
+	if err != nil {
+		return Header{}, err
 	}
 	return h, nil
+}
+
+// scalarString returns v, a valid JSON scalar, if it is a string.
+func scalarString(v []byte) (string, bool) {
+	if v[0] != '"' {
+		return "", false
+	}
+	return unquote(v), true
 }
 
 // Raw returns the token as given to Parse.
@@ -217,7 +203,12 @@ func (t Token) Signature() []byte { return t.sigb }
 // Payload decodes the payload segment; call it only once the signature has
 // verified. Its error is ErrMalformed.
 func (t Token) Payload() ([]byte, error) {
-	b, err := strict.DecodeString(t.raw[t.payload : t.sig-1])
+	return decode(t.raw[t.payload : t.sig-1])
+}
+
+// decode decodes a segment of canonical unpadded base64url.
+func decode(seg string) ([]byte, error) {
+	b, err := strict.DecodeString(seg)
 	if err != nil {
 		return nil, ErrMalformed
 	}
