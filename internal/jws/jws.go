@@ -26,8 +26,8 @@
 //   - a header segment longer than [MaxHeaderLen] or a signature segment
 //     longer than [MaxSignatureLen];
 //   - a header that is not canonical unpadded base64url (a non-zero unused
-//     bit too: one token must have one spelling, or each spelling would be a
-//     fresh cache entry and a fresh signature check);
+//     bit or a line break too: one token must have one spelling, or each
+//     spelling would be a fresh cache entry and a fresh signature check);
 //   - a header that is not one flat JSON object: a member whose value is an
 //     object or an array, two
 //     members whose names are equal or differ only in case (Go's
@@ -206,8 +206,13 @@ func (t Token) Payload() ([]byte, error) {
 	return decode(t.raw[t.payload : t.sig-1])
 }
 
-// decode decodes a segment of canonical unpadded base64url.
+// decode decodes a segment of canonical unpadded base64url. Go's decoders
+// skip '\r' and '\n' (Strict too), which would give one signature many
+// spellings: they are refused first.
 func decode(seg string) ([]byte, error) {
+	if strings.IndexByte(seg, '\n') >= 0 || strings.IndexByte(seg, '\r') >= 0 {
+		return nil, ErrMalformed
+	}
 	b, err := strict.DecodeString(seg)
 	if err != nil {
 		return nil, ErrMalformed

@@ -109,6 +109,10 @@ func TestParseRefuses(t *testing.T) {
 		{name: "signature not base64url", raw: good + "." + payload + ".s!g", want: ErrMalformed},
 		{name: "signature padded", raw: good + "." + payload + "." + sig32 + "=", want: ErrMalformed},
 		{name: "signature non-canonical", raw: good + "." + payload + "." + lenient, want: ErrMalformed},
+		// Go's base64 decoders skip line breaks.
+		{name: "signature with a line break", raw: good + "." + payload + "." + sig32[:8] + "\n" + sig32[8:], want: ErrMalformed},
+		{name: "signature with a carriage return", raw: good + "." + payload + "." + sig32[:8] + "\r" + sig32[8:], want: ErrMalformed},
+		{name: "header with a line break", raw: good[:4] + "\n" + good[4:] + "." + payload + "." + sig, want: ErrMalformed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -132,6 +136,13 @@ func TestPayloadRefusesNonCanonical(t *testing.T) {
 	}
 	if _, err := tok.Payload(); !errors.Is(err, ErrMalformed) {
 		t.Errorf("Payload() of a non-canonical segment = %v, want %v", err, ErrMalformed)
+	}
+	tok, err = Parse(b64(`{"alg":"RS256"}`)+"."+p[:2]+"\r\n"+p[2:]+"."+sig, 8<<10, asymmetric)
+	if err != nil {
+		t.Fatalf("Parse() = %v", err)
+	}
+	if _, err := tok.Payload(); !errors.Is(err, ErrMalformed) {
+		t.Errorf("Payload() of a segment with a line break = %v, want %v", err, ErrMalformed)
 	}
 }
 

@@ -161,6 +161,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{name: "crit header", raw: hmacRaw(t, `{"alg":"HS256","kid":"k1","crit":["b64"],"b64":false}`, `{}`, key1.Secret), want: ErrMalformed},
 		{name: "non-canonical base64", raw: parts[0] + "." + parts[1] + "." + lenient, want: ErrMalformed},
 		{name: "padded base64", raw: good + "=", want: ErrMalformed},
+		{name: "line break in the signature", raw: parts[0] + "." + parts[1] + "." + sig[:8] + "\n" + sig[8:], want: ErrMalformed},
 		{name: "empty", raw: "", want: ErrMalformed},
 		{name: "two segments", raw: parts[0] + "." + parts[1], want: ErrMalformed},
 		{name: "four segments", raw: good + ".x", want: ErrMalformed},
