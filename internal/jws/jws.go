@@ -29,12 +29,15 @@
 //     bit or a line break too: one token must have one spelling, or each
 //     spelling would be a fresh cache entry and a fresh signature check);
 //   - a header that is not one flat JSON object: a member whose value is an
-//     object or an array, two
-//     members whose names are equal or differ only in case (Go's
-//     encoding/json would read either as the other), or a "crit" member (it
-//     names extensions the verifier would have to understand);
+//     object or an array, two members whose names are equal or differ only
+//     in case (Go's encoding/json would read either as the other), or a
+//     "crit" member (it names extensions the verifier would have to
+//     understand);
 //   - an "alg" that is not a string in the caller's list (ErrAlgorithm);
 //   - a signature segment that is not canonical unpadded base64url.
+//
+// The payload segment is decoded, under the same base64url rules, by
+// [Token.Payload], which the caller calls once the signature verified.
 //
 // # The header rule, and why there is no allowlist of members
 //
