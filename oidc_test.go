@@ -3,7 +3,9 @@ package tokenvendingmachine
 import (
 	"context"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -110,7 +112,7 @@ func TestBadIDTokensAreRefused(t *testing.T) {
 		{"wrong issuer", func(hs *harness, _ *oidctest.Server) string {
 			other := oidctest.NewServerT(t, oidctest.Options{Now: hs.momento.Now})
 			return idToken(t, other, "alice")
-		}, http.StatusUnauthorized, "ticket", "signature"}, // another issuer's token is not an ID token for us
+		}, http.StatusUnauthorized, "id_token", "signature"}, // an asymmetric token is an ID token; iss is read only once our key verified it, and the other issuer's key has our key's id
 		{"issuer claim forged", func(hs *harness, issuer *oidctest.Server) string {
 			other := oidctest.NewServerT(t, oidctest.Options{Now: hs.momento.Now})
 			return idToken(t, other, "alice", oidctest.WithClaim("iss", issuer.Issuer()))
@@ -146,6 +148,34 @@ func TestBadIDTokensAreRefused(t *testing.T) {
 		{"unknown key id", func(_ *harness, issuer *oidctest.Server) string {
 			return idToken(t, issuer, "alice", oidctest.WithKeyID("forged"))
 		}, http.StatusUnauthorized, "id_token", "unknown key"},
+		// One meaning: Go's JSON would read sub as SUB, and "0" as a time.
+		{"sub then SUB", func(hs *harness, issuer *oidctest.Server) string {
+			now := hs.momento.Now()
+			tok, err := issuer.SignRaw([]byte(fmt.Sprintf(`{"iss":%q,"aud":%q,"exp":%d,"sub":"alice","SUB":"admin"}`,
+				issuer.Issuer(), issuer.Audience(), now.Add(time.Hour).Unix())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tok
+		}, http.StatusUnauthorized, "id_token", "malformed"},
+		{"nbf a string", func(_ *harness, issuer *oidctest.Server) string {
+			return idToken(t, issuer, "alice", oidctest.WithClaim("nbf", "0"))
+		}, http.StatusUnauthorized, "id_token", "malformed"},
+		// ID tokens as OpenID Connect defines them.
+		{"several audiences without azp", func(_ *harness, issuer *oidctest.Server) string {
+			return idToken(t, issuer, "alice", oidctest.WithClaim("aud", []string{issuer.Audience(), "another-app"}))
+		}, http.StatusUnauthorized, "id_token", "audience"},
+		{"exp ten years ahead", func(hs *harness, issuer *oidctest.Server) string {
+			return idToken(t, issuer, "alice", oidctest.WithExpiry(hs.momento.Now().AddDate(10, 0, 0)))
+		}, http.StatusUnauthorized, "id_token", "lifetime"},
+		// A header is small and flat before any key is tried; what fails
+		// the pre-check goes to the ticket verifier, which refuses it too.
+		{"8 KB header nested deeply", func(_ *harness, issuer *oidctest.Server) string {
+			parts := strings.Split(idToken(t, issuer, "alice"), ".")
+			nested := strings.Repeat("[", 2500) + strings.Repeat("]", 2500)
+			header := `{"alg":"RS256","kid":"` + issuer.KeyID() + `","x":` + nested + `}`
+			return base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + parts[1] + "." + parts[2]
+		}, http.StatusUnauthorized, "ticket", "malformed"},
 		{"subject that is not a topic fragment", func(_ *harness, issuer *oidctest.Server) string {
 			return idToken(t, issuer, "alice-*")
 		}, http.StatusForbidden, "id_token", "subject does not fit OIDC_TOPICS"},

@@ -45,6 +45,25 @@ func signTicket(t testing.TB, claims jwt.MapClaims) string {
 	return tok
 }
 
+// signTicketJSON signs header and payload JSON as written with the test
+// key, for claims sets a JWT library would not write.
+func signTicketJSON(t testing.TB, header, payload string) string {
+	t.Helper()
+	enc := base64.RawURLEncoding
+	signing := enc.EncodeToString([]byte(header)) + "." + enc.EncodeToString([]byte(payload))
+	sig, err := jwt.SigningMethodHS256.Sign(signing, []byte(testTicketKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signing + "." + enc.EncodeToString(sig)
+}
+
+// ticketJSON is the JSON of a ticket's aud and exp (5 minutes on the
+// fake's clock) followed by members.
+func ticketJSON(hs *harness, members string) string {
+	return fmt.Sprintf(`{"aud":%q,"exp":%d,%s}`, ticket.DefaultAudience, hs.momento.Now().Add(5*time.Minute).Unix(), members)
+}
+
 // ticketClaims are valid claims for sub and topics, expiring in 5 minutes
 // on the fake's clock.
 func ticketClaims(hs *harness, sub string, topics ...string) jwt.MapClaims {
@@ -227,6 +246,23 @@ func TestBadTicketsAreRefused(t *testing.T) {
 		}, "claims"},
 		{"not a JWT", func(*harness) string { return "not-a-ticket" }, "malformed"},
 		{"oversized", func(*harness) string { return strings.Repeat("A", 9000) }, "malformed"},
+		// One meaning: Go's JSON would read sub as SUB, topics as Topics,
+		// and the string "0" as a time; another parser would not.
+		{"sub then SUB", func(hs *harness) string {
+			return signTicketJSON(t, `{"alg":"HS256","typ":"JWT"}`, ticketJSON(hs, `"sub":"alice","SUB":"admin","topics":["order-42-*"]`))
+		}, "malformed"},
+		{"topics then Topics", func(hs *harness) string {
+			return signTicketJSON(t, `{"alg":"HS256","typ":"JWT"}`, ticketJSON(hs, `"sub":"alice","topics":["order-42-*"],"Topics":["order-*"]`))
+		}, "malformed"},
+		{"nbf a string", func(hs *harness) string {
+			return signTicketJSON(t, `{"alg":"HS256","typ":"JWT"}`, ticketJSON(hs, `"sub":"alice","topics":["order-42-*"],"nbf":"0"`))
+		}, "malformed"},
+		// A header is small and flat before any key is tried.
+		{"8 KB header nested deeply", func(hs *harness) string {
+			parts := strings.Split(signTicket(t, ticketClaims(hs, "alice", "order-42-*")), ".")
+			nested := strings.Repeat("[", 2800) + strings.Repeat("]", 2800)
+			return base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"HS256","x":`+nested+`}`)) + "." + parts[1] + "." + parts[2]
+		}, "malformed"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -2,25 +2,60 @@
 // (Firebase Authentication, Google, or any issuer with discovery and a JWKS).
 //
 // Create a [Verifier] once per instance with [New]; it discovers the issuer's
-// key set (unless Options.JWKSURL names it) and fetches the signing keys once.
-// [Verifier.Verify] then checks a raw token with github.com/coreos/go-oidc/v3:
-// the signature with one of the issuer's asymmetric keys (never an HMAC, never
-// "none"), the issuer, the audience and the expiry, plus "nbf" and "iat" not in
-// the future and a subject present. Every call verifies: remembering
-// verified tokens is the caller's (internal/credential keeps their callers
-// in the function's one expiring cache).
+// key set with github.com/coreos/go-oidc/v3 (unless Options.JWKSURL names it)
+// and fetches the signing keys once. [Verifier.Verify] then checks a raw
+// token; every call verifies: remembering verified tokens is the caller's
+// (internal/credential keeps their callers in the function's one expiring
+// cache).
+//
+// # One parse, signature first
+//
+// A forged ID token needs nothing secret (the issuer, the audience and a
+// published key id), so refusing one must cost no more than refusing a
+// malformed token plus one signature check. A token is parsed once:
+// jws.Parse bounds it (MaxTokenBytes, a header of at most 1 KiB that is one
+// flat JSON object, canonical base64url) and reads "alg" and "kid"; the key
+// with that "kid" checks the signature over the token as it came
+// (golang-jwt's signing methods, with the key's own algorithm and curve);
+// only then are the claims decoded, once, by jws.DecodeClaims, which refuses
+// duplicate or case-variant names and registered claims of the wrong type.
+// go-oidc's IDTokenVerifier is not used for this: it decodes the claims and
+// checks them before the signature, and it and go-jose's ParseSigned each
+// decode every header member, nested ones too, into interface{}. go-oidc
+// earns its place in discovery, which checks that the discovery document
+// names the configured issuer.
+//
+// # The rules
+//
+// Once the signature verified with one of the issuer's asymmetric keys
+// (never an HMAC, never "none"):
+//
+//   - "iss" is the configured issuer;
+//   - "aud" is or holds the configured audience, and when it holds several,
+//     "azp" is present and is the configured audience (OpenID Connect Core
+//     3.1.3.7);
+//   - "exp" is present, not passed, and at most [MaxLifetime] (24 hours) plus
+//     [ClockLeeway] ahead: providers issue ID tokens for an hour (Google,
+//     Firebase, Entra ID, Okta) to at most a day (Cognito), and a verified
+//     token is remembered until its "exp";
+//   - "nbf" and "iat", if present, are at most ClockLeeway ahead;
+//   - "sub" is 1 to MaxSubjectBytes bytes.
 //
 // A token whose key id the verifier does not know makes it fetch the key set
 // again, at most once per Options.RefetchInterval however many unknown key ids
-// arrive: forged key ids cannot make it fetch per request.
+// arrive: forged key ids cannot make it fetch per request. A token without a
+// key id is checked only when the key set holds one key for its algorithm
+// (OpenID Connect Core 10.1 requires "kid" when there are several), so no
+// token costs more than one signature check.
 //
 // Every error from Verify is a refusal; [errors.Is] with the Err* sentinels
 // tells the reason, for the log. The errors never hold token content.
 //
-// [IsIDToken] tells, without verifying, whether a bearer token is meant for
-// this package (an asymmetric "alg" and the configured "iss") or not (for
-// example an HS256 ticket), so that no token is ever tried against both kinds
-// of key. [TokenID] is the opaque id that stands for a user in minted tokens.
+// [IsIDToken] tells from a pre-checked header whether a bearer token is meant
+// for this package (an asymmetric "alg") or not (for example an HS256
+// ticket), so that no token is ever tried against both kinds of key; which
+// issuer signed it is read only after the signature verified. [TokenID] is
+// the opaque id that stands for a user in minted tokens.
 package idtoken
 
 import (
@@ -30,14 +65,17 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/golang-jwt/jwt/v5"
+
+	"example.com/tokenvendingmachine/internal/jws"
 )
 
-// MaxTokenBytes is the longest raw token Verify and IsIDToken look at; a
-// longer one is refused before any parsing. Firebase's ID tokens are about
-// 1 KiB.
+// MaxTokenBytes is the longest raw token Verify looks at; a longer one is
+// refused before any parsing. Firebase's ID tokens are about 1 KiB.
 const MaxTokenBytes = 8 << 10
 
 // MaxSubjectBytes is the longest "sub" Verify accepts (OpenID Connect allows
@@ -45,8 +83,13 @@ const MaxTokenBytes = 8 << 10
 const MaxSubjectBytes = 255
 
 // ClockLeeway is how far in the future "nbf" and "iat" may be, for clock skew
-// between the issuer and this process. "exp" has no leeway.
+// between the issuer and this process, and how far beyond MaxLifetime "exp"
+// may be. "exp" has no leeway once passed.
 const ClockLeeway = time.Minute
+
+// MaxLifetime is how far ahead of now an ID token's "exp" may be (plus
+// ClockLeeway).
+const MaxLifetime = 24 * time.Hour
 
 // Defaults for Options.
 const (
@@ -55,8 +98,7 @@ const (
 )
 
 // algorithms are the signature algorithms an ID token may use: the
-// asymmetric ones go-oidc supports. HMAC algorithms and "none" are never
-// accepted.
+// asymmetric ones. HMAC algorithms and "none" are never accepted.
 var algorithms = []string{
 	oidc.RS256, oidc.RS384, oidc.RS512,
 	oidc.ES256, oidc.ES384, oidc.ES512,
@@ -64,27 +106,39 @@ var algorithms = []string{
 	oidc.EdDSA,
 }
 
+// Algorithms returns the signature algorithms an ID token may use (RS256,
+// RS384, RS512, ES256, ES384, ES512, PS256, PS384, PS512, EdDSA), for
+// jws.Parse.
+func Algorithms() []string { return append([]string(nil), algorithms...) }
+
 // The reasons Verify refuses a token. Every error Verify returns matches
 // exactly one of them with errors.Is.
 var (
-	// ErrMalformed: not a compact JWS with a JSON header and claims, longer
-	// than MaxTokenBytes, or a claim of the wrong type.
+	// ErrMalformed: the token fails jws.Parse's pre-check (not a compact JWS
+	// with a small, flat JSON header, or longer than MaxTokenBytes), or its
+	// verified claims are not one JSON object with distinct names (also
+	// regardless of case) and claims of their types.
 	ErrMalformed = errors.New("idtoken: malformed token")
 	// ErrAlgorithm: the header's "alg" is not asymmetric (RS256, RS384,
 	// RS512, ES256, ES384, ES512, PS256, PS384, PS512, EdDSA), for example
 	// "none" or "HS256".
 	ErrAlgorithm = errors.New("idtoken: algorithm not accepted")
 	// ErrUnknownKey: no key of the issuer has the header's "kid", even after
-	// the refetch the budget allowed (if any).
+	// the refetch the budget allowed (if any); or the token has no "kid" and
+	// the key set does not hold exactly one key for its algorithm, or that
+	// key does not verify it.
 	ErrUnknownKey = errors.New("idtoken: unknown signing key")
 	// ErrSignature: the signature does not verify with the issuer's key.
 	ErrSignature = errors.New("idtoken: bad signature")
 	// ErrIssuer: "iss" is not the configured issuer.
 	ErrIssuer = errors.New("idtoken: wrong issuer")
-	// ErrAudience: "aud" does not contain the configured audience.
+	// ErrAudience: "aud" does not contain the configured audience, or holds
+	// several and "azp" is not the configured audience.
 	ErrAudience = errors.New("idtoken: wrong audience")
 	// ErrExpired: "exp" is missing or has passed.
 	ErrExpired = errors.New("idtoken: expired")
+	// ErrLifetime: "exp" is more than MaxLifetime plus ClockLeeway ahead.
+	ErrLifetime = errors.New("idtoken: exp too far ahead")
 	// ErrNotYetValid: "nbf" or "iat" is more than ClockLeeway in the future.
 	ErrNotYetValid = errors.New("idtoken: not yet valid")
 	// ErrSubject: "sub" is missing or longer than MaxSubjectBytes.
@@ -93,8 +147,8 @@ var (
 
 // Reason names the reason err matches, a fixed word for a log line:
 // "malformed", "algorithm", "unknown key", "signature", "issuer",
-// "audience", "expired", "not yet valid" or "subject"; "unverified" for
-// anything else.
+// "audience", "expired", "lifetime", "not yet valid" or "subject";
+// "unverified" for anything else.
 func Reason(err error) string {
 	for _, r := range []struct {
 		err    error
@@ -103,8 +157,8 @@ func Reason(err error) string {
 		{ErrMalformed, "malformed"}, {ErrAlgorithm, "algorithm"},
 		{ErrUnknownKey, "unknown key"}, {ErrSignature, "signature"},
 		{ErrIssuer, "issuer"}, {ErrAudience, "audience"},
-		{ErrExpired, "expired"}, {ErrNotYetValid, "not yet valid"},
-		{ErrSubject, "subject"},
+		{ErrExpired, "expired"}, {ErrLifetime, "lifetime"},
+		{ErrNotYetValid, "not yet valid"}, {ErrSubject, "subject"},
 	} {
 		if errors.Is(err, r.err) {
 			return r.reason
@@ -162,7 +216,6 @@ type Verifier struct {
 	audience string
 	now      func() time.Time
 	keys     *keySet
-	oidc     *oidc.IDTokenVerifier
 }
 
 // New returns a Verifier for opts.Issuer. It fetches the discovery document
@@ -201,18 +254,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	if err := ks.fetch(ctx); err != nil {
 		return nil, err
 	}
-	v := &Verifier{
-		issuer:   opts.Issuer,
-		audience: opts.Audience,
-		now:      opts.Now,
-		keys:     ks,
-		oidc: oidc.NewVerifier(opts.Issuer, ks, &oidc.Config{
-			ClientID:             opts.Audience,
-			SupportedSigningAlgs: algorithms,
-			Now:                  opts.Now,
-		}),
-	}
-	return v, nil
+	return &Verifier{issuer: opts.Issuer, audience: opts.Audience, now: opts.Now, keys: ks}, nil
 }
 
 // Issuer is the configured issuer.
@@ -230,77 +272,82 @@ func (v *Verifier) Stats() Stats {
 // identifies. Every error is a refusal and matches one of the Err* sentinels;
 // it holds no token content, so it may be logged.
 func (v *Verifier) Verify(ctx context.Context, raw string) (Identity, error) {
-	if len(raw) > MaxTokenBytes {
-		return Identity{}, ErrMalformed
-	}
-	now := v.now()
-	h, c, err := peek(raw)
+	tok, err := jws.Parse(raw, MaxTokenBytes, algorithms)
 	if err != nil {
-		return Identity{}, err
+		return Identity{}, Refusal(err)
 	}
-	if !acceptedAlg(h.Alg) {
-		return Identity{}, ErrAlgorithm
-	}
-	// Refuse what the claims alone refuse before spending a signature check
-	// or a key fetch on it. go-oidc checks all of it again once verified.
-	if err := v.checkClaims(c, now); err != nil {
-		return Identity{}, err
-	}
-
-	tr := &trace{}
-	tok, err := v.oidc.Verify(context.WithValue(ctx, traceKey{}, tr), raw)
-	if err != nil {
-		return Identity{}, v.reason(err, tr, c, now)
-	}
-	if tok.Subject == "" || len(tok.Subject) > MaxSubjectBytes {
-		return Identity{}, ErrSubject
-	}
-	id := Identity{
-		Issuer:  v.issuer,
-		Subject: tok.Subject,
-		TokenID: TokenID(v.issuer, tok.Subject),
-		Expires: tok.Expiry,
-	}
-	return id, nil
+	return v.VerifyToken(ctx, tok)
 }
 
-// checkClaims refuses claims with the wrong issuer or audience, expired, or
-// not yet valid. go-oidc allows "nbf" five minutes ahead and ignores "iat";
-// this allows ClockLeeway for both.
-func (v *Verifier) checkClaims(c claims, now time.Time) error {
+// Refusal returns Verify's error for a token that jws.Parse refused with
+// err: ErrAlgorithm or ErrMalformed.
+func Refusal(err error) error {
+	if errors.Is(err, jws.ErrAlgorithm) {
+		return ErrAlgorithm
+	}
+	return ErrMalformed
+}
+
+// VerifyToken is Verify for a token that passed jws.Parse (with a list of
+// algorithms that may hold others than Algorithms).
+func (v *Verifier) VerifyToken(ctx context.Context, tok jws.Token) (Identity, error) {
+	switch {
+	case len(tok.Raw()) > MaxTokenBytes:
+		return Identity{}, ErrMalformed
+	case !IsIDToken(tok.Header):
+		return Identity{}, ErrAlgorithm
+	}
+	if err := v.keys.verify(ctx, tok); err != nil {
+		return Identity{}, err
+	}
+
+	// Signed by the issuer's key: now, and only now, the claims.
+	payload, err := tok.Payload()
+	if err != nil {
+		return Identity{}, ErrMalformed
+	}
+	c, err := jws.DecodeClaims(payload)
+	if err != nil {
+		return Identity{}, ErrMalformed
+	}
+	azp, _, err := c.String("azp")
+	if err != nil {
+		return Identity{}, ErrMalformed
+	}
+	if err := v.checkClaims(c, azp, v.now()); err != nil {
+		return Identity{}, err
+	}
+	return Identity{
+		Issuer:  v.issuer,
+		Subject: c.Subject,
+		TokenID: TokenID(v.issuer, c.Subject),
+		Expires: c.ExpiresAt.Time,
+	}, nil
+}
+
+// checkClaims applies the rules of the package comment to verified claims.
+func (v *Verifier) checkClaims(c jws.Claims, azp string, now time.Time) error {
 	switch {
 	case c.Issuer != v.issuer:
 		return ErrIssuer
-	case !c.Audience.contains(v.audience):
+	case !slices.Contains(c.Audience, v.audience):
 		return ErrAudience
-	case c.Expiry == nil || time.Unix(int64(*c.Expiry), 0).Before(now):
+	case len(c.Audience) > 1 && azp != v.audience:
+		return ErrAudience
+	case c.ExpiresAt == nil || c.ExpiresAt.Before(now):
 		return ErrExpired
-	case c.NotBefore.after(now.Add(ClockLeeway)) || c.IssuedAt.after(now.Add(ClockLeeway)):
+	case c.ExpiresAt.Sub(now) > MaxLifetime+ClockLeeway:
+		return ErrLifetime
+	case after(c.NotBefore, now.Add(ClockLeeway)) || after(c.IssuedAt, now.Add(ClockLeeway)):
 		return ErrNotYetValid
+	case c.Subject == "" || len(c.Subject) > MaxSubjectBytes:
+		return ErrSubject
 	}
 	return nil
 }
 
-// reason maps a go-oidc refusal to a sentinel. go-oidc's own errors quote the
-// token's claims, so they are never returned. c holds the claims, which are
-// the verified ones once tr says the signature is good.
-func (v *Verifier) reason(err error, tr *trace, c claims, now time.Time) error {
-	var expired *oidc.TokenExpiredError
-	switch {
-	case tr.err != nil:
-		return tr.err
-	case !tr.verified:
-		// go-jose refused to parse it, before any key was tried.
-		return ErrMalformed
-	case errors.As(err, &expired):
-		return ErrExpired
-	}
-	if err := v.checkClaims(c, now); err != nil {
-		return err
-	}
-	// go-oidc could not read the verified claims (e.g. "sub" not a string).
-	return ErrMalformed
-}
+// after reports whether d is present and later than t.
+func after(d *jwt.NumericDate, t time.Time) bool { return d != nil && d.After(t) }
 
 // TokenID returns the opaque id that stands for the user (issuer, subject) in
 // minted tokens (Momento's tokenId, which every subscriber of a topic sees as

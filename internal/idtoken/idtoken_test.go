@@ -72,7 +72,16 @@ func TestVerifyAccepts(t *testing.T) {
 				opts []oidctest.TokenOption
 			}{
 				{name: "fresh", sub: "alice"},
-				{name: "audience list", sub: "alice", opts: []oidctest.TokenOption{oidctest.WithClaim("aud", []string{"other", e.issuer.Audience()})}},
+				{name: "audience list with azp", sub: "alice", opts: []oidctest.TokenOption{
+					oidctest.WithClaim("aud", []string{"other", e.issuer.Audience()}), oidctest.WithClaim("azp", e.issuer.Audience()),
+				}},
+				// Google's ID tokens for an Android app name it in azp and
+				// the server's client id in aud: azp is checked only for
+				// several audiences.
+				{name: "one audience, azp another client", sub: "alice", opts: []oidctest.TokenOption{oidctest.WithClaim("azp", "android-client")}},
+				{name: "exp at the lifetime cap", sub: "alice", opts: []oidctest.TokenOption{oidctest.WithExpiry(now.Add(idtoken.MaxLifetime + idtoken.ClockLeeway))}},
+				{name: "no kid, one key", sub: "alice", opts: []oidctest.TokenOption{oidctest.WithKeyID("")}},
+				{name: "case variant of a claim beside it", sub: "alice", opts: []oidctest.TokenOption{oidctest.WithClaim("Email", "a@example.com")}},
 				{name: "nbf and iat within the leeway", sub: "alice", opts: []oidctest.TokenOption{
 					oidctest.WithNotBefore(now.Add(idtoken.ClockLeeway)), oidctest.WithIssuedAt(now.Add(idtoken.ClockLeeway)),
 				}},
@@ -127,19 +136,22 @@ func TestVerifyRefuses(t *testing.T) {
 		name string
 		tok  string
 		want error
-		// checks is how many signature verifications the refusal may cost.
+		// checks is how many signature verifications the refusal costs:
+		// none for what the pre-check or the key ids refuse, one for a
+		// token that reaches a key, whatever its claims say, as claims are
+		// read only once the signature verified.
 		checks int64
 	}{
-		{name: "wrong issuer", tok: e.token(t, "alice", oidctest.WithClaim("iss", "https://evil.example")), want: idtoken.ErrIssuer},
-		{name: "no issuer", tok: e.token(t, "alice", oidctest.WithClaim("iss", nil)), want: idtoken.ErrIssuer},
-		{name: "wrong audience", tok: e.token(t, "alice", oidctest.WithClaim("aud", "someone-else")), want: idtoken.ErrAudience},
-		{name: "audience list without ours", tok: e.token(t, "alice", oidctest.WithClaim("aud", []string{"a", "b"})), want: idtoken.ErrAudience},
-		{name: "no audience", tok: e.token(t, "alice", oidctest.WithClaim("aud", nil)), want: idtoken.ErrAudience},
-		{name: "expired", tok: e.token(t, "alice", oidctest.WithExpiry(now.Add(-time.Second))), want: idtoken.ErrExpired},
-		{name: "no exp", tok: e.token(t, "alice", oidctest.WithClaim("exp", nil)), want: idtoken.ErrExpired},
-		{name: "nbf in the future", tok: e.token(t, "alice", oidctest.WithNotBefore(now.Add(idtoken.ClockLeeway+time.Second))), want: idtoken.ErrNotYetValid},
-		{name: "nbf far in the future", tok: e.token(t, "alice", oidctest.WithNotBefore(now.Add(time.Hour))), want: idtoken.ErrNotYetValid},
-		{name: "iat in the future", tok: e.token(t, "alice", oidctest.WithIssuedAt(now.Add(idtoken.ClockLeeway+time.Second))), want: idtoken.ErrNotYetValid},
+		{name: "wrong issuer", tok: e.token(t, "alice", oidctest.WithClaim("iss", "https://evil.example")), want: idtoken.ErrIssuer, checks: 1},
+		{name: "no issuer", tok: e.token(t, "alice", oidctest.WithClaim("iss", nil)), want: idtoken.ErrIssuer, checks: 1},
+		{name: "wrong audience", tok: e.token(t, "alice", oidctest.WithClaim("aud", "someone-else")), want: idtoken.ErrAudience, checks: 1},
+		{name: "audience list without ours", tok: e.token(t, "alice", oidctest.WithClaim("aud", []string{"a", "b"})), want: idtoken.ErrAudience, checks: 1},
+		{name: "no audience", tok: e.token(t, "alice", oidctest.WithClaim("aud", nil)), want: idtoken.ErrAudience, checks: 1},
+		{name: "expired", tok: e.token(t, "alice", oidctest.WithExpiry(now.Add(-time.Second))), want: idtoken.ErrExpired, checks: 1},
+		{name: "no exp", tok: e.token(t, "alice", oidctest.WithClaim("exp", nil)), want: idtoken.ErrExpired, checks: 1},
+		{name: "nbf in the future", tok: e.token(t, "alice", oidctest.WithNotBefore(now.Add(idtoken.ClockLeeway+time.Second))), want: idtoken.ErrNotYetValid, checks: 1},
+		{name: "nbf far in the future", tok: e.token(t, "alice", oidctest.WithNotBefore(now.Add(time.Hour))), want: idtoken.ErrNotYetValid, checks: 1},
+		{name: "iat in the future", tok: e.token(t, "alice", oidctest.WithIssuedAt(now.Add(idtoken.ClockLeeway+time.Second))), want: idtoken.ErrNotYetValid, checks: 1},
 		{name: "alg none", tok: unsigned(t, e.issuer.Issuer(), e.issuer.Audience(), now), want: idtoken.ErrAlgorithm},
 		{name: "HS256 signed with the public key (PKIX PEM)", tok: hmacWithPublicKey(t, e, "pem"), want: idtoken.ErrAlgorithm},
 		{name: "HS256 signed with the public key (PKIX DER)", tok: hmacWithPublicKey(t, e, "der"), want: idtoken.ErrAlgorithm},
@@ -153,7 +165,36 @@ func TestVerifyRefuses(t *testing.T) {
 		{name: "no subject", tok: e.token(t, "x", oidctest.WithClaim("sub", nil)), want: idtoken.ErrSubject, checks: 1},
 		{name: "subject too long", tok: e.token(t, strings.Repeat("s", idtoken.MaxSubjectBytes+1)), want: idtoken.ErrSubject, checks: 1},
 		{name: "subject not a string", tok: e.token(t, "x", oidctest.WithClaim("sub", 42)), want: idtoken.ErrMalformed, checks: 1},
-		{name: "exp not a number", tok: e.token(t, "x", oidctest.WithClaim("exp", "tomorrow")), want: idtoken.ErrMalformed},
+		{name: "exp not a number", tok: e.token(t, "x", oidctest.WithClaim("exp", "tomorrow")), want: idtoken.ErrMalformed, checks: 1},
+
+		// Several audiences: azp must be ours (OpenID Connect Core 3.1.3.7).
+		{name: "audience list without azp", tok: e.token(t, "alice", oidctest.WithClaim("aud", []string{"other", e.issuer.Audience()})), want: idtoken.ErrAudience, checks: 1},
+		{name: "audience list, azp another", tok: e.token(t, "alice", oidctest.WithClaim("aud", []string{e.issuer.Audience(), "other"}), oidctest.WithClaim("azp", "other")), want: idtoken.ErrAudience, checks: 1},
+		{name: "azp not a string", tok: e.token(t, "alice", oidctest.WithClaim("azp", []string{e.issuer.Audience()})), want: idtoken.ErrMalformed, checks: 1},
+		// exp at most MaxLifetime (plus the leeway) ahead.
+		{name: "exp ten years ahead", tok: e.token(t, "alice", oidctest.WithExpiry(now.AddDate(10, 0, 0))), want: idtoken.ErrLifetime, checks: 1},
+		{name: "exp just beyond the lifetime cap", tok: e.token(t, "alice", oidctest.WithExpiry(now.Add(idtoken.MaxLifetime+idtoken.ClockLeeway+time.Second))), want: idtoken.ErrLifetime, checks: 1},
+
+		// One meaning: claims another parser could read otherwise.
+		{name: "sub then SUB", tok: signRaw(t, e, `"sub":"alice","SUB":"admin"`), want: idtoken.ErrMalformed, checks: 1},
+		{name: "sub twice", tok: signRaw(t, e, `"sub":"alice","sub":"admin"`), want: idtoken.ErrMalformed, checks: 1},
+		{name: "sub then a long-s sub", tok: signRaw(t, e, `"sub":"alice","ſub":"admin"`), want: idtoken.ErrMalformed, checks: 1},
+		{name: "aud then Aud", tok: signRaw(t, e, `"sub":"alice","Aud":"another-app"`), want: idtoken.ErrMalformed, checks: 1},
+		{name: "SUB alone is not sub", tok: e.token(t, "x", oidctest.WithClaim("sub", nil), oidctest.WithClaim("SUB", "admin")), want: idtoken.ErrSubject, checks: 1},
+		{name: "nbf a string", tok: e.token(t, "alice", oidctest.WithClaim("nbf", "0")), want: idtoken.ErrMalformed, checks: 1},
+		{name: "iat a string", tok: e.token(t, "alice", oidctest.WithClaim("iat", fmt.Sprint(now.Unix()))), want: idtoken.ErrMalformed, checks: 1},
+		{name: "iss a list", tok: e.token(t, "alice", oidctest.WithClaim("iss", []string{e.issuer.Issuer()})), want: idtoken.ErrMalformed, checks: 1},
+		{name: "aud a list with a number", tok: e.token(t, "alice", oidctest.WithClaim("aud", []any{e.issuer.Audience(), 1})), want: idtoken.ErrMalformed, checks: 1},
+		{name: "claims not JSON", tok: rawSigned(t, e, "alice"), want: idtoken.ErrMalformed, checks: 1},
+
+		// The header: small and flat, or no key is looked up.
+		{name: "nested header member", tok: withHeader(`{"alg":"RS256","kid":"`+e.issuer.KeyID()+`","x":[[[]]]}`, parts[1], parts[2]), want: idtoken.ErrMalformed},
+		{name: "deeply nested header member", tok: withHeader(`{"alg":"RS256","kid":"`+e.issuer.KeyID()+`","x":`+strings.Repeat("[", 2500)+strings.Repeat("]", 2500)+`}`, parts[1], parts[2]), want: idtoken.ErrMalformed},
+		{name: "header longer than 1 KiB", tok: withHeader(`{"alg":"RS256","kid":"`+e.issuer.KeyID()+`","p":"`+strings.Repeat("p", 800)+`"}`, parts[1], parts[2]), want: idtoken.ErrMalformed},
+		{name: "header alg twice", tok: withHeader(`{"alg":"HS256","alg":"RS256","kid":"`+e.issuer.KeyID()+`"}`, parts[1], parts[2]), want: idtoken.ErrMalformed},
+		{name: "header kid and KID", tok: withHeader(`{"alg":"RS256","kid":"`+e.issuer.KeyID()+`","KID":"forged"}`, parts[1], parts[2]), want: idtoken.ErrMalformed},
+		{name: "header crit", tok: withHeader(`{"alg":"RS256","kid":"`+e.issuer.KeyID()+`","crit":"exp"}`, parts[1], parts[2]), want: idtoken.ErrMalformed},
+		{name: "kid not a string", tok: withHeader(`{"alg":"RS256","kid":1}`, parts[1], parts[2]), want: idtoken.ErrUnknownKey},
 		{name: "empty", tok: "", want: idtoken.ErrMalformed},
 		{name: "one part", tok: "abc", want: idtoken.ErrMalformed},
 		{name: "two parts", tok: parts[0] + "." + parts[1], want: idtoken.ErrMalformed},
@@ -174,8 +215,8 @@ func TestVerifyRefuses(t *testing.T) {
 				t.Errorf("Verify() identity on refusal (-want +got):\n%s", diff)
 			}
 			after := e.v.Stats()
-			if n := after.SignatureChecks - before.SignatureChecks; n > tc.checks {
-				t.Errorf("Verify() ran %d signature checks, want at most %d", n, tc.checks)
+			if n := after.SignatureChecks - before.SignatureChecks; n != tc.checks {
+				t.Errorf("Verify() ran %d signature checks, want %d", n, tc.checks)
 			}
 			if after.KeyFetches != before.KeyFetches {
 				t.Errorf("Verify() fetched the key set %d times within the refetch interval, want 0", after.KeyFetches-before.KeyFetches)
@@ -186,6 +227,34 @@ func TestVerifyRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// signRaw returns a token signed by e's issuer whose claims are the
+// usual ones (iss, aud, iat, exp) and then members, written as given.
+func signRaw(t testing.TB, e *env, members string) string {
+	t.Helper()
+	now := e.clk.Now()
+	claims := fmt.Sprintf(`{"iss":%q,"aud":%q,"iat":%d,"exp":%d,%s}`, e.issuer.Issuer(), e.issuer.Audience(), now.Unix(), now.Add(time.Hour).Unix(), members)
+	tok, err := e.issuer.SignRaw([]byte(claims))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// rawSigned returns a token signed by e's issuer whose payload is not JSON.
+func rawSigned(t testing.TB, e *env, payload string) string {
+	t.Helper()
+	tok, err := e.issuer.SignRaw([]byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// withHeader returns header (JSON) with payload and signature segments.
+func withHeader(header, payload, sig string) string {
+	return b64(header) + "." + payload + "." + sig
 }
 
 // unsigned returns an otherwise valid token with "alg": "none".

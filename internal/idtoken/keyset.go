@@ -2,18 +2,26 @@ package idtoken
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/sync/singleflight"
+
+	"example.com/tokenvendingmachine/internal/jws"
 )
 
 // maxJWKSBytes bounds the key set document read from the issuer.
@@ -22,8 +30,7 @@ const maxJWKSBytes = 1 << 20
 // maxKeys bounds how many keys of a key set are kept (Google publishes 2 or 3).
 const maxKeys = 32
 
-// keySet is the issuer's key set: an oidc.KeySet that fetches the JWKS at
-// most once per interval.
+// keySet is the issuer's key set, fetched at most once per interval.
 //
 // go-oidc's RemoteKeySet fetches the JWKS again whenever a token fails to
 // verify with the cached keys, an unknown "kid" or a bad signature alike, so
@@ -51,90 +58,103 @@ type keySet struct {
 	fetches atomic.Int64 // fetches started
 }
 
-// joseAlgorithms is algorithms for go-jose.
-var joseAlgorithms = func() []jose.SignatureAlgorithm {
-	algs := make([]jose.SignatureAlgorithm, len(algorithms))
-	for i, a := range algorithms {
-		algs[i] = jose.SignatureAlgorithm(a)
+// verify checks tok's signature with the issuer's key that its "kid" names,
+// fetching the key set again for an unknown one if the budget allows. It
+// returns nil, ErrUnknownKey or ErrSignature, having run at most one
+// signature check.
+func (ks *keySet) verify(ctx context.Context, tok jws.Token) error {
+	if tok.Header.BadKeyID {
+		return ErrUnknownKey
 	}
-	return algs
-}()
-
-// traceKey is the context key of a *trace.
-type traceKey struct{}
-
-// trace records, for one Verify, what the key set found: go-oidc reports key
-// set failures as text only.
-type trace struct {
-	// verified reports that a signature verified.
-	verified bool
-	// err is ErrUnknownKey or ErrSignature when verification failed.
-	err error
-}
-
-// VerifySignature implements oidc.KeySet. go-oidc has already checked the
-// algorithm against algorithms.
-func (ks *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
-	tr, _ := ctx.Value(traceKey{}).(*trace)
-	if tr == nil {
-		tr = &trace{}
-	}
-	payload, err := ks.verify(ctx, jwt)
-	if err != nil {
-		tr.err = err
-		return nil, err
-	}
-	tr.verified = true
-	return payload, nil
-}
-
-func (ks *keySet) verify(ctx context.Context, jwt string) ([]byte, error) {
-	jws, err := jose.ParseSigned(jwt, joseAlgorithms)
-	if err != nil || len(jws.Signatures) != 1 {
-		return nil, ErrMalformed
-	}
-	kid := jws.Signatures[0].Header.KeyID
-
 	ks.mu.Lock()
 	keys, gen := ks.keys, ks.gen
 	ks.mu.Unlock()
-	payload, err := ks.verifyWith(jws, kid, keys)
+	err := ks.verifyWith(tok, keys)
 	if !errors.Is(err, ErrUnknownKey) {
-		return payload, err
+		return err
 	}
 	keys, ok := ks.refetch(ctx, gen)
 	if !ok {
-		return nil, ErrUnknownKey
+		return ErrUnknownKey
 	}
-	return ks.verifyWith(jws, kid, keys)
+	return ks.verifyWith(tok, keys)
 }
 
-// verifyWith verifies jws with the key named kid, or with every key when kid
-// is "". It returns ErrUnknownKey when no key has that kid, or when kid is ""
-// and no key verifies.
-func (ks *keySet) verifyWith(jws *jose.JSONWebSignature, kid string, keys []jose.JSONWebKey) ([]byte, error) {
-	alg := jws.Signatures[0].Header.Algorithm
+// verifyWith verifies tok with the key its "kid" names among keys, or, for a
+// token without "kid", with the one key usable with its algorithm. It
+// returns ErrUnknownKey when there is no such key, or when the token has no
+// "kid" and the key does not verify it.
+func (ks *keySet) verifyWith(tok jws.Token, keys []jose.JSONWebKey) error {
+	alg, kid := tok.Header.Alg, tok.Header.KeyID
+	method := jwt.GetSigningMethod(alg)
+	if method == nil {
+		return ErrUnknownKey // not reached: alg is one of algorithms
+	}
+	if kid == "" {
+		// OpenID Connect Core 10.1: a key set of several keys needs "kid".
+		var key *jose.JSONWebKey
+		for i := range keys {
+			if fits(&keys[i], alg) {
+				if key != nil {
+					return ErrUnknownKey
+				}
+				key = &keys[i]
+			}
+		}
+		if key == nil {
+			return ErrUnknownKey
+		}
+		ks.checks.Add(1)
+		if method.Verify(tok.SigningInput(), tok.Signature(), key.Key) != nil {
+			return ErrUnknownKey
+		}
+		return nil
+	}
+	known := false
 	for i := range keys {
 		k := &keys[i]
-		if kid != "" && k.KeyID != kid {
+		if k.KeyID != kid {
 			continue
 		}
-		// A key that names its algorithm is used only with it.
-		if k.Algorithm != "" && k.Algorithm != alg {
+		known = true
+		if !fits(k, alg) {
 			continue
 		}
 		ks.checks.Add(1)
-		if payload, err := jws.Verify(k); err == nil {
-			return payload, nil
+		if method.Verify(tok.SigningInput(), tok.Signature(), k.Key) != nil {
+			return ErrSignature
 		}
-		if kid != "" {
-			return nil, ErrSignature
+		return nil
+	}
+	if known {
+		return ErrSignature // the kid's key is for another algorithm
+	}
+	return ErrUnknownKey
+}
+
+// fits reports whether k may verify a signature made with alg: a key that
+// names its algorithm is used only with it, and the key's type (and curve)
+// must be alg's.
+func fits(k *jose.JSONWebKey, alg string) bool {
+	if k.Algorithm != "" && k.Algorithm != alg {
+		return false
+	}
+	switch key := k.Key.(type) {
+	case *rsa.PublicKey:
+		return strings.HasPrefix(alg, "RS") || strings.HasPrefix(alg, "PS")
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return key.Curve == elliptic.P256()
+		case "ES384":
+			return key.Curve == elliptic.P384()
+		case "ES512":
+			return key.Curve == elliptic.P521()
 		}
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
 	}
-	if kid != "" && slices.ContainsFunc(keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid }) {
-		return nil, ErrSignature // the kid's key is for another algorithm
-	}
-	return nil, ErrUnknownKey
+	return false
 }
 
 // refetch returns keys newer than generation gen: the keys another caller
@@ -241,7 +261,7 @@ func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 		if !k.Valid() || !k.IsPublic() || (k.Use != "" && k.Use != "sig") {
 			continue
 		}
-		if k.Algorithm != "" && !acceptedAlg(k.Algorithm) {
+		if k.Algorithm != "" && !slices.Contains(algorithms, k.Algorithm) {
 			continue
 		}
 		keys = append(keys, k)

@@ -3,13 +3,15 @@
 //
 // The fake is a real HTTP server. It serves what a relying party reads from an
 // issuer: the discovery document at /.well-known/openid-configuration and the
-// signing keys (a JWKS) at /jwks, so github.com/coreos/go-oidc/v3 verifies its
-// ID tokens through the same code path as Firebase's or Google's. It signs with
+// signing keys (a JWKS) at /jwks, so a relying party (go-oidc's discovery,
+// internal/idtoken) verifies its ID tokens through the same code path as
+// Firebase's or Google's. It signs with
 // one RSA (RS256, the default) or ECDSA P-256 (ES256) key, generated at start.
 //
 // Start one with [NewServer] (or [NewServerT] in a test), configure the
 // verifier with [Server.Issuer] and [Server.Audience], and mint ID tokens with
-// [Server.IDToken] (or sign any claims with [Server.Sign]). [Server.Count]
+// [Server.IDToken] (or sign any claims with [Server.Sign], or any bytes with
+// [Server.SignRaw]). [Server.Count]
 // tells how often each endpoint was fetched, [Server.RotateKey] replaces the
 // signing key, and the clock is Options.Now, so expiry needs no sleeping.
 //
@@ -299,25 +301,41 @@ func (s *Server) Sign(claims any, opts ...TokenOption) (string, error) {
 	return s.sign(m, opts)
 }
 
+// SignRaw signs payload exactly as given (which need not be JSON, or may
+// be JSON that encoding/json would not write, such as duplicate member
+// names) with the current key, as a compact JWS with the key's "alg" and
+// "kid". Of opts, only WithKeyID applies.
+func (s *Server) SignRaw(payload []byte, opts ...TokenOption) (string, error) {
+	spec := tokenSpec{claims: map[string]any{}}
+	for _, o := range opts {
+		o(&spec)
+	}
+	return s.signBytes(payload, spec.kid)
+}
+
 func (s *Server) sign(claims map[string]any, opts []TokenOption) (string, error) {
 	spec := tokenSpec{claims: claims}
 	for _, o := range opts {
 		o(&spec)
 	}
+	payload, err := json.Marshal(spec.claims)
+	if err != nil {
+		return "", fmt.Errorf("oidctest: claims: %w", err)
+	}
+	return s.signBytes(payload, spec.kid)
+}
+
+func (s *Server) signBytes(payload []byte, kid *string) (string, error) {
 	s.mu.Lock()
 	key := s.key
 	s.mu.Unlock()
 	so := (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", key.KeyID)
-	if spec.kid != nil {
-		so = so.WithHeader("kid", *spec.kid)
+	if kid != nil {
+		so = so.WithHeader("kid", *kid)
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.SignatureAlgorithm(key.Algorithm), Key: key.Key}, so)
 	if err != nil {
 		return "", fmt.Errorf("oidctest: signer: %w", err)
-	}
-	payload, err := json.Marshal(spec.claims)
-	if err != nil {
-		return "", fmt.Errorf("oidctest: claims: %w", err)
 	}
 	jws, err := signer.Sign(payload)
 	if err != nil {

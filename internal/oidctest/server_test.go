@@ -136,6 +136,26 @@ func TestIDTokenClaims(t *testing.T) {
 	}
 }
 
+func TestSignRaw(t *testing.T) {
+	s := oidctest.NewServerT(t, oidctest.Options{})
+	payload := `{"sub":"a","sub":"b"}`
+	tok, err := s.SignRaw([]byte(payload), oidctest.WithKeyID("k9"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.RS256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := jws.Verify(s.PublicKey())
+	if err != nil || string(got) != payload {
+		t.Errorf("SignRaw(%s) verifies to %q, %v; want the payload as given", payload, got, err)
+	}
+	if kid := jws.Signatures[0].Header.KeyID; kid != "k9" {
+		t.Errorf("SignRaw(WithKeyID(k9)) kid = %q, want k9", kid)
+	}
+}
+
 func TestTokenEndpoint(t *testing.T) {
 	s := oidctest.NewServerT(t, oidctest.Options{})
 	tests := []struct {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/jws"
 )
 
 // RereadInterval is the least time between two re-reads of a KeyRing's
@@ -90,6 +91,16 @@ func (kr *KeyRing) load(ctx context.Context) error {
 // they are too old, or if raw names a key id they lack and the interval
 // allows. Its errors are Verifier.Verify's.
 func (kr *KeyRing) Verify(ctx context.Context, raw string) (Claims, error) {
+	tok, err := jws.Parse(raw, MaxLen, algorithms)
+	if err != nil {
+		return Claims{}, Refusal(err)
+	}
+	return kr.VerifyToken(ctx, tok)
+}
+
+// VerifyToken is Verify for a ticket that passed jws.Parse; its errors are
+// Verifier.VerifyToken's.
+func (kr *KeyRing) VerifyToken(ctx context.Context, tok jws.Token) (Claims, error) {
 	if kr.src.Rereads && kr.opts.Now().Sub(time.Unix(0, kr.loadedAt.Load())) > KeysMaxAge && kr.mu.TryLock() {
 		// One request reads them again; the others go on with the keys
 		// they have.
@@ -101,7 +112,7 @@ func (kr *KeyRing) Verify(ctx context.Context, raw string) (Claims, error) {
 		}
 		kr.mu.Unlock()
 	}
-	c, err := kr.current.Load().Verify(raw)
+	c, err := kr.current.Load().VerifyToken(tok)
 	if err == nil || !kr.src.Rereads || !errors.Is(err, ErrUnknownKey) {
 		return c, err
 	}
@@ -115,5 +126,5 @@ func (kr *KeyRing) Verify(ctx context.Context, raw string) (Claims, error) {
 			kr.log.Info("re-read the ticket keys for an unknown key id")
 		}
 	}
-	return kr.current.Load().Verify(raw)
+	return kr.current.Load().VerifyToken(tok)
 }

@@ -27,9 +27,20 @@
 //
 // nbf and iat are checked if present (iat not in the future). Other claims
 // (jti, iss, ...) are ignored, as JWT libraries add some unasked; what a
-// ticket can carry is bounded by its length, at most [MaxLen] bytes, checked
-// before anything is decoded. A header with "crit" is refused, as are
-// non-canonical base64 encodings.
+// ticket can carry is bounded by its length, at most [MaxLen] bytes.
+//
+// # One reading, and cheap refusals
+//
+// Before any key is looked up, a ticket passes jws.Parse: at most MaxLen
+// bytes, canonical base64url, a header of at most 1 KiB that is one flat
+// JSON object without duplicate names or "crit". The HS256 signature is
+// then checked over the ticket as it came (golang-jwt's signing method),
+// and only then are the claims decoded, once (jws.DecodeClaims): a claims
+// set with two members whose names are equal or equal but for case ("sub"
+// and "SUB", "topics" and "Topics"), or a registered claim of the wrong
+// type ("nbf":"0"), is malformed, so that every JWT parser reads a ticket
+// as this one does. The registered claims are then checked with
+// golang-jwt's Validator. A forged ticket thus costs one HMAC at most.
 //
 // # Keys and rotation
 //
@@ -63,8 +74,15 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"example.com/tokenvendingmachine/internal/jws"
 	"example.com/tokenvendingmachine/internal/scope"
 )
+
+// Algorithm is the one signature algorithm of tickets.
+const Algorithm = "HS256"
+
+// algorithms is what jws.Parse accepts for a ticket.
+var algorithms = []string{Algorithm}
 
 // Defaults for Options.
 const (
@@ -88,8 +106,10 @@ const MaxSubjectLen = 64
 
 // Reasons a ticket is refused. Every error from Verify matches exactly one.
 var (
-	// ErrMalformed means the ticket is not a compact JWS with JSON header
-	// and claims of the expected types, is empty, or is longer than MaxLen.
+	// ErrMalformed means the ticket fails jws.Parse's pre-check (it is not
+	// a compact JWS with a small, flat JSON header, is empty, or is longer
+	// than MaxLen), or its claims are not one JSON object with unique names
+	// and claims of the expected types.
 	ErrMalformed = errors.New("malformed")
 	// ErrSignature means the signature does not verify, or the algorithm is
 	// not HS256, or no key has the ticket's kid.
@@ -106,9 +126,6 @@ var (
 // ErrUnknownKey is matched, as well as ErrSignature, by the error for a
 // ticket whose kid names no key in the set.
 var ErrUnknownKey = errors.New("unknown key id")
-
-// errCrit is returned by the key function for a header with "crit".
-var errCrit = errors.New("crit header")
 
 // Reason returns the name of the reason err matches, for a log line:
 // "malformed", "signature", "expired", "audience" or "claims"; or "" if it
@@ -150,9 +167,9 @@ type Options struct {
 
 // Verifier verifies tickets. It is safe for concurrent use.
 type Verifier struct {
-	keys   KeySet
-	opts   Options
-	parser *jwt.Parser
+	keys      KeySet
+	opts      Options
+	validator *jwt.Validator
 }
 
 // NewVerifier returns a Verifier of tickets signed with keys. It returns an
@@ -176,24 +193,15 @@ func NewVerifier(keys KeySet, opts Options) (*Verifier, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	// A Parser is only read while parsing once made, so one serves every
-	// goroutine.
-	p := jwt.NewParser(
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+	// A Validator is only read once made, so one serves every goroutine.
+	val := jwt.NewValidator(
 		jwt.WithAudience(opts.Audience),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 		jwt.WithLeeway(opts.Leeway),
 		jwt.WithTimeFunc(opts.Now),
-		jwt.WithStrictDecoding(),
 	)
-	return &Verifier{keys: keys, opts: opts, parser: p}, nil
-}
-
-// wireClaims is a ticket's claims as decoded.
-type wireClaims struct {
-	jwt.RegisteredClaims
-	Topics []string `json:"topics"`
+	return &Verifier{keys: keys, opts: opts, validator: val}, nil
 }
 
 // refuse returns the error for a ticket refused for reason, with a detail
@@ -206,73 +214,84 @@ func refuse(reason error, detail string) error {
 // matches one of ErrMalformed, ErrSignature, ErrExpired, ErrAudience and
 // ErrClaims and holds nothing from raw.
 func (v *Verifier) Verify(raw string) (Claims, error) {
-	switch {
-	case raw == "":
-		return Claims{}, refuse(ErrMalformed, "empty")
-	case len(raw) > MaxLen:
-		return Claims{}, refuse(ErrMalformed, fmt.Sprintf("longer than %d bytes", MaxLen))
-	}
-	var wc wireClaims
-	var kid string
-	_, err := v.parser.ParseWithClaims(raw, &wc, func(t *jwt.Token) (any, error) {
-		if _, ok := t.Header["crit"]; ok {
-			return nil, errCrit
-		}
-		id, present := t.Header["kid"]
-		s, ok := id.(string)
-		if present && !ok {
-			return nil, ErrUnknownKey
-		}
-		key, ok := v.keys.keys[s]
-		if !ok {
-			return nil, ErrUnknownKey
-		}
-		kid = s
-		return key, nil
-	})
+	tok, err := jws.Parse(raw, MaxLen, algorithms)
 	if err != nil {
-		return Claims{}, classify(err, &wc)
+		return Claims{}, Refusal(err)
+	}
+	return v.VerifyToken(tok)
+}
+
+// Refusal returns Verify's error for a ticket that jws.Parse refused with
+// err: ErrSignature for an algorithm other than HS256, else ErrMalformed.
+func Refusal(err error) error {
+	if errors.Is(err, jws.ErrAlgorithm) {
+		return refuse(ErrSignature, "algorithm is not HS256")
+	}
+	return refuse(ErrMalformed, fmt.Sprintf("not a compact JWS of at most %d bytes with a small, flat JSON header", MaxLen))
+}
+
+// VerifyToken is Verify for a ticket that passed jws.Parse (with a list of
+// algorithms that may hold others than HS256).
+func (v *Verifier) VerifyToken(tok jws.Token) (Claims, error) {
+	h := tok.Header
+	switch {
+	case len(tok.Raw()) > MaxLen:
+		return Claims{}, refuse(ErrMalformed, fmt.Sprintf("longer than %d bytes", MaxLen))
+	case h.Alg != Algorithm:
+		return Claims{}, refuse(ErrSignature, "algorithm is not HS256")
+	}
+	key, ok := v.keys.keys[h.KeyID]
+	if !ok || h.BadKeyID {
+		return Claims{}, fmt.Errorf("ticket refused: %w: %w", ErrSignature, ErrUnknownKey)
+	}
+	if jwt.SigningMethodHS256.Verify(tok.SigningInput(), tok.Signature(), key) != nil {
+		return Claims{}, refuse(ErrSignature, "signature does not verify")
 	}
 
-	if !ValidSubject(wc.Subject) {
+	// Signed: now, and only now, the claims.
+	payload, err := tok.Payload()
+	if err != nil {
+		return Claims{}, refuse(ErrMalformed, "claims are not base64url")
+	}
+	c, err := jws.DecodeClaims(payload)
+	if err != nil {
+		return Claims{}, refuse(ErrMalformed, "claims are not one JSON object of distinct names and claims of their types")
+	}
+	topics, hasTopics, err := c.Strings("topics")
+	if err != nil {
+		return Claims{}, refuse(ErrMalformed, "topics is not a list of strings")
+	}
+	if err := v.validator.Validate(c.RegisteredClaims); err != nil {
+		return Claims{}, classify(err, c.RegisteredClaims)
+	}
+
+	if !ValidSubject(c.Subject) {
 		return Claims{}, refuse(ErrClaims, fmt.Sprintf("sub is not 1 to %d bytes of [A-Za-z0-9._:@-]", MaxSubjectLen))
 	}
-	if wc.Topics == nil {
+	if !hasTopics {
 		return Claims{}, refuse(ErrClaims, "topics is missing")
 	}
-	sc, err := scope.New(wc.Topics)
+	sc, err := scope.New(topics)
 	if err != nil {
 		// scope.New's errors name an entry by index, never by content.
 		return Claims{}, fmt.Errorf("ticket refused: %w: %w", ErrClaims, err)
 	}
-	exp := wc.ExpiresAt.Time
+	exp := c.ExpiresAt.Time
 	if exp.Sub(v.opts.Now()) > v.opts.MaxTTL+v.opts.Leeway {
 		return Claims{}, refuse(ErrClaims, fmt.Sprintf("exp is more than %v ahead", v.opts.MaxTTL))
 	}
-	return Claims{Subject: wc.Subject, Scope: sc, Expires: exp, KeyID: kid}, nil
+	return Claims{Subject: c.Subject, Scope: sc, Expires: exp, KeyID: h.KeyID}, nil
 }
 
-// classify maps an error from the jwt parser to a refusal. wc holds the
-// claims as far as they were decoded.
-func classify(err error, wc *wireClaims) error {
-	switch {
-	case errors.Is(err, errCrit):
-		return refuse(ErrMalformed, `"crit" header is not supported`)
-	case errors.Is(err, jwt.ErrTokenMalformed):
-		return refuse(ErrMalformed, "not a compact JWS with JSON header and claims of the expected types")
-	case errors.Is(err, ErrUnknownKey):
-		return fmt.Errorf("ticket refused: %w: %w", ErrSignature, ErrUnknownKey)
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return refuse(ErrSignature, "algorithm is not HS256 or signature does not verify")
-	}
-	// The signature verified; the claims did not. A ticket that is both
-	// for another audience and expired is reported as the former.
+// classify maps an error from the claims validator to a refusal. A ticket
+// that is both for another audience and expired is reported as the former.
+func classify(err error, rc jwt.RegisteredClaims) error {
 	switch {
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return refuse(ErrAudience, "aud does not hold the audience")
-	case len(wc.Audience) == 0 || len(wc.Audience) == 1 && wc.Audience[0] == "":
+	case len(rc.Audience) == 0 || len(rc.Audience) == 1 && rc.Audience[0] == "":
 		return refuse(ErrAudience, "aud is missing")
-	case wc.ExpiresAt == nil:
+	case rc.ExpiresAt == nil:
 		return refuse(ErrClaims, "exp is missing")
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return refuse(ErrExpired, "exp has passed")

@@ -161,6 +161,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{name: "crit header", raw: hmacRaw(t, `{"alg":"HS256","kid":"k1","crit":["b64"],"b64":false}`, `{}`, key1.Secret), want: ErrMalformed},
 		{name: "non-canonical base64", raw: parts[0] + "." + parts[1] + "." + lenient, want: ErrMalformed},
 		{name: "padded base64", raw: good + "=", want: ErrMalformed},
+		{name: "line break in the signature", raw: parts[0] + "." + parts[1] + "." + sig[:8] + "\n" + sig[8:], want: ErrMalformed},
 		{name: "empty", raw: "", want: ErrMalformed},
 		{name: "two segments", raw: parts[0] + "." + parts[1], want: ErrMalformed},
 		{name: "four segments", raw: good + ".x", want: ErrMalformed},
@@ -211,6 +212,70 @@ func checkNoLeak(t *testing.T, err error, raw string) {
 		if len(seg) >= 8 && strings.Contains(msg, seg) {
 			t.Errorf("error %q holds a segment of the ticket", msg)
 		}
+	}
+}
+
+// TestVerifyReadsOneMeaning: a ticket, correctly signed, whose claims
+// another JSON parser could read differently from Go's case-insensitive,
+// last-duplicate-wins decoding is malformed; so is a header that is not a
+// small, flat object. Claims are read by their exact names.
+func TestVerifyReadsOneMeaning(t *testing.T) {
+	v := newVerifier(t)
+	exp := fmt.Sprint(now.Add(5 * time.Minute).Unix())
+	const header = `{"alg":"HS256","kid":"k1"}`
+	const aud = `"aud":"momento-token-vending-machine",`
+	tests := []struct {
+		name            string
+		header, payload string
+		want            error
+	}{
+		{name: "sub then SUB", payload: `{` + aud + `"exp":` + exp + `,"sub":"extra4","SUB":"admin","topics":["a"]}`, want: ErrMalformed},
+		{name: "sub twice", payload: `{` + aud + `"exp":` + exp + `,"sub":"extra4","sub":"admin","topics":["a"]}`, want: ErrMalformed},
+		{name: "sub and a long-s sub", payload: `{` + aud + `"exp":` + exp + `,"sub":"extra4","ſub":"admin","topics":["a"]}`, want: ErrMalformed},
+		{name: "topics then Topics", payload: `{` + aud + `"exp":` + exp + `,"sub":"a","topics":["a"],"Topics":["` + secretTopic + `*"]}`, want: ErrMalformed},
+		{name: "aud then AUD", payload: `{"aud":"another-service","AUD":"momento-token-vending-machine","exp":` + exp + `,"sub":"a","topics":["a"]}`, want: ErrMalformed},
+		{name: "nbf a string", payload: `{` + aud + `"exp":` + exp + `,"nbf":"0","sub":"a","topics":["a"]}`, want: ErrMalformed},
+		{name: "exp a string", payload: `{` + aud + `"exp":"` + exp + `","sub":"a","topics":["a"]}`, want: ErrMalformed},
+		{name: "iat a boolean", payload: `{` + aud + `"exp":` + exp + `,"iat":true,"sub":"a","topics":["a"]}`, want: ErrMalformed},
+		{name: "iss a number", payload: `{` + aud + `"exp":` + exp + `,"iss":1,"sub":"a","topics":["a"]}`, want: ErrMalformed},
+		{name: "sub a number", payload: `{` + aud + `"exp":` + exp + `,"sub":7,"topics":["a"]}`, want: ErrMalformed},
+		{name: "sub null", payload: `{` + aud + `"exp":` + exp + `,"sub":null,"topics":["a"]}`, want: ErrMalformed},
+		{name: "aud a number", payload: `{"aud":1,"exp":` + exp + `,"sub":"a","topics":["a"]}`, want: ErrMalformed},
+		{name: "aud a list with a number", payload: `{"aud":["momento-token-vending-machine",1],"exp":` + exp + `,"sub":"a","topics":["a"]}`, want: ErrMalformed},
+		{name: "topics with null", payload: `{` + aud + `"exp":` + exp + `,"sub":"a","topics":["a",null]}`, want: ErrMalformed},
+		{name: "claims not an object", payload: `["sub","a"]`, want: ErrMalformed},
+		{name: "trailing data", payload: `{` + aud + `"exp":` + exp + `,"sub":"a","topics":["a"]} {}`, want: ErrMalformed},
+		// A name in another case alone is another claim, not sub.
+		{name: "SUB without sub", payload: `{` + aud + `"exp":` + exp + `,"SUB":"admin","topics":["a"]}`, want: ErrClaims},
+		{name: "Topics without topics", payload: `{` + aud + `"exp":` + exp + `,"sub":"a","Topics":["a"]}`, want: ErrClaims},
+		{name: "AUD without aud", payload: `{"AUD":"momento-token-vending-machine","exp":` + exp + `,"sub":"a","topics":["a"]}`, want: ErrAudience},
+		{name: "EXP without exp", payload: `{` + aud + `"EXP":` + exp + `,"sub":"a","topics":["a"]}`, want: ErrClaims},
+
+		{name: "header nested member", header: `{"alg":"HS256","kid":"k1","x":[[[]]]}`, want: ErrMalformed},
+		{name: "header nested deeply", header: `{"alg":"HS256","kid":"k1","x":` + strings.Repeat("[", 2000) + strings.Repeat("]", 2000) + `}`, want: ErrMalformed},
+		{name: "header alg twice", header: `{"alg":"none","alg":"HS256","kid":"k1"}`, want: ErrMalformed},
+		{name: "header kid and KID", header: `{"alg":"HS256","kid":"k1","KID":"k2"}`, want: ErrMalformed},
+		{name: "header longer than 1 KiB", header: `{"alg":"HS256","kid":"k1","p":"` + strings.Repeat("p", 800) + `"}`, want: ErrMalformed},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h, p := tt.header, tt.payload
+			if h == "" {
+				h = header
+			}
+			if p == "" {
+				p = `{` + aud + `"exp":` + exp + `,"sub":"a","topics":["a"]}`
+			}
+			raw := hmacRaw(t, h, p, key1.Secret)
+			got, err := v.Verify(raw)
+			if !errors.Is(err, tt.want) {
+				t.Fatalf("Verify() = %+v, %v; want %v", got, err, tt.want)
+			}
+			if got, want := Reason(err), tt.want.Error(); got != want {
+				t.Errorf("Reason(%v) = %q, want %q", err, got, want)
+			}
+			checkNoLeak(t, err, raw)
+		})
 	}
 }
 
@@ -425,17 +490,6 @@ func TestVerifyConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-}
-
-func BenchmarkVerify(b *testing.B) {
-	v := newVerifier(b)
-	raw := signWith(b, jwt.SigningMethodHS256, "k1", key1.Secret, goodClaims())
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := v.Verify(raw); err != nil {
-			b.Fatal(err)
-		}
-	}
 }
 
 func BenchmarkVerifyRefusedMaxLen(b *testing.B) {

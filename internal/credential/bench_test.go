@@ -1,0 +1,103 @@
+package credential
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"example.com/tokenvendingmachine/internal/oidctest"
+	"example.com/tokenvendingmachine/internal/scope"
+	"example.com/tokenvendingmachine/internal/ticket"
+)
+
+// benchTicketKey is the ticket key of the benchmarks.
+var benchTicketKey = ticket.Key{ID: "k1", Secret: []byte("0123456789abcdef0123456789abcdef")}
+
+// BenchmarkCaller measures what a bearer token costs a request: a repeat
+// of a verified one (from the verified callers) and the refusal of each
+// shape of forged ticket and ID token. A refusal should cost no more than a
+// hit plus one signature check:
+//
+//	go test -run '^$' -bench Caller -benchmem ./internal/credential/
+func BenchmarkCaller(b *testing.B) {
+	now := t0
+	clock := func() time.Time { return now }
+	issuer := oidctest.NewServerT(b, oidctest.Options{Now: clock})
+	topics, err := scope.ParseTemplate("user-{sub}-*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := New(context.Background(), Options{
+		TicketKeysFrom: "TICKET_KEY",
+		TicketKeys:     func(context.Context) ([]byte, error) { return benchTicketKey.Secret, nil },
+		Issuer:         issuer.Issuer(), Audience: issuer.Audience(), Topics: topics,
+		Now: clock,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc, err := scope.New([]string{"order-42-*"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tkt, err := ticket.Sign(ticket.Key{Secret: benchTicketKey.Secret}, ticket.DefaultAudience, ticket.Claims{Subject: "alice", Scope: sc, Expires: now.Add(5 * time.Minute)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	forgedTkt, err := ticket.Sign(ticket.Key{Secret: []byte(strings.Repeat("x", 32))}, ticket.DefaultAudience, ticket.Claims{Subject: "alice", Scope: sc, Expires: now.Add(5 * time.Minute)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	idt, err := issuer.IDToken("alice")
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp, ip := strings.Split(tkt, "."), strings.Split(idt, ".")
+	for _, bc := range []struct {
+		name  string
+		raw   string
+		valid bool
+	}{
+		{name: "ticket-hit", raw: tkt, valid: true},
+		{name: "id-token-hit", raw: idt, valid: true},
+		{name: "forged-ticket", raw: forgedTkt},
+		{name: "forged-id-token-known-kid", raw: ip[0] + "." + ip[1] + "." + flip(ip[2])},
+		{name: "nested-header-ticket-8k", raw: nestedHeader(`{"alg":"HS256","typ":"JWT","x":`, tp[1], tp[2], MaxLen)},
+		{name: "nested-header-id-token-8k", raw: nestedHeader(`{"alg":"RS256","kid":"`+issuer.KeyID()+`","typ":"JWT","x":`, ip[1], flip(ip[2]), MaxLen)},
+		{name: "malformed", raw: "not-a-token"},
+		// As long as the nested-header tokens: the SHA-256 of the
+		// verified-callers lookup is paid by every token of that length.
+		{name: "malformed-8k", raw: strings.Repeat("A", MaxLen)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, _, err := r.Caller(ctx, bc.raw); (err == nil) != bc.valid {
+					b.Fatalf("Caller() = %v", err)
+				}
+			}
+		})
+	}
+}
+
+// flip changes the first character of a base64url signature.
+func flip(sig string) string {
+	c := byte('A')
+	if sig[0] == 'A' {
+		c = 'B'
+	}
+	return string(c) + sig[1:]
+}
+
+// nestedHeader returns a compact JWS of at most maxLen bytes whose header
+// is prefix followed by as many nested arrays as fit, then payload and
+// signature (base64url segments).
+func nestedHeader(prefix, payload, sig string, maxLen int) string {
+	room := (maxLen-len(payload)-len(sig)-2)/4*3 - len(prefix) - 1
+	depth := room / 2
+	header := prefix + strings.Repeat("[", depth) + strings.Repeat("]", depth) + "}"
+	return base64.RawURLEncoding.EncodeToString([]byte(header)) + "." + payload + "." + sig
+}
