@@ -5,7 +5,9 @@
 //
 // With neither SECRET_ID nor MOMENTO_API_KEY set it starts an embedded
 // Momento emulator and serves tokens from it (they are not valid on real
-// Momento), plus a demo page on the next port. Otherwise it uses the
+// Momento), plus a demo page on the next port and the emulator's gRPC-web
+// endpoint, for @gomomento/sdk-web in a page, on the one after (-grpcweb-port).
+// Otherwise it uses the
 // configuration in the environment, as the deployed function does; see the
 // README.
 //
@@ -189,6 +191,7 @@ func serve(ctx context.Context, o options, stdout io.Writer) error {
 // options are the runner's flags, with their defaults applied.
 type options struct {
 	port, demoPort      int
+	grpcWebPort         int
 	host                string
 	momentoHost, smHost string
 	latency             time.Duration
@@ -206,6 +209,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	fs.IntVar(&o.port, "port", 0, "`port` of the function (default: $PORT, else 8080)")
 	fs.StringVar(&o.host, "host", "127.0.0.1", "interface to listen on (0.0.0.0 or :: for all interfaces)")
 	fs.IntVar(&o.demoPort, "demo-port", 0, "`port` of the demo page, with the emulator (default: the function's port + 1; 0 turns it off)")
+	fs.IntVar(&o.grpcWebPort, "grpcweb-port", 0, "`port` of the emulator's gRPC-web endpoint, for @gomomento/sdk-web in a page (default: the function's port + 2; 0 turns it off)")
 	fs.StringVar(&o.momentoHost, "momento-emulator", "", "`host:port` of a Momento-compatible server to use instead of Momento (sets MOMENTO_EMULATOR_HOST)")
 	fs.StringVar(&o.smHost, "secretmanager-emulator", "", "`host:port` of a Secret Manager-compatible server (sets SECRETMANAGER_EMULATOR_HOST)")
 	fs.DurationVar(&o.latency, "emulator-latency", 0, "latency the embedded emulator adds to each call, such as 2ms")
@@ -232,6 +236,11 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 		o.demoPort = o.port + 1
 	} else if o.demoPort < 0 || o.demoPort > 65535 {
 		return o, fmt.Errorf("-demo-port must be from 0 (no demo page) to 65535, got %d", o.demoPort)
+	}
+	if !given["grpcweb-port"] {
+		o.grpcWebPort = o.port + 2
+	} else if o.grpcWebPort < 0 || o.grpcWebPort > 65535 {
+		return o, fmt.Errorf("-grpcweb-port must be from 0 (no gRPC-web) to 65535, got %d", o.grpcWebPort)
 	}
 	return o, nil
 }
@@ -327,7 +336,16 @@ func (l *localStack) announce(stdout io.Writer, o options, cfg config.Config, ge
 			"  function refuses the demo: add that origin to ALLOWED_ORIGINS, or unset it.",
 			strings.TrimSuffix(demoURL, "/demo"))
 	}
-	banner(stdout, l.emu.Addr(), cfg.CacheName, fnURL, demoURL, warning)
+	grpcWebURL := ""
+	if o.grpcWebPort > 0 {
+		// The emulator's tokens are worthless elsewhere, so any origin may
+		// use its gRPC-web endpoint.
+		if _, err := l.emu.ServeGRPCWeb(net.JoinHostPort(o.host, strconv.Itoa(o.grpcWebPort)), "*"); err != nil {
+			return fmt.Errorf("gRPC-web: cannot listen on port %d: %w (set -grpcweb-port, or 0 to turn it off)", o.grpcWebPort, err)
+		}
+		grpcWebURL = localURL(o.host, o.grpcWebPort, "")
+	}
+	banner(stdout, l.emu.Addr(), cfg.CacheName, fnURL, demoURL, grpcWebURL, warning)
 	if l.ticketKey != "" {
 		fmt.Fprintf(stdout, "Tickets are signed with TICKET_KEY; try one:\n  TICKET_KEY='%s' go run ./cmd/ticket -sub alice -topics 'order-42-*'\n", l.ticketKey)
 	}
@@ -442,7 +460,7 @@ func originAllowed(allowedOrigins, pageURL string) bool {
 	return false
 }
 
-func banner(w io.Writer, emulator, cache, fnURL, demoURL, warning string) {
+func banner(w io.Writer, emulator, cache, fnURL, demoURL, grpcWebURL, warning string) {
 	line := "================================================================================"
 	fmt.Fprintln(w, line)
 	fmt.Fprintln(w, "  EMULATOR MODE: neither SECRET_ID nor MOMENTO_API_KEY is set.")
@@ -453,6 +471,9 @@ func banner(w io.Writer, emulator, cache, fnURL, demoURL, warning string) {
 	fmt.Fprintf(w, "  Function:   %s\n", fnURL)
 	if demoURL != "" {
 		fmt.Fprintf(w, "  Demo page:  %s\n", demoURL)
+	}
+	if grpcWebURL != "" {
+		fmt.Fprintf(w, "  gRPC-web: %s\n", grpcWebURL)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  curl -s %s\n", fnURL)

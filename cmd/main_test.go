@@ -142,7 +142,11 @@ func TestRunWithoutConfiguration(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(bin, "-demo-port", strconv.Itoa(demoPort))
+			webPort, err := functest.FreePort()
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd := exec.Command(bin, "-demo-port", strconv.Itoa(demoPort), "-grpcweb-port", strconv.Itoa(webPort))
 			cmd.Env = append(functest.Env(os.Environ(), tt.env), "PORT="+strconv.Itoa(port))
 			stdout, err := cmd.StdoutPipe()
 			if err != nil {
@@ -180,7 +184,8 @@ func TestRunWithoutConfiguration(t *testing.T) {
 					t.Fatalf("no banner after 30s:\n%s", output.String())
 				}
 			}
-			for _, want := range []string{"EMULATOR MODE", "NOT valid on real Momento", `one cache, "pizza" (CACHE_NAME)`, fmt.Sprintf("curl -s http://127.0.0.1:%d/", port)} {
+			webURL := fmt.Sprintf("http://127.0.0.1:%d", webPort)
+			for _, want := range []string{"EMULATOR MODE", "NOT valid on real Momento", `one cache, "pizza" (CACHE_NAME)`, fmt.Sprintf("curl -s http://127.0.0.1:%d/", port), "\n  gRPC-web: " + webURL + "\n"} {
 				if !strings.Contains(output.String(), want) {
 					t.Errorf("banner lacks %q:\n%s", want, output.String())
 				}
@@ -214,6 +219,16 @@ func TestRunWithoutConfiguration(t *testing.T) {
 				if claims := emulatorClaims(t, tok.Token); !strings.Contains(claims, `"topic":"user-alice-*"`) || !strings.Contains(claims, `"token_id":"u-`) {
 					t.Errorf("the banner's sign-in command got a token with claims %s, want alice's scope and tokenId", claims)
 				}
+			}
+			// The web SDK's preflight to the emulator's gRPC-web port.
+			pre, _ := http.NewRequest(http.MethodOptions, webURL+"/cache_client.Scs/Get", nil)
+			pre.Header.Set("Origin", fmt.Sprintf("http://127.0.0.1:%d", demoPort))
+			pre.Header.Set("Access-Control-Request-Method", "POST")
+			pre.Header.Set("Access-Control-Request-Headers", "content-type,x-grpc-web,authorization,cache")
+			if resp, err := http.DefaultClient.Do(pre); err != nil || resp.StatusCode/100 != 2 || resp.Header.Get("Access-Control-Allow-Origin") == "" {
+				t.Errorf("gRPC-web preflight from the demo's origin: %v %v, want it allowed", resp, err)
+			} else {
+				resp.Body.Close()
 			}
 			demo, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/demo", demoPort))
 			if err != nil || demo.StatusCode != http.StatusOK {
@@ -445,6 +460,7 @@ func TestBadPorts(t *testing.T) {
 		{"port 0", []string{"-port", "0"}, "", "-port must be from 1 to 65535"},
 		{"port too high", []string{"-port", "65536"}, "", "-port must be from 1 to 65535"},
 		{"negative demo port", []string{"-demo-port", "-1"}, "", "-demo-port must be from 0"},
+		{"gRPC-web port out of range", []string{"-grpcweb-port", "70000"}, "", "-grpcweb-port must be from 0"},
 		{"PORT not a number", nil, "http", "PORT must be a port number"},
 		{"PORT 0", nil, "0", "PORT must be a port number"},
 	}
@@ -488,7 +504,7 @@ func TestOriginAllowed(t *testing.T) {
 
 func TestBannerWarnsOfARefusedDemo(t *testing.T) {
 	var out strings.Builder
-	banner(&out, "127.0.0.1:1", "pizza", "http://127.0.0.1:8080/", "http://127.0.0.1:8081/demo", "the demo is refused")
+	banner(&out, "127.0.0.1:1", "pizza", "http://127.0.0.1:8080/", "http://127.0.0.1:8081/demo", "", "the demo is refused")
 	if !strings.Contains(out.String(), "WARNING: the demo is refused") {
 		t.Errorf("banner with a warning:\n%s", out.String())
 	}
