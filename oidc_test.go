@@ -290,3 +290,31 @@ func topicClient(t *testing.T, hs *harness, key string) momento.TopicClient {
 	}
 	return c
 }
+
+// TestRemovedKeyStopsCachedSignIns: a verified ID token is remembered until
+// its exp, but once the issuer removes the key that signed it (and the key
+// set, older than its maximum age, is fetched again) the same token is
+// refused, with nothing minted for it.
+func TestRemovedKeyStopsCachedSignIns(t *testing.T) {
+	hs, issuer := oidcHarness(t, nil)
+	raw := idToken(t, issuer, "alice")
+	if w := hs.do(http.MethodGet, "198.51.100.1", withBearer(raw)); w.Code != http.StatusOK {
+		t.Fatalf("first sign-in: status %d, want 200", w.Code)
+	}
+	if err := issuer.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	hs.momento.FastForward(idtoken.DefaultKeysMaxAge)
+	mints := len(hs.momento.Mints())
+	w := hs.do(http.MethodGet, "198.51.100.1", withBearer(raw))
+	if w.Code != http.StatusUnauthorized {
+		t.Fatalf("the same ID token after its key was removed: status %d, want 401", w.Code)
+	}
+	if n := len(hs.momento.Mints()); n != mints {
+		t.Errorf("minted %d tokens for a refused ID token", n-mints)
+	}
+	if n := issuer.Count(oidctest.EndpointJWKS); n != 2 {
+		t.Errorf("key set fetched %d times, want 2 (setup, then once it was old)", n)
+	}
+	hs.secretsInLogs(t, raw, "alice")
+}

@@ -59,8 +59,14 @@ const MaxLen = max(ticket.MaxLen, idtoken.MaxTokenBytes)
 // the ID tokens'. Each verifier accepts only its own.
 var algorithms = append([]string{ticket.Algorithm}, idtoken.Algorithms()...)
 
-// MaxVerified bounds how many verified callers a Resolver remembers.
-const MaxVerified = 10_000
+// MaxVerified and MaxVerifiedBytes bound the verified callers a Resolver
+// remembers: by count, and by their estimated bytes (entries with the most
+// topics a credential may carry, 20 of 250 bytes, take about 6.3 KB each, so
+// about 2,600 of them fill the byte bound: 16 MiB of heap, measured).
+const (
+	MaxVerified      = 10_000
+	MaxVerifiedBytes = 16 << 20
+)
 
 // Options configure a Resolver.
 type Options struct {
@@ -121,7 +127,27 @@ type Resolver struct {
 type verified struct {
 	caller vending.Caller
 	kind   Kind
+	keyID  string // for an ID token, the kid of the issuer's key that verified it
 }
+
+// size estimates the bytes an entry of the verified callers costs: its
+// strings, its scopes' topics, and a fixed overhead for the entry, its list
+// element, map slot and the scopes' slices.
+func (v verified) size() int {
+	n := verifiedOverhead + len(v.caller.Key) + len(v.caller.TokenID) + len(v.caller.Client) + len(v.keyID)
+	for _, s := range []scope.Scope{v.caller.Scope, v.caller.Publish} {
+		n += s.Bytes() + s.Len()*selectorOverhead
+	}
+	return n
+}
+
+// selectorOverhead is what a scope's selector costs beyond its topic's
+// bytes: its slot in the slice and the string's allocation rounding.
+const selectorOverhead = 48
+
+// verifiedOverhead is the bytes an entry costs beyond its strings and
+// topics; TestVerifiedCallersBytes checks it against the heap.
+const verifiedOverhead = 320
 
 // New returns a Resolver for opts. It reads the ticket keys now (an error
 // reading them is returned as TicketKeys returned it; keys that do not
@@ -134,7 +160,7 @@ func New(ctx context.Context, opts Options) (*Resolver, error) {
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
-	r := &Resolver{opts: opts, verified: lru.New[[sha256.Size]byte, verified](MaxVerified, maxVerifiedBytes)}
+	r := &Resolver{opts: opts, verified: lru.New[[sha256.Size]byte, verified](MaxVerified, MaxVerifiedBytes)}
 	r.idTokens = lazy.Value[*idtoken.Verifier]{
 		Build: r.newIDTokenVerifier, RetryDelay: opts.IssuerRetryDelay, Timeout: opts.IssuerTimeout, Now: opts.Now,
 	}
@@ -172,9 +198,6 @@ func (r *Resolver) IDTokenStats() (idtoken.Stats, bool) {
 	return v.Stats(), true
 }
 
-// maxVerifiedBytes leaves the verified callers bounded by their count.
-const maxVerifiedBytes = 1 << 62
-
 // Caller returns the caller raw stands for, and raw's kind (also with an
 // error, when it is known). A refusal is a failure.Refusal; any other error
 // wraps ErrIssuer.
@@ -185,28 +208,42 @@ func (r *Resolver) Caller(ctx context.Context, raw string) (vending.Caller, Kind
 	sum := sha256.Sum256([]byte(raw))
 	now := r.opts.Now()
 	if v, ok := r.verified.Get(sum, now); ok {
-		return v.caller, v.kind, nil
+		if v.kind != IDToken || r.keyCurrent(ctx, v.keyID) {
+			return v.caller, v.kind, nil
+		}
+		// The issuer removed the key that verified it: verify again,
+		// which refuses it.
+		r.verified.Remove(sum)
 	}
-	kind, c, exp, err := Ticket, vending.Caller{}, time.Time{}, error(nil)
+	var (
+		v   verified
+		exp time.Time
+		err error
+	)
 	tok, perr := jws.Parse(raw, MaxLen, algorithms)
 	if perr == nil && r.opts.Issuer != "" && idtoken.IsIDToken(tok.Header) {
-		kind = IDToken
-		c, exp, err = r.idTokenCaller(ctx, tok)
+		v, exp, err = r.idTokenCaller(ctx, tok)
 	} else {
-		c, exp, err = r.ticketCaller(ctx, tok, perr)
+		v, exp, err = r.ticketCaller(ctx, tok, perr)
 	}
 	if err != nil {
-		return vending.Caller{}, kind, err
+		return vending.Caller{}, v.kind, err
 	}
-	r.verified.Put(sum, verified{caller: c, kind: kind}, 1, exp)
-	return c, kind, nil
+	r.verified.Put(sum, v, v.size(), now, exp)
+	return v.caller, v.kind, nil
+}
+
+// keyCurrent reports whether the issuer's key kid is still in its key set.
+func (r *Resolver) keyCurrent(ctx context.Context, kid string) bool {
+	ver, ok := r.idTokens.Peek()
+	return ok && ver.KeyCurrent(ctx, kid)
 }
 
 // ticketCaller verifies a ticket: tok and perr are what jws.Parse made of
 // it.
-func (r *Resolver) ticketCaller(ctx context.Context, tok jws.Token, perr error) (vending.Caller, time.Time, error) {
+func (r *Resolver) ticketCaller(ctx context.Context, tok jws.Token, perr error) (verified, time.Time, error) {
 	if r.tickets == nil {
-		return vending.Caller{}, time.Time{}, failure.Refusal(failure.BadCredentials, "tickets not configured")
+		return verified{kind: Ticket}, time.Time{}, failure.Refusal(failure.BadCredentials, "tickets not configured")
 	}
 	var claims ticket.Claims
 	var err error
@@ -216,35 +253,35 @@ func (r *Resolver) ticketCaller(ctx context.Context, tok jws.Token, perr error) 
 		claims, err = r.tickets.VerifyToken(ctx, tok)
 	}
 	if err != nil {
-		return vending.Caller{}, time.Time{}, failure.Refusal(failure.BadCredentials, ticket.Reason(err))
+		return verified{kind: Ticket}, time.Time{}, failure.Refusal(failure.BadCredentials, ticket.Reason(err))
 	}
 	c := vending.Caller{
 		Key:     "ticket:" + claims.Subject + ":" + claims.Scope.Key(),
 		Scope:   claims.Scope,
 		TokenID: claims.Subject,
 	}
-	return c, claims.Expires, nil
+	return verified{caller: c, kind: Ticket}, claims.Expires, nil
 }
 
 // idTokenCaller verifies a pre-checked ID token and expands Topics (and
 // Publish) for its subject.
-func (r *Resolver) idTokenCaller(ctx context.Context, tok jws.Token) (vending.Caller, time.Time, error) {
+func (r *Resolver) idTokenCaller(ctx context.Context, tok jws.Token) (verified, time.Time, error) {
 	v, err := r.idTokens.Get(ctx)
 	if err != nil {
-		return vending.Caller{}, time.Time{}, err
+		return verified{kind: IDToken}, time.Time{}, err
 	}
 	id, err := v.VerifyToken(ctx, tok)
 	if err != nil {
-		return vending.Caller{}, time.Time{}, failure.Refusal(failure.BadCredentials, idtoken.Reason(err))
+		return verified{kind: IDToken}, time.Time{}, failure.Refusal(failure.BadCredentials, idtoken.Reason(err))
 	}
 	sub, err := r.opts.Topics.Expand(id.Subject)
 	if err != nil {
-		return vending.Caller{}, time.Time{}, failure.Refusal(failure.Forbidden, "subject does not fit OIDC_TOPICS")
+		return verified{kind: IDToken}, time.Time{}, failure.Refusal(failure.Forbidden, "subject does not fit OIDC_TOPICS")
 	}
 	var pub scope.Scope
 	if !r.opts.Publish.IsZero() {
 		if pub, err = r.opts.Publish.Expand(id.Subject); err != nil {
-			return vending.Caller{}, time.Time{}, failure.Refusal(failure.Forbidden, "subject does not fit OIDC_PUBLISH")
+			return verified{kind: IDToken}, time.Time{}, failure.Refusal(failure.Forbidden, "subject does not fit OIDC_PUBLISH")
 		}
 	}
 	c := vending.Caller{
@@ -253,5 +290,5 @@ func (r *Resolver) idTokenCaller(ctx context.Context, tok jws.Token) (vending.Ca
 		Publish: pub,
 		TokenID: id.TokenID,
 	}
-	return c, id.Expires, nil
+	return verified{caller: c, kind: IDToken, keyID: id.KeyID}, id.Expires, nil
 }

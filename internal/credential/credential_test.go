@@ -4,12 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/scope"
 	"example.com/tokenvendingmachine/internal/vending"
 )
 
@@ -34,7 +37,7 @@ func TestVerifiedCallersAreBoundedAndExact(t *testing.T) {
 	r := newResolver(t, Options{})
 	sum := func(i int) [sha256.Size]byte { return sha256.Sum256([]byte(strconv.Itoa(i))) }
 	for i := range MaxVerified + 500 {
-		r.verified.Put(sum(i), verified{caller: vending.Caller{Key: strconv.Itoa(i)}, kind: Ticket}, 1, t0.Add(time.Hour))
+		r.verified.Put(sum(i), verified{caller: vending.Caller{Key: strconv.Itoa(i)}, kind: Ticket}, 1, t0, t0.Add(time.Hour))
 	}
 	if n, _ := r.verified.Len(); n > MaxVerified {
 		t.Errorf("verified callers: %d entries, want at most %d", n, MaxVerified)
@@ -84,5 +87,44 @@ func TestBadTicketKeysAreMisconfigured(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "short") {
 		t.Errorf("the error quotes the key: %v", err)
+	}
+}
+
+// TestVerifiedCallersBytes fills the verified callers with the largest
+// callers a ticket can make (20 topics of 250 bytes): the byte bound holds
+// them to MaxVerifiedBytes, and the heap grows by about what the estimate
+// says, so the bound is a bound on memory.
+func TestVerifiedCallersBytes(t *testing.T) {
+	r := newResolver(t, Options{})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const n = 20_000
+	for i := range n {
+		var topics []string
+		for j := range scope.MaxSelectors {
+			topics = append(topics, fmt.Sprintf("%0245d-%03d-%d", i, j, i%7))
+		}
+		sc, err := scope.Parse(strings.Join(topics, ","))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sub := fmt.Sprintf("user-%d", i)
+		v := verified{caller: vending.Caller{Key: "ticket:" + sub + ":" + sc.Key(), Scope: sc, TokenID: sub}, kind: Ticket}
+		r.verified.Put(sha256.Sum256([]byte(sub)), v, v.size(), t0, t0.Add(time.Hour))
+		if _, b := r.verified.Len(); b > MaxVerifiedBytes {
+			t.Fatalf("after %d callers: %d estimated bytes, over the bound %d", i+1, b, MaxVerifiedBytes)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	entries, b := r.verified.Len()
+	grew := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+	t.Logf("after %d worst-case callers: %d entries, %d estimated bytes, heap grew %.1f MiB", n, entries, b, float64(grew)/(1<<20))
+	if entries >= MaxVerified || entries == 0 {
+		t.Errorf("%d entries: want the byte bound, not the count, to hold them", entries)
+	}
+	if grew > int64(b)*115/100 {
+		t.Errorf("heap grew %d bytes for %d estimated: the estimate, and so the bound, is too low", grew, b)
 	}
 }

@@ -46,7 +46,11 @@
 // arrive: forged key ids cannot make it fetch per request. A token without a
 // key id is checked only when the key set holds one key for its algorithm
 // (OpenID Connect Core 10.1 requires "kid" when there are several), so no
-// token costs more than one signature check.
+// token costs more than one signature check. The key set is also fetched
+// again once it is older than Options.KeysMaxAge (10 minutes by default), by
+// the first request after that, so that a key the issuer removed stops
+// verifying; [Verifier.KeyCurrent] tells a caller that remembers verified
+// identities whether the key behind one is still there.
 //
 // Every error from Verify is a refusal; [errors.Is] with the Err* sentinels
 // tells the reason, for the log. The errors never hold token content.
@@ -94,6 +98,7 @@ const MaxLifetime = 24 * time.Hour
 // Defaults for Options.
 const (
 	DefaultRefetchInterval = time.Minute
+	DefaultKeysMaxAge      = 10 * time.Minute
 	DefaultFetchTimeout    = 10 * time.Second
 )
 
@@ -186,6 +191,10 @@ type Options struct {
 	// RefetchInterval is the least time between two fetches of the key set;
 	// 0 means DefaultRefetchInterval.
 	RefetchInterval time.Duration
+	// KeysMaxAge is how long the key set is used before a request fetches
+	// it again (no goroutine runs behind the Verifier), so that a key the
+	// issuer removed stops verifying; 0 means DefaultKeysMaxAge.
+	KeysMaxAge time.Duration
 }
 
 // Identity is what a verified ID token says about its holder.
@@ -199,6 +208,9 @@ type Identity struct {
 	TokenID string
 	// Expires is the token's "exp".
 	Expires time.Time
+	// KeyID is the kid of the issuer's key that verified the token. See
+	// Verifier.KeyCurrent.
+	KeyID string
 }
 
 // Stats counts what a Verifier did, for metrics and tests.
@@ -236,6 +248,9 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 	if opts.RefetchInterval <= 0 {
 		opts.RefetchInterval = DefaultRefetchInterval
 	}
+	if opts.KeysMaxAge <= 0 {
+		opts.KeysMaxAge = DefaultKeysMaxAge
+	}
 	jwksURL := opts.JWKSURL
 	if jwksURL == "" {
 		p, err := oidc.NewProvider(oidc.ClientContext(ctx, opts.HTTPClient), opts.Issuer)
@@ -250,7 +265,7 @@ func New(ctx context.Context, opts Options) (*Verifier, error) {
 		}
 		jwksURL = doc.JWKSURL
 	}
-	ks := &keySet{url: jwksURL, client: opts.HTTPClient, now: opts.Now, interval: opts.RefetchInterval}
+	ks := &keySet{url: jwksURL, client: opts.HTTPClient, now: opts.Now, interval: opts.RefetchInterval, maxAge: opts.KeysMaxAge}
 	if err := ks.fetch(ctx); err != nil {
 		return nil, err
 	}
@@ -297,7 +312,8 @@ func (v *Verifier) VerifyToken(ctx context.Context, tok jws.Token) (Identity, er
 	case !IsIDToken(tok.Header):
 		return Identity{}, ErrAlgorithm
 	}
-	if err := v.keys.verify(ctx, tok); err != nil {
+	kid, err := v.keys.verify(ctx, tok)
+	if err != nil {
 		return Identity{}, err
 	}
 
@@ -322,7 +338,18 @@ func (v *Verifier) VerifyToken(ctx context.Context, tok jws.Token) (Identity, er
 		Subject: c.Subject,
 		TokenID: TokenID(v.issuer, c.Subject),
 		Expires: c.ExpiresAt.Time,
+		KeyID:   kid,
 	}, nil
+}
+
+// KeyCurrent reports whether the key that verified an identity (its KeyID)
+// is still in the issuer's key set, fetching the set again first if it is
+// older than Options.KeysMaxAge: a caller that remembers verified
+// identities asks before serving one, so that a key the issuer removed
+// stops them.
+func (v *Verifier) KeyCurrent(ctx context.Context, kid string) bool {
+	v.keys.refreshIfOld(ctx)
+	return v.keys.has(kid)
 }
 
 // checkClaims applies the rules of the package comment to verified claims.

@@ -103,6 +103,7 @@ func TestVerifyAccepts(t *testing.T) {
 						Subject: tc.sub,
 						TokenID: idtoken.TokenID(e.issuer.Issuer(), tc.sub),
 						Expires: expiry(t, tok),
+						KeyID:   e.issuer.KeyID(),
 					}
 					if diff := cmp.Diff(want, got); diff != "" {
 						t.Errorf("Verify() mismatch (-want +got):\n%s", diff)

@@ -267,3 +267,39 @@ func TestEveryVerifyChecks(t *testing.T) {
 		t.Errorf("Verify() after exp = %v, want %v", err, idtoken.ErrExpired)
 	}
 }
+
+// TestKeySetRefreshedWhenOld: the key set is fetched again once it is older
+// than KeysMaxAge, by the first request after that, so that a key the
+// issuer removed stops verifying, and KeyCurrent says so.
+func TestKeySetRefreshedWhenOld(t *testing.T) {
+	e := newEnv(t, oidctest.Options{Lifetime: time.Hour}, nil)
+	ctx := context.Background()
+	tok := e.token(t, "alice")
+	id, err := e.v.Verify(ctx, tok)
+	if err != nil {
+		t.Fatalf("Verify() = %v", err)
+	}
+	if err := e.issuer.RotateKey(); err != nil {
+		t.Fatal(err)
+	}
+	e.clk.Advance(idtoken.DefaultKeysMaxAge - time.Second)
+	if !e.v.KeyCurrent(ctx, id.KeyID) {
+		t.Errorf("KeyCurrent before the keys are old = false, want true (no fetch yet)")
+	}
+	if n := e.issuer.Count(oidctest.EndpointJWKS); n != 1 {
+		t.Errorf("key set fetched %d times before it was old, want 1", n)
+	}
+	e.clk.Advance(time.Second)
+	if e.v.KeyCurrent(ctx, id.KeyID) {
+		t.Errorf("KeyCurrent after the issuer removed the key and the set grew old = true, want false")
+	}
+	if n := e.issuer.Count(oidctest.EndpointJWKS); n != 2 {
+		t.Errorf("key set fetched %d times, want 2", n)
+	}
+	if _, err := e.v.Verify(ctx, tok); !errors.Is(err, idtoken.ErrUnknownKey) {
+		t.Errorf("Verify() with the removed key = %v, want %v", err, idtoken.ErrUnknownKey)
+	}
+	if id2, err := e.v.Verify(ctx, e.token(t, "alice")); err != nil || !e.v.KeyCurrent(ctx, id2.KeyID) {
+		t.Errorf("a token signed with the new key: %v, key current %v; want accepted", err, e.v.KeyCurrent(ctx, id2.KeyID))
+	}
+}

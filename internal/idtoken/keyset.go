@@ -43,6 +43,9 @@ type keySet struct {
 	client   *http.Client
 	now      func() time.Time
 	interval time.Duration
+	maxAge   time.Duration // how long keys are used before they are fetched again
+
+	refreshing sync.Mutex // held by the one caller refreshing keys past maxAge
 
 	flight singleflight.Group
 
@@ -53,6 +56,8 @@ type keySet struct {
 	gen int
 	// lastFetch is when the last fetch started, successful or not. Guarded by mu.
 	lastFetch time.Time
+	// fetchedAt is when keys were fetched. Guarded by mu.
+	fetchedAt time.Time
 
 	checks  atomic.Int64 // signature verifications run
 	fetches atomic.Int64 // fetches started
@@ -62,33 +67,60 @@ type keySet struct {
 // fetching the key set again for an unknown one if the budget allows. It
 // returns nil, ErrUnknownKey or ErrSignature, having run at most one
 // signature check.
-func (ks *keySet) verify(ctx context.Context, tok jws.Token) error {
+// It returns the kid of the key that verified tok.
+func (ks *keySet) verify(ctx context.Context, tok jws.Token) (string, error) {
 	if tok.Header.BadKeyID {
-		return ErrUnknownKey
+		return "", ErrUnknownKey
 	}
+	ks.refreshIfOld(ctx)
 	ks.mu.Lock()
 	keys, gen := ks.keys, ks.gen
 	ks.mu.Unlock()
-	err := ks.verifyWith(tok, keys)
+	kid, err := ks.verifyWith(tok, keys)
 	if !errors.Is(err, ErrUnknownKey) {
-		return err
+		return kid, err
 	}
 	keys, ok := ks.refetch(ctx, gen)
 	if !ok {
-		return ErrUnknownKey
+		return "", ErrUnknownKey
 	}
 	return ks.verifyWith(tok, keys)
 }
 
+// refreshIfOld fetches the key set again if its keys are older than maxAge
+// and the fetch budget allows, so that a key the issuer removed stops
+// verifying without a redeploy. One caller fetches, within
+// DefaultFetchTimeout; the others go on with the keys they have. A failed
+// fetch keeps the keys, and is tried again after the fetch interval.
+func (ks *keySet) refreshIfOld(ctx context.Context) {
+	ks.mu.Lock()
+	old := ks.now().Sub(ks.fetchedAt) >= ks.maxAge && ks.now().Sub(ks.lastFetch) >= ks.interval
+	ks.mu.Unlock()
+	if !old || !ks.refreshing.TryLock() {
+		return
+	}
+	defer ks.refreshing.Unlock()
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultFetchTimeout)
+	defer cancel()
+	ks.fetch(fctx) //nolint:errcheck // the keys are kept; the next interval tries again
+}
+
+// has reports whether the current keys hold one with key id kid.
+func (ks *keySet) has(kid string) bool {
+	ks.mu.Lock()
+	defer ks.mu.Unlock()
+	return slices.ContainsFunc(ks.keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid })
+}
+
 // verifyWith verifies tok with the key its "kid" names among keys, or, for a
-// token without "kid", with the one key usable with its algorithm. It
-// returns ErrUnknownKey when there is no such key, or when the token has no
-// "kid" and the key does not verify it.
-func (ks *keySet) verifyWith(tok jws.Token, keys []jose.JSONWebKey) error {
+// token without "kid", with the one key usable with its algorithm, and
+// returns that key's kid. It returns ErrUnknownKey when there is no such
+// key, or when the token has no "kid" and the key does not verify it.
+func (ks *keySet) verifyWith(tok jws.Token, keys []jose.JSONWebKey) (string, error) {
 	alg, kid := tok.Header.Alg, tok.Header.KeyID
 	method := jwt.GetSigningMethod(alg)
 	if method == nil {
-		return ErrUnknownKey // not reached: alg is one of algorithms
+		return "", ErrUnknownKey // not reached: alg is one of algorithms
 	}
 	if kid == "" {
 		// OpenID Connect Core 10.1: a key set of several keys needs "kid".
@@ -96,19 +128,19 @@ func (ks *keySet) verifyWith(tok jws.Token, keys []jose.JSONWebKey) error {
 		for i := range keys {
 			if fits(&keys[i], alg) {
 				if key != nil {
-					return ErrUnknownKey
+					return "", ErrUnknownKey
 				}
 				key = &keys[i]
 			}
 		}
 		if key == nil {
-			return ErrUnknownKey
+			return "", ErrUnknownKey
 		}
 		ks.checks.Add(1)
 		if method.Verify(tok.SigningInput(), tok.Signature(), key.Key) != nil {
-			return ErrUnknownKey
+			return "", ErrUnknownKey
 		}
-		return nil
+		return key.KeyID, nil
 	}
 	known := false
 	for i := range keys {
@@ -122,14 +154,14 @@ func (ks *keySet) verifyWith(tok jws.Token, keys []jose.JSONWebKey) error {
 		}
 		ks.checks.Add(1)
 		if method.Verify(tok.SigningInput(), tok.Signature(), k.Key) != nil {
-			return ErrSignature
+			return "", ErrSignature
 		}
-		return nil
+		return kid, nil
 	}
 	if known {
-		return ErrSignature // the kid's key is for another algorithm
+		return "", ErrSignature // the kid's key is for another algorithm
 	}
-	return ErrUnknownKey
+	return "", ErrUnknownKey
 }
 
 // fits reports whether k may verify a signature made with alg: a key that
@@ -214,6 +246,7 @@ func (ks *keySet) fetch(ctx context.Context) error {
 	ks.mu.Lock()
 	ks.keys = keys
 	ks.gen++
+	ks.fetchedAt = ks.now()
 	ks.mu.Unlock()
 	return nil
 }

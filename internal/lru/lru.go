@@ -7,7 +7,8 @@
 // recently used entries go first. An entry is served while the time passed
 // to [Cache.Get] is before its expiry, and dropped at the first Get at or
 // after it. Time is always passed in, so tests need no sleeping, and no
-// goroutine runs behind the cache.
+// goroutine runs behind the cache: each Put also drops a few expired
+// entries from the least recently used end.
 //
 // Maintained libraries were weighed: hashicorp/golang-lru/v2's expirable
 // cache bounds only the count and runs a goroutine per cache to expire
@@ -75,8 +76,11 @@ func (c *Cache[K, V]) Get(key K, now time.Time) (V, bool) {
 // Put caches v under key until until, replacing any earlier entry, and
 // evicts the least recently used entries while either bound is exceeded.
 // size is the entry's estimated cost in bytes; an entry larger than the
-// whole byte bound is not cached.
-func (c *Cache[K, V]) Put(key K, v V, size int, until time.Time) {
+// whole byte bound is not cached. now is the time on the caller's clock: Put
+// also drops up to two entries that have expired by then from the least
+// recently used end, so that entries nobody asks for again leave without a
+// goroutine to sweep them.
+func (c *Cache[K, V]) Put(key K, v V, size int, now, until time.Time) {
 	if c == nil {
 		return
 	}
@@ -85,6 +89,13 @@ func (c *Cache[K, V]) Put(key K, v V, size int, until time.Time) {
 	defer c.mu.Unlock()
 	if el, ok := c.index[key]; ok {
 		c.removeLocked(el)
+	}
+	for range 2 {
+		back := c.order.Back()
+		if back == nil || now.Before(back.Value.(*entry[K, V]).until) {
+			break
+		}
+		c.removeLocked(back)
 	}
 	if size > c.maxBytes {
 		return

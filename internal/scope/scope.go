@@ -264,6 +264,16 @@ func fromSelectors(sels []Selector) Scope {
 	return Scope{sels: slices.Clip(out)}
 }
 
+// Bytes returns the bytes of s's topic names and prefixes, for estimates of
+// what keeping s costs.
+func (s Scope) Bytes() int {
+	n := 0
+	for _, sel := range s.sels {
+		n += len(sel.Topic)
+	}
+	return n
+}
+
 // IsAll reports whether s allows every topic.
 func (s Scope) IsAll() bool { return s.all }
 

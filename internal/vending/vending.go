@@ -234,7 +234,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	} else if ok {
-		v.l1.Put(key, t, l1Size(key, t), until)
+		v.l1.Put(key, t, l1Size(key, t), now, until)
 		return Token{Value: t.value, Expires: t.exp, Source: FromMomento}, nil
 	}
 
@@ -272,7 +272,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if ttl := min(v.opts.CacheTTL, t.exp.Sub(now.Truncate(time.Second))-v.opts.Margin); ttl >= time.Second {
 		until := minTime(now.Add(ttl), t.exp.Add(-v.opts.Margin))
 		v.store(ctx, gen.clients, key, itemKey, item{Token: t.value, Exp: t.exp.Unix(), Until: until.UnixMilli()}, ttl)
-		v.l1.Put(key, t, l1Size(key, t), until)
+		v.l1.Put(key, t, l1Size(key, t), now, until)
 	}
 	return Token{Value: t.value, Expires: t.exp, Source: Minted}, nil
 }

@@ -552,7 +552,7 @@ func TestMintRateLimit(t *testing.T) {
 
 // putL1 caches tok as the Vendor does.
 func putL1(c *lru.Cache[string, token], key string, tok token, until time.Time) {
-	c.Put(key, tok, l1Size(key, tok), until)
+	c.Put(key, tok, l1Size(key, tok), time.Time{}, until)
 }
 
 func TestL1Bound(t *testing.T) {
