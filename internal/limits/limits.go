@@ -11,10 +11,10 @@
 //	network  Keyed, by the caller's networks (Network) and identity: a fair share each
 //	instance rate.Limiter (MINT_RATE / MINT_BURST): this instance's share
 //	backoff  Backoff: paused after ResourceExhausted
-//	fleet    Fleet (FLEET_MINT_RATE / FLEET_MINT_BURST): one Momento Increment
+//	fleet    Fleet (FLEET_MINT_RATE / FLEET_MINT_BURST): permits reserved in batches
 //
-// The fleet budget comes last because it costs a Momento call; a cache hit
-// costs none of these. When a later stage refuses, giving back what the
+// The fleet budget comes last because it may cost a Momento call; a cache
+// hit costs none of these. When a later stage refuses, giving back what the
 // earlier ones took ([Keyed.Refund], rate.Reservation.Cancel) keeps a
 // refused attempt from counting against its network twice.
 //

@@ -121,11 +121,12 @@ func (v *Vendor) admitLookup(keys []string, now time.Time) error {
 }
 
 // admitMint takes what a mint for c costs from the limits, the fleet's
-// budget last (it costs a Momento call), or returns a Limited error.
-func (v *Vendor) admitMint(ctx context.Context, keys []string, clients *Clients, now time.Time) error {
+// budget last (it may cost a Momento call), or returns a Limited error. The
+// caller must Wait for the Admission before it responds.
+func (v *Vendor) admitMint(ctx context.Context, keys []string, clients *Clients, now time.Time) (limits.Admission, error) {
 	l := v.lim
 	if wait := takeKeys(l.keyMints, keys); wait > 0 {
-		return limited(wait)
+		return limits.Admission{}, limited(wait)
 	}
 	r := l.mints.ReserveN(now, 1) // always OK: the bucket holds at least one
 	giveBack := func() {
@@ -134,27 +135,27 @@ func (v *Vendor) admitMint(ctx context.Context, keys []string, clients *Clients,
 	}
 	if d := r.DelayFrom(now); d > 0 {
 		giveBack()
-		return limited(d)
+		return limits.Admission{}, limited(d)
 	}
 	if ok, wait := l.pause.Allow(); !ok {
 		giveBack()
-		return limited(wait)
+		return limits.Admission{}, limited(wait)
 	}
 	if l.fleet == nil {
-		return nil
+		return limits.Admission{}, nil
 	}
-	ok, wait, err := l.fleet.Allow(ctx, clients.Cache)
+	a, err := l.fleet.Admit(ctx, clients.Cache, limits.Chain{})
 	switch {
 	case errors.Is(err, limits.ErrFleetUnavailable):
 		// The instance's own limit, already taken, stands in for the
 		// fleet's until Momento answers again; the Fleet logs the outage.
-		return nil
+		return limits.Admission{}, nil
 	case err != nil:
 		giveBack()
-		return err // ctx ended
-	case !ok:
+		return limits.Admission{}, err // ctx ended
+	case !a.OK:
 		giveBack()
-		return limited(wait)
+		return limits.Admission{}, limited(a.RetryAfter)
 	}
-	return nil
+	return a, nil
 }

@@ -242,9 +242,13 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	if err := v.admitMint(ctx, keys, gen.clients, now); err != nil {
+	admission, err := v.admitMint(ctx, keys, gen.clients, now)
+	if err != nil {
 		return Token{}, err
 	}
+	// The limits may have started an Increment beside the mint: it ends
+	// before the response, as everything a request starts must.
+	defer admission.Wait()
 	t, err = v.mint(ctx, gen.clients, perms, c.TokenID)
 	reread := false // whether the key was re-read for this mint
 	if err != nil && rejected(err) {
