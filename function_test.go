@@ -613,17 +613,18 @@ func TestManyIPsMintOncePerIP(t *testing.T) {
 }
 
 func TestMintRateLimit(t *testing.T) {
-	hs := newHarness(t, map[string]string{"MINT_BURST": "3", "MINT_RATE": "0.01"})
+	// Three mints per 100 s window; the clock stands on a window's start.
+	hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": "6", "FLEET_MINT_RATE": "0.03"})
 	cached := hs.token(t, "192.0.2.1")
-	hs.token(t, "192.0.2.2")
-	hs.token(t, "192.0.2.3")
+	hs.token(t, "198.51.100.2")
+	hs.token(t, "203.0.113.3")
 	for i := 4; i <= 6; i++ {
 		w := hs.get(fmt.Sprintf("192.0.2.%d", i))
 		if w.Code != http.StatusTooManyRequests {
-			t.Fatalf("new IP beyond the burst: status %d, want 429", w.Code)
+			t.Fatalf("new IP beyond the window's budget: status %d, want 429", w.Code)
 		}
 		if got := w.Header().Get("Retry-After"); got != "100" {
-			t.Errorf("429 Retry-After = %q, want 100 (one mint per 100s at MINT_RATE=0.01)", got)
+			t.Errorf("429 Retry-After = %q, want 100 (the next window)", got)
 		}
 		checkErrorBody(t, w)
 		if got := hs.token(t, "192.0.2.1"); got.Token != cached.Token {

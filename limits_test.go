@@ -27,6 +27,19 @@ func generous(env map[string]string) map[string]string {
 	return out
 }
 
+// pressure puts the fleet budget under pressure as instance h sees it, with
+// six new visitors from as many /16s: the default budget's windows hold 10
+// and are under pressure past 5. The clock must stand on a window's start
+// (the harness's does).
+func pressure(t *testing.T, hs *harness, h *handler) {
+	t.Helper()
+	for i := range 6 {
+		if w := hs.getFrom(h, fmt.Sprintf("100.%d.0.1", 64+i)); w.Code != http.StatusOK {
+			t.Fatalf("new visitor %d before the pressure: status %d", i+1, w.Code)
+		}
+	}
+}
+
 // getFrom sends a GET from ip to handler h of hs.
 func (hs *harness) getFrom(h *handler, ip string) *httptest.ResponseRecorder {
 	w := httptest.NewRecorder()
@@ -47,7 +60,9 @@ func TestFleetBudgetHoldsAcrossInstances(t *testing.T) {
 			i := (k + tick/10) % len(instances) // each goes first in turn, a second each
 			h := instances[i]
 			for j := range 3 {
-				w := hs.getFrom(h, fmt.Sprintf("10.%d.%d.%d", i, tick, j))
+				// From a /16 of its own each tick: what is measured is the
+				// budget, not the shares of a provider.
+				w := hs.getFrom(h, fmt.Sprintf("%d.%d.%d.1", 10+i, tick, j))
 				switch w.Code {
 				case http.StatusOK:
 					minted++

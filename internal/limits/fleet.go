@@ -147,6 +147,10 @@ type Fleet struct {
 	// over holds the share counters of win seen past their share; at
 	// most maxOver.
 	over map[string]bool
+	// uncharged counts, by share counter, the mints admitted in win before
+	// this instance saw pressure, not yet added to the counters; at most
+	// maxOver keys.
+	uncharged map[string]int64
 	// probed holds the providers whose refusals for win's budget this
 	// instance has counted, or found not to count; at most maxOver.
 	probed map[string]bool
@@ -279,14 +283,7 @@ func (a Admission) Wait() {
 func (f *Fleet) Admit(ctx context.Context, cache momento.CacheClient, c Chain) (Admission, error) {
 	now := f.now()
 	n := f.windowOf(now)
-
 	f.mu.Lock()
-	f.rollLocked(n)
-	pressured := now.Before(f.pressuredUntil) && c != (Chain{})
-	if f.full && f.have == 0 {
-		f.mu.Unlock()
-		return f.budgetRefused(ctx, cache, now, n, c, pressured, 0)
-	}
 	if f.down {
 		if now.Before(f.nextTry) {
 			f.mu.Unlock()
@@ -294,33 +291,94 @@ func (f *Fleet) Admit(ctx context.Context, cache momento.CacheClient, c Chain) (
 		}
 		f.nextTry = now.Add(f.retry) // this caller tries; the others wait
 	}
-	var spent string
-	if pressured {
-		spent = f.knownSpentLocked(n, c)
-	}
 	f.mu.Unlock()
 
-	if spent != "" {
-		return f.refused(now, spent), nil
-	}
+	// Pressure is checked where the permit is taken: a caller that came
+	// in before it showed is charged before it takes one.
+	charged := c == (Chain{}) // the zero chain has nothing to charge
 	var providerCount int64
-	if pressured {
-		var spent string
-		var err error
-		spent, providerCount, err = f.charge(ctx, cache, n, c)
-		if err != nil {
-			return Admission{}, f.callFailed(ctx, now, err)
+	for {
+		a, pressured, err := f.take(ctx, cache, charged)
+		switch {
+		case err != nil:
+			return Admission{}, err
+		case a.OK:
+			if !charged && !pressured {
+				f.noteUncharged(n, c)
+			}
+			return a, nil
+		case a.RetryAfter > 0:
+			return f.budgetRefused(ctx, cache, now, n, c, pressured && c != (Chain{}), providerCount)
+		}
+		f.mu.Lock()
+		spent := f.knownSpentLocked(n, c)
+		f.mu.Unlock()
+		if spent == "" {
+			spent, providerCount, err = f.charge(ctx, cache, n, c)
+			if err != nil {
+				return Admission{}, f.callFailed(ctx, now, err)
+			}
 		}
 		if spent != "" {
 			f.pressure(n)
 			return f.refused(now, spent), nil
 		}
+		charged = true
 	}
-	a, err := f.take(ctx, cache)
-	if err == nil && !a.OK {
-		return f.budgetRefused(ctx, cache, now, n, c, pressured, providerCount)
+}
+
+// take spends one permit of the current window, reserving more if the
+// reserve is empty, and reports whether the instance is under pressure.
+// It refuses, with a RetryAfter, a caller that finds the window spent; it
+// sends one not charged yet (charged false) back without a permit, and
+// with no RetryAfter, if the instance is under pressure.
+func (f *Fleet) take(ctx context.Context, cache momento.CacheClient, charged bool) (a Admission, pressured bool, err error) {
+	for {
+		now := f.now()
+		n := f.windowOf(now)
+		f.mu.Lock()
+		f.rollLocked(n)
+		pressured = now.Before(f.pressuredUntil)
+		if f.full && f.have == 0 {
+			f.mu.Unlock()
+			return f.refused(now, ""), pressured, nil
+		}
+		if pressured && !charged {
+			f.mu.Unlock()
+			return Admission{}, true, nil
+		}
+		if f.have > 0 {
+			f.have--
+			f.spent++
+			a := Admission{OK: true}
+			if k := f.batchLocked(); k >= 2 && f.have <= k/2 && !f.full && f.refilling == nil && !f.down {
+				r := f.startRefillLocked()
+				go f.reserve(context.WithoutCancel(ctx), cache, n, k, now, r)
+				a.pending = r.done
+			}
+			f.mu.Unlock()
+			return a, pressured, nil
+		}
+		if r := f.refilling; r != nil {
+			f.mu.Unlock()
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return Admission{}, pressured, ctx.Err()
+			}
+			if r.err != nil {
+				return Admission{}, pressured, unavailable(ctx, r.err)
+			}
+			continue
+		}
+		k := f.batchLocked()
+		r := f.startRefillLocked()
+		f.mu.Unlock()
+		f.reserve(ctx, cache, n, k, now, r)
+		if r.err != nil {
+			return Admission{}, pressured, unavailable(ctx, r.err)
+		}
 	}
-	return a, err
 }
 
 // budgetRefused refuses c for the budget of window n. Under pressure, a
@@ -359,52 +417,6 @@ func (f *Fleet) budgetRefused(ctx context.Context, cache momento.CacheClient, no
 		}
 	}
 	return refusal, nil
-}
-
-// take spends one permit of the current window, reserving more if the
-// reserve is empty.
-func (f *Fleet) take(ctx context.Context, cache momento.CacheClient) (Admission, error) {
-	for {
-		now := f.now()
-		n := f.windowOf(now)
-		f.mu.Lock()
-		f.rollLocked(n)
-		if f.have > 0 {
-			f.have--
-			f.spent++
-			a := Admission{OK: true}
-			if k := f.batchLocked(); k >= 2 && f.have <= k/2 && !f.full && f.refilling == nil && !f.down {
-				r := f.startRefillLocked()
-				go f.reserve(context.WithoutCancel(ctx), cache, n, k, now, r)
-				a.pending = r.done
-			}
-			f.mu.Unlock()
-			return a, nil
-		}
-		if f.full {
-			f.mu.Unlock()
-			return f.refused(now, ""), nil
-		}
-		if r := f.refilling; r != nil {
-			f.mu.Unlock()
-			select {
-			case <-r.done:
-			case <-ctx.Done():
-				return Admission{}, ctx.Err()
-			}
-			if r.err != nil {
-				return Admission{}, unavailable(ctx, r.err)
-			}
-			continue
-		}
-		k := f.batchLocked()
-		r := f.startRefillLocked()
-		f.mu.Unlock()
-		f.reserve(ctx, cache, n, k, now, r)
-		if r.err != nil {
-			return Admission{}, unavailable(ctx, r.err)
-		}
-	}
 }
 
 // startRefillLocked records a refill in flight. f.mu must be held.
@@ -462,7 +474,7 @@ func (f *Fleet) rollLocked(n int64) {
 		f.spentPrev = f.spent
 	}
 	f.win, f.have, f.spent, f.full = n, 0, 0, false
-	f.over, f.probed = nil, nil
+	f.over, f.probed, f.uncharged = nil, nil, nil
 }
 
 // windowOf returns the number of the window now is in.

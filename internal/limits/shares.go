@@ -75,6 +75,10 @@ func ChainOf(clientKey, identity string) Chain {
 //  3. the provider (/16, /32);
 //  4. the contended pool, if the provider is contending (below).
 //
+// A mint this instance admitted in the window before it saw pressure is
+// added to its keys' counters with their next charge, so the shares count
+// the whole window, not only its pressured part.
+//
 // So a counter counts only attempts that passed every finer share. That is
 // what makes the shares nest: in any window, one device adds at most Device
 // to its network's and its provider's counters, and one network at most
@@ -231,7 +235,7 @@ func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, 
 	if c.Provider != "" {
 		wg.Go(func() { refusals, readErr = f.read(ctx, cache, f.refusalsKey(c.Provider)) })
 	}
-	spent, err = f.chargeStage(ctx, cache, n, first)
+	spent, _, err = f.chargeStage(ctx, cache, n, first)
 	wg.Wait()
 	if err == nil {
 		err = readErr
@@ -240,20 +244,23 @@ func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, 
 		return spent, 0, err
 	}
 	if c.Network != "" {
-		if spent, err := f.chargeStage(ctx, cache, n, []counter{{key: f.shareKey(n, "n", c.Network), share: s.Network, name: ShareNetwork}}); err != nil || spent != "" {
+		if spent, _, err := f.chargeStage(ctx, cache, n, []counter{{key: f.shareKey(n, "n", c.Network), share: s.Network, name: ShareNetwork}}); err != nil || spent != "" {
 			return spent, 0, err
 		}
 	}
 	if c.Provider == "" {
 		return "", 0, nil
 	}
-	providerCount, spent, err = f.chargeOne(ctx, cache, n, counter{key: f.shareKey(n, "p", c.Provider), share: s.Provider, name: ShareProvider})
+	spent, counts, err := f.chargeStage(ctx, cache, n, []counter{{key: f.shareKey(n, "p", c.Provider), share: s.Provider, name: ShareProvider}})
+	if err == nil {
+		providerCount = counts[0]
+	}
 	if err == nil && spent == "" && refusals > s.Tolerance {
 		pool := counter{key: f.prefix + strconv.FormatInt(n, 10) + "-contended", share: s.Contended, name: ShareContended}
 		if f.isSpent(n, pool.key) {
 			spent = ShareContended
 		} else {
-			spent, err = f.chargeStage(ctx, cache, n, []counter{pool})
+			spent, _, err = f.chargeStage(ctx, cache, n, []counter{pool})
 		}
 	}
 	if err != nil || spent == "" {
@@ -293,37 +300,32 @@ func (f *Fleet) read(ctx context.Context, cache momento.CacheClient, key string)
 	return n, nil
 }
 
-// chargeOne is chargeStage of one counter, with its count.
-func (f *Fleet) chargeOne(ctx context.Context, cache momento.CacheClient, n int64, c counter) (int64, string, error) {
-	count, err := f.increment(ctx, cache, c.key, 1, f.ttl)
-	if err != nil {
-		return 0, "", err
-	}
-	f.mu.Lock()
-	f.reachableLocked()
-	f.mu.Unlock()
-	if count > c.share {
-		f.markSpent(n, c.key)
-		return count, c.name, nil
-	}
-	return count, "", nil
-}
-
-// chargeStage adds one to each of cs at once, and returns the name of the
-// first past its share, or "". Every counter past its share is remembered
-// for the rest of window n.
-func (f *Fleet) chargeStage(ctx context.Context, cache momento.CacheClient, n int64, cs []counter) (spent string, err error) {
-	counts := make([]int64, len(cs))
+// chargeStage adds one to each of cs at once, plus the mints this instance
+// made for it in window n before it saw pressure, and returns the name of
+// the first past its share, or "", and the counts. Every counter past its
+// share is remembered for the rest of the window.
+func (f *Fleet) chargeStage(ctx context.Context, cache momento.CacheClient, n int64, cs []counter) (spent string, counts []int64, err error) {
+	counts = make([]int64, len(cs))
 	errs := make([]error, len(cs))
+	amounts := make([]int64, len(cs))
+	f.mu.Lock()
+	for i, c := range cs {
+		amounts[i] = 1
+		if f.win == n {
+			amounts[i] += f.uncharged[c.key]
+			delete(f.uncharged, c.key)
+		}
+	}
+	f.mu.Unlock()
 	var wg sync.WaitGroup
 	for i, c := range cs[1:] {
-		wg.Go(func() { counts[i+1], errs[i+1] = f.increment(ctx, cache, c.key, 1, f.ttl) })
+		wg.Go(func() { counts[i+1], errs[i+1] = f.increment(ctx, cache, c.key, amounts[i+1], f.ttl) })
 	}
-	counts[0], errs[0] = f.increment(ctx, cache, cs[0].key, 1, f.ttl)
+	counts[0], errs[0] = f.increment(ctx, cache, cs[0].key, amounts[0], f.ttl)
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return "", err
+			return "", nil, err
 		}
 	}
 	f.mu.Lock()
@@ -337,7 +339,31 @@ func (f *Fleet) chargeStage(ctx context.Context, cache momento.CacheClient, n in
 			}
 		}
 	}
-	return spent, nil
+	return spent, counts, nil
+}
+
+// noteUncharged records a mint admitted for c in window n without pressure,
+// to be added to c's shares if pressure shows in the window.
+func (f *Fleet) noteUncharged(n int64, c Chain) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.win != n {
+		return
+	}
+	if f.uncharged == nil {
+		f.uncharged = make(map[string]int64)
+	}
+	for _, k := range [...]struct{ level, key string }{
+		{"d", c.Device}, {"i", identityOrEmpty(c.Identity)}, {"n", c.Network}, {"p", c.Provider},
+	} {
+		if k.key == "" {
+			continue
+		}
+		key := f.shareKey(n, k.level, k.key)
+		if _, ok := f.uncharged[key]; ok || len(f.uncharged) < maxOver {
+			f.uncharged[key]++
+		}
+	}
 }
 
 // isSpent reports whether counter key of window n was seen past its share.
