@@ -190,7 +190,7 @@ func TestAttackNetworkSharesHoldAgainstAddressTricks(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// The default budget, 10 a window: past 5, its shares are
 			// charged, a network's 2 and a /16's 3 of a window.
-			hs := newHarness(t, generous(map[string]string{"FLEET_MINT_RATE": "4", "FLEET_MINT_BURST": "20"}))
+			hs := newHarness(t, map[string]string{"FLEET_MINT_RATE": "4", "FLEET_MINT_BURST": "20"})
 			pressure(t, hs, hs.h)
 			before := len(hs.momento.Mints())
 			minted := 0
@@ -220,7 +220,7 @@ func TestAttackNetworkSharesHoldAgainstAddressTricks(t *testing.T) {
 // failed ones included, stay within its share of each window.
 func TestAttackFailedMintsCountAgainstTheNetworkShare(t *testing.T) {
 	const seconds = 20
-	hs := newHarness(t, generous(map[string]string{"FLEET_MINT_RATE": "4", "FLEET_MINT_BURST": "20"}))
+	hs := newHarness(t, map[string]string{"FLEET_MINT_RATE": "4", "FLEET_MINT_BURST": "20"})
 	pressure(t, hs, hs.h)
 	calls := hs.momento.Count(momentotest.MethodMint)
 	for tick := range seconds * 10 {

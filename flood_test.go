@@ -23,7 +23,7 @@ func TestFloodFromTwoNetworks(t *testing.T) {
 	}
 	const rounds, perSource, workers = 40, 1000, 50
 	// The defaults, not the harness's room for bursts.
-	hs := newHarness(t, map[string]string{"MINT_BURST": "", "NETWORK_MINT_BURST": "", "NETWORK_LOOKUP_BURST": "", "FLEET_MINT_BURST": ""})
+	hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": ""})
 
 	// Returning visitors got their tokens before the flood, from another
 	// instance: this one has none of them in memory, Momento has them all.

@@ -15,18 +15,6 @@ import (
 	"example.com/tokenvendingmachine/internal/vending"
 )
 
-// generous are limits that do not shape a test, but for those it sets.
-func generous(env map[string]string) map[string]string {
-	out := map[string]string{
-		"MINT_RATE": "1000", "MINT_BURST": "1000", "LOOKUP_RATE": "1000", "LOOKUP_BURST": "1000",
-		"NETWORK_MINT_RATE": "1000", "NETWORK_MINT_BURST": "1000", "NETWORK_LOOKUP_RATE": "1000", "NETWORK_LOOKUP_BURST": "1000",
-	}
-	for k, v := range env {
-		out[k] = v
-	}
-	return out
-}
-
 // pressure puts the fleet budget under pressure as instance h sees it, with
 // six new visitors from as many /16s: the default budget's windows hold 10
 // and are under pressure past 5. The clock must stand on a window's start
@@ -49,7 +37,7 @@ func (hs *harness) getFrom(h *handler, ip string) *httptest.ResponseRecorder {
 
 func TestFleetBudgetHoldsAcrossInstances(t *testing.T) {
 	const rate, burst, seconds = 2, 4, 6
-	hs := newHarness(t, generous(map[string]string{"FLEET_MINT_RATE": strconv.Itoa(rate), "FLEET_MINT_BURST": strconv.Itoa(burst)}))
+	hs := newHarness(t, map[string]string{"FLEET_MINT_RATE": strconv.Itoa(rate), "FLEET_MINT_BURST": strconv.Itoa(burst)})
 	instances := []*handler{hs.h, hs.instance(t)}
 	// Both instances take new visitors as fast as they come, 100 ms apart
 	// on the clock, for six seconds.
@@ -90,13 +78,15 @@ func TestFleetBudgetHoldsAcrossInstances(t *testing.T) {
 }
 
 func TestFleetCounterDownFallsBackToTheInstanceLimit(t *testing.T) {
-	hs := newHarness(t, generous(map[string]string{"MINT_BURST": "3", "MINT_RATE": "0.01"}))
+	// Each instance falls back to a quarter of the fleet's budget: a burst
+	// of 3 and one mint per 100 s.
+	hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": "12", "FLEET_MINT_RATE": "0.04"})
 	hs.momento.SetFault(momentotest.MethodIncrement, momentotest.Fault{Code: codes.Unavailable})
 	for i := range 3 {
 		hs.token(t, fmt.Sprintf("192.0.2.%d", i+1))
 	}
 	if w := hs.get("192.0.2.9"); w.Code != http.StatusTooManyRequests {
-		t.Errorf("a fourth new visitor with MINT_BURST=3 and the fleet counter down: status %d, want 429", w.Code)
+		t.Errorf("a fourth new visitor with a fallback burst of 3 and the fleet counter down: status %d, want 429", w.Code)
 	}
 	if n := len(hs.logLines(t, limits.LogFleetDown)); n != 1 {
 		t.Errorf("the outage was logged %d times, want once", n)
@@ -104,7 +94,7 @@ func TestFleetCounterDownFallsBackToTheInstanceLimit(t *testing.T) {
 }
 
 func TestMomentoResourceExhaustedBacksOff(t *testing.T) {
-	hs := newHarness(t, generous(nil))
+	hs := newHarness(t, nil)
 	cached := hs.token(t, "192.0.2.1")
 	hs.momento.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.ResourceExhausted})
 	w := hs.get("192.0.2.2")
@@ -148,4 +138,20 @@ func TestKeyRejectedWithinTheRereadIntervalIsUnavailable(t *testing.T) {
 		t.Errorf("key rejected within the re-read interval: status %d, Retry-After %q; want 503, 20", w.Code, w.Header().Get("Retry-After"))
 	}
 	checkErrorBody(t, w)
+}
+
+// TestDeprecatedLimitVariableStillStarts: a deploy that sets a limit
+// variable of the last release still serves, and the log says what
+// replaced it, once per instance.
+func TestDeprecatedLimitVariableStillStarts(t *testing.T) {
+	hs := newHarness(t, map[string]string{"NETWORK_MINT_RATE": "0.5", "MINT_BURST": "10"})
+	hs.token(t, "192.0.2.1")
+	lines := hs.logLines(t, logDeprecated)
+	got := map[string]bool{}
+	for _, l := range lines {
+		got[l["variable"].(string)] = l["instead"] != ""
+	}
+	if len(lines) != 2 || !got["NETWORK_MINT_RATE"] || !got["MINT_BURST"] {
+		t.Errorf("deprecation lines %v, want one for each of NETWORK_MINT_RATE and MINT_BURST, saying what replaced it", lines)
+	}
 }

@@ -35,8 +35,8 @@ func TestRun(t *testing.T) {
 	if rep.Failed != 0 {
 		t.Errorf("%d requests failed", rep.Failed)
 	}
-	// More IPs than the server's default LOOKUP_BURST and MINT_BURST: the
-	// run must not be shaped by them.
+	// More IPs than the server's default lookup and mint bursts: the run
+	// must not be shaped by them.
 	if rep.Mints != 1200 {
 		t.Errorf("mints = %d, want one per distinct IP, 1200", rep.Mints)
 	}
