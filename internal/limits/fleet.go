@@ -151,9 +151,10 @@ type Fleet struct {
 	// this instance saw pressure, not yet added to the counters; at most
 	// maxOver keys.
 	uncharged map[string]int64
-	// probed holds the providers whose refusals for win's budget this
-	// instance has counted, or found not to count; at most maxOver.
-	probed map[string]bool
+	// passed holds the providers that passed their share in win on this
+	// instance, or minted here before it saw pressure; counted those whose
+	// refusal for win's budget it has counted. At most maxOver each.
+	passed, counted map[string]bool
 	// pressuredUntil is when the pressure this instance last saw ends.
 	pressuredUntil time.Time
 	// down reports an outage: the last Increment failed.
@@ -383,40 +384,40 @@ func (f *Fleet) take(ctx context.Context, cache momento.CacheClient, charged boo
 
 // budgetRefused refuses c for the budget of window n. Under pressure, a
 // provider that finds the window spent after another attempt of its passed
-// its provider share in n (its count there, providerCount if this attempt
-// was charged, is at least 2) wants more than the window holds: that counts
+// its provider share in n wants more than the window holds: that counts
 // towards its contending (see [Shares]), once per window and instance. The
-// instance asks for the count only once per provider and window; adding to
-// the count of a spent window refuses nobody.
+// instance knows of the other attempt from the count its charge of this
+// attempt returned (providerCount, at least 2), or from its own record of
+// the window: a charge that passed here, or a mint here before pressure.
+// It asks Momento nothing to find out.
 func (f *Fleet) budgetRefused(ctx context.Context, cache momento.CacheClient, now time.Time, n int64, c Chain, pressured bool, providerCount int64) (Admission, error) {
 	refusal := f.refused(now, "")
 	if !pressured || c.Provider == "" {
 		return refusal, nil
 	}
 	f.mu.Lock()
-	first := f.win == n && !f.probed[c.Provider] && len(f.probed) < maxOver
-	if first {
-		if f.probed == nil {
-			f.probed = make(map[string]bool)
-		}
-		f.probed[c.Provider] = true
-	}
+	wants := providerCount >= 2 || providerCount == 0 && f.win == n && f.passed[c.Provider]
 	f.mu.Unlock()
-	if !first {
-		return refusal, nil
-	}
-	if providerCount == 0 {
-		var err error
-		if providerCount, err = f.increment(ctx, cache, f.shareKey(n, "p", c.Provider), 1, f.ttl); err != nil {
-			return Admission{}, f.callFailed(ctx, now, err)
-		}
-	}
-	if providerCount >= 2 {
-		if _, err := f.increment(ctx, cache, f.refusalsKey(c.Provider), 1, f.shares.ContendPeriod); err != nil {
+	if wants {
+		if err := f.countRefusal(ctx, cache, n, c.Provider); err != nil {
 			return Admission{}, f.callFailed(ctx, now, err)
 		}
 	}
 	return refusal, nil
+}
+
+// notePassedLocked records that provider passed its share, or minted, in window
+// n on this instance. f.mu must be held.
+func (f *Fleet) notePassedLocked(n int64, provider string) {
+	if f.win != n || provider == "" {
+		return
+	}
+	if f.passed == nil {
+		f.passed = make(map[string]bool)
+	}
+	if len(f.passed) < maxOver {
+		f.passed[provider] = true
+	}
 }
 
 // startRefillLocked records a refill in flight. f.mu must be held.
@@ -474,7 +475,7 @@ func (f *Fleet) rollLocked(n int64) {
 		f.spentPrev = f.spent
 	}
 	f.win, f.have, f.spent, f.full = n, 0, 0, false
-	f.over, f.probed, f.uncharged = nil, nil, nil
+	f.over, f.passed, f.counted, f.uncharged = nil, nil, nil, nil
 }
 
 // windowOf returns the number of the window now is in.

@@ -89,19 +89,21 @@ func ChainOf(clientKey, identity string) Chain {
 // # Contending providers and the contended pool
 //
 // A provider is contending if, more than Tolerance times in the last
-// ContendPeriod, it was refused for its provider share or in the contended
-// pool, or it passed its provider share in a window after another attempt
-// of it had and then found the window's budget spent (counted once per
-// window and instance): it wants more than a window holds. A provider's
-// first attempt in a window, a new visitor's, never counts. One counter per provider, renewed
+// ContendPeriod, one of its networks was refused for its network share, or
+// it was refused for its provider share, in the contended pool or for the
+// window's budget when another attempt of it had passed its provider share
+// in that window before: it wants more than a window holds for it. Each
+// provider's refusals count once per window and instance. A provider's
+// first attempt in a window, a new visitor's, never counts, so a provider
+// that asks once a window is not kept contending by its own refusals; nor
+// do refusals for a device's or an identity's share, so one device's attack
+// does not make its provider contend. One counter per provider, renewed
 // by each such refusal, holds that; it is read beside stage 1. Contending
 // providers' mints also share one counter per window, capped at Contended;
 // other providers' do not. So however many providers flood, once each has
 // been refused a few times they take at most Contended of a window between
 // them, and the rest, C − Contended, is left to everyone else: new
 // visitors, and busy providers that want no more than a window holds.
-// Refusals at the device and network stages do not count: one device's
-// attack does not make its provider contend.
 //
 // # What a bystander keeps
 //
@@ -244,8 +246,14 @@ func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, 
 		return spent, 0, err
 	}
 	if c.Network != "" {
-		if spent, _, err := f.chargeStage(ctx, cache, n, []counter{{key: f.shareKey(n, "n", c.Network), share: s.Network, name: ShareNetwork}}); err != nil || spent != "" {
-			return spent, 0, err
+		spent, _, err := f.chargeStage(ctx, cache, n, []counter{{key: f.shareKey(n, "n", c.Network), share: s.Network, name: ShareNetwork}})
+		if err != nil {
+			return "", 0, err
+		}
+		if spent != "" {
+			// A network that wants more than its share: its provider
+			// is contending.
+			return spent, 0, f.countRefusal(ctx, cache, n, c.Provider)
 		}
 	}
 	if c.Provider == "" {
@@ -255,6 +263,11 @@ func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, 
 	if err == nil {
 		providerCount = counts[0]
 	}
+	if err == nil && spent == "" {
+		f.mu.Lock()
+		f.notePassedLocked(n, c.Provider)
+		f.mu.Unlock()
+	}
 	if err == nil && spent == "" && refusals > s.Tolerance {
 		pool := counter{key: f.prefix + strconv.FormatInt(n, 10) + "-contended", share: s.Contended, name: ShareContended}
 		if f.isSpent(n, pool.key) {
@@ -263,14 +276,33 @@ func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, 
 			spent, _, err = f.chargeStage(ctx, cache, n, []counter{pool})
 		}
 	}
-	if err != nil || spent == "" {
+	if err != nil || spent == "" || providerCount < 2 {
 		return spent, providerCount, err
 	}
-	// The provider was refused: one more refusal towards contending.
-	if _, err := f.increment(ctx, cache, f.refusalsKey(c.Provider), 1, s.ContendPeriod); err != nil {
-		return "", 0, err
+	// The provider was refused, wanting more than one mint of the window.
+	return spent, providerCount, f.countRefusal(ctx, cache, n, c.Provider)
+}
+
+// countRefusal counts one refusal of provider in window n towards its
+// contending, once per window and instance.
+func (f *Fleet) countRefusal(ctx context.Context, cache momento.CacheClient, n int64, provider string) error {
+	if provider == "" {
+		return nil
 	}
-	return spent, providerCount, nil
+	f.mu.Lock()
+	count := f.win == n && !f.counted[provider]
+	if count && len(f.counted) < maxOver {
+		if f.counted == nil {
+			f.counted = make(map[string]bool)
+		}
+		f.counted[provider] = true
+	}
+	f.mu.Unlock()
+	if !count {
+		return nil
+	}
+	_, err := f.increment(ctx, cache, f.refusalsKey(provider), 1, f.shares.ContendPeriod)
+	return err
 }
 
 // refusalsKey returns the counter of provider's recent refusals.
@@ -364,6 +396,7 @@ func (f *Fleet) noteUncharged(n int64, c Chain) {
 			f.uncharged[key]++
 		}
 	}
+	f.notePassedLocked(n, c.Provider)
 }
 
 // isSpent reports whether counter key of window n was seen past its share.
