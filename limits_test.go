@@ -2,14 +2,19 @@ package tokenvendingmachine
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 
+	"example.com/tokenvendingmachine/internal/cloudlog"
 	"example.com/tokenvendingmachine/internal/limits"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/vending"
@@ -153,5 +158,69 @@ func TestDeprecatedLimitVariableStillStarts(t *testing.T) {
 	}
 	if len(lines) != 2 || !got["NETWORK_MINT_RATE"] || !got["MINT_BURST"] {
 		t.Errorf("deprecation lines %v, want one for each of NETWORK_MINT_RATE and MINT_BURST, saying what replaced it", lines)
+	}
+}
+
+// TestFleetBoundMeasured measures the fleet budget with reservations across
+// two instances with the default limits: for 60 s on the clock, each asks
+// for 430 new tokens a second, each request from a /16 of its own (51,600
+// of them), and the mints in every interval of 1, 10 and 30 s are held to
+// the bound, FLEET_MINT_RATE × T + FLEET_MINT_BURST.
+//
+//	go test -count=1 -run TestFleetBoundMeasured -v .
+func TestFleetBoundMeasured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 51,600 requests")
+	}
+	const (
+		rate, burst = 4, 20
+		seconds     = 60
+		step        = 100 * time.Millisecond
+		perStep     = 43
+	)
+	hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": ""})
+	instances := []*handler{hs.h, hs.instance(t)}
+	for _, h := range instances {
+		h.log = cloudlog.New(io.Discard) // 51,600 request lines are not what is checked
+	}
+	var mints []time.Duration // by step, since the start
+	n := 0
+	for i := range seconds * int(time.Second/step) {
+		before := len(hs.momento.Mints())
+		var wg sync.WaitGroup
+		for j, h := range instances {
+			first := n + j*perStep
+			wg.Go(func() {
+				for k := range perStep {
+					p := first + k
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, hs.request(request{ip: fmt.Sprintf("%d.%d.1.1", 1+p/256, p%256), untracked: true}))
+				}
+			})
+		}
+		wg.Wait()
+		n += len(instances) * perStep
+		for range len(hs.momento.Mints()) - before {
+			mints = append(mints, time.Duration(i)*step)
+		}
+		hs.momento.FastForward(step)
+	}
+	var lines []string
+	for _, T := range []time.Duration{time.Second, 10 * time.Second, 30 * time.Second} {
+		most := 0
+		for i, a := range mints {
+			j, _ := slices.BinarySearch(mints, a+T+1) // the closed interval [a, a+T]
+			most = max(most, j-i)
+		}
+		bound := int(rate*T.Seconds()) + burst
+		lines = append(lines, fmt.Sprintf("| %v | %d | %d |", T, most, bound))
+		if most > bound {
+			t.Errorf("%d mints within %v, want at most FLEET_MINT_RATE × T + FLEET_MINT_BURST = %d", most, T, bound)
+		}
+	}
+	t.Logf("two instances, %d s, %d requests from as many /16s: %d mints (%d Increments)\n| T | most mints in any T | bound 4T + 20 |\n|---|---|---|\n%s",
+		seconds, n, len(mints), hs.momento.Count(momentotest.MethodIncrement), strings.Join(lines, "\n"))
+	if len(mints) < rate*(seconds-3) {
+		t.Errorf("%d mints in %d s, want the budget spent, at least %d", len(mints), seconds, rate*(seconds-3))
 	}
 }
