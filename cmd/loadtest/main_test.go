@@ -56,7 +56,7 @@ func TestRun(t *testing.T) {
 	if rep.P50 <= 0 || rep.P99 < rep.P50 || rep.ColdStart <= 0 {
 		t.Errorf("report %+v has impossible latencies", rep)
 	}
-	for _, want := range []string{"requests/s", "p50", "p99", "per request", "mints          1200 = distinct IPs", "cold start"} {
+	for _, want := range []string{"requests/s", "p50", "p99", "per request", "per true miss", "mints          1200 = distinct IPs", "cold start"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
