@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"example.com/tokenvendingmachine/internal/cloudlog"
+	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/limits"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/vending"
@@ -223,4 +224,51 @@ func TestFleetBoundMeasured(t *testing.T) {
 	if len(mints) < rate*(seconds-3) {
 		t.Errorf("%d mints in %d s, want the budget spent, at least %d", len(mints), seconds, rate*(seconds-3))
 	}
+}
+
+// TestFleetFallbackMeasured: while the fleet's counter cannot be reached,
+// each instance mints at most a quarter of the fleet's budget (F = 4): N
+// instances mint at most N/4 × FLEET_MINT_RATE a second, after bursts of
+// FLEET_MINT_BURST/4 each.
+//
+//	go test -count=1 -run TestFleetFallbackMeasured -v .
+func TestFleetFallbackMeasured(t *testing.T) {
+	const (
+		seconds = 30
+		step    = 100 * time.Millisecond
+		perStep = 10 // per instance: 100 new visitors a second
+	)
+	lines := []string{"| instances | mints in 30 s | per second | cap N × (R/F × 30 s + B/F) |", "|---|---|---|---|"}
+	for _, n := range []int{1, 2, 8} {
+		hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": ""})
+		hs.momento.SetFault(momentotest.MethodIncrement, momentotest.Fault{Code: codes.Unavailable})
+		instances := []*handler{hs.h}
+		for range n - 1 {
+			instances = append(instances, hs.instance(t))
+		}
+		for _, h := range instances {
+			h.log = cloudlog.New(io.Discard)
+		}
+		p := 0
+		for range seconds * int(time.Second/step) {
+			for _, h := range instances {
+				for range perStep {
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, hs.request(request{ip: fmt.Sprintf("%d.%d.1.1", 1+p/256, p%256), untracked: true}))
+					p++
+				}
+			}
+			hs.momento.FastForward(step)
+		}
+		mints := len(hs.momento.Mints())
+		limit := n * (seconds*config.DefaultFleetMintRate/config.FallbackInstances + config.DefaultFleetMintBurst/config.FallbackInstances)
+		lines = append(lines, fmt.Sprintf("| %d | %d | %.2f | %d |", n, mints, float64(mints)/seconds, limit))
+		if mints > limit {
+			t.Errorf("%d instances minted %d tokens in %d s with the counter down, want at most %d", n, mints, seconds, limit)
+		}
+		if mints < limit*9/10 {
+			t.Errorf("%d instances minted %d tokens in %d s with the counter down, want about %d: the fallback serves", n, mints, seconds, limit)
+		}
+	}
+	t.Logf("the fleet's counter down, the default budget (R = 4, B = 20, F = %d):\n%s", config.FallbackInstances, strings.Join(lines, "\n"))
 }
