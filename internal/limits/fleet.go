@@ -248,8 +248,8 @@ type Admission struct {
 	// RetryAfter is, for a refusal, how long until the next window.
 	RetryAfter time.Duration
 	// Share, for a refusal under pressure, names the share that was spent
-	// ("device", "identity", "network", "provider" or "heavy"); "" if the
-	// window's budget was.
+	// (ShareDevice, ShareIdentity, ShareNetwork, ShareProvider or
+	// ShareContended); "" if the window's budget was.
 	Share string
 	// pending, if not nil, closes when the Increment started beside the
 	// mint is done.
@@ -269,9 +269,9 @@ func (a Admission) Wait() {
 // Admit decides one mint for caller c: it reports OK if the mint may go
 // ahead, or not OK and how long until the next window. Under pressure it
 // first charges c's shares (see [Shares]; the zero Chain has none); then it
-// spends a permit from the
-// instance's reserve, reserving more with an Increment when the reserve is
-// empty, and starting one beside the mint when the reserve runs low.
+// spends a permit from the instance's reserve, reserving more with an
+// Increment when the reserve is empty, and starting one beside the mint
+// when the reserve runs low.
 //
 // cache is passed per call so that a caller that replaces its clients (on
 // key rotation) counts with the current ones.
@@ -406,8 +406,8 @@ func (f *Fleet) budgetRefused(ctx context.Context, cache momento.CacheClient, no
 	return refusal, nil
 }
 
-// notePassedLocked records that provider passed its share, or minted, in window
-// n on this instance. f.mu must be held.
+// notePassedLocked records that provider passed its share, or minted, in
+// window n on this instance. f.mu must be held.
 func (f *Fleet) notePassedLocked(n int64, provider string) {
 	if f.win != n || provider == "" {
 		return
