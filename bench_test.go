@@ -31,8 +31,7 @@ func BenchmarkHandler(b *testing.B) {
 	// Limits off: they would refuse the benchmark's thousands of requests
 	// a second, which is what they are for.
 	unlimited := func(env map[string]string) map[string]string {
-		for _, k := range []string{"MINT_RATE", "MINT_BURST", "LOOKUP_RATE", "LOOKUP_BURST", "FLEET_MINT_RATE", "FLEET_MINT_BURST",
-			"NETWORK_MINT_RATE", "NETWORK_MINT_BURST", "NETWORK_LOOKUP_RATE", "NETWORK_LOOKUP_BURST"} {
+		for _, k := range []string{"FLEET_MINT_RATE", "FLEET_MINT_BURST"} {
 			env[k] = "1000000"
 		}
 		return env

@@ -337,7 +337,7 @@ func browserTestDemoPage(t *testing.T, browser context.Context) {
 // waits that long, and says so, rather than retrying in a few seconds.
 func browserTestDemoRetryAfter(t *testing.T, browser context.Context) {
 	be := browserSetup(t, browser, func(string) map[string]string {
-		return map[string]string{"MINT_BURST": "1", "MINT_RATE": "0.01"} // one mint per 100 s
+		return map[string]string{"FLEET_MINT_BURST": "2", "FLEET_MINT_RATE": "0.01"} // one mint per 100 s window
 	})
 	be.hs.token(t, "192.0.2.1") // spends the burst
 	page := browserDemoLoad(t, be, be.fn.URL+"/")

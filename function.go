@@ -87,6 +87,9 @@ func handlerFromEnv(lookupenv func(string) (string, bool), d deps) *handler {
 		h.log.Error(logInvalidConfig, "error", err.Error())
 		h.cfgErr = fmt.Errorf("%w: %w", errConfig, failure.Wrap(failure.Misconfigured, err))
 	}
+	for _, d := range cfg.Deprecated {
+		h.log.Warn(logDeprecated, "variable", d.Variable, "instead", d.Instead)
+	}
 	return h
 }
 

@@ -42,7 +42,7 @@ type harness struct {
 
 // newHarness starts the fakes and the function. env holds the function's
 // environment on top of the defaults (SECRET_ID, both emulator hosts, and
-// bursts of 1000 mints); a value of "" removes a default.
+// a fleet burst of 2000 mints); a value of "" removes a default.
 func newHarness(t testing.TB, env map[string]string) *harness {
 	t.Helper()
 	return newHarnessFunc(t, func(*harness) map[string]string { return env })
@@ -67,11 +67,9 @@ func newHarnessFunc(t testing.TB, env func(hs *harness) map[string]string) *harn
 		"MOMENTO_EMULATOR_HOST":       hs.momento.Addr(),
 		"SECRETMANAGER_EMULATOR_HOST": hs.secrets.Addr(),
 		// Room for the tests' bursts of new clients on a clock that stands
-		// still; the limits' own tests set them.
-		"MINT_BURST":           "1000",
-		"NETWORK_MINT_BURST":   "1000",
-		"NETWORK_LOOKUP_BURST": "1000",
-		"FLEET_MINT_BURST":     "2000",
+		// still (the per-instance lookup bursts derive from it); the
+		// limits' own tests set it.
+		"FLEET_MINT_BURST": "2000",
 	}
 	for k, v := range env(hs) {
 		vars[k] = v

@@ -2,29 +2,36 @@ package tokenvendingmachine
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
 
+	"example.com/tokenvendingmachine/internal/cloudlog"
+	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/limits"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/vending"
 )
 
-// generous are limits that do not shape a test, but for those it sets.
-func generous(env map[string]string) map[string]string {
-	out := map[string]string{
-		"MINT_RATE": "1000", "MINT_BURST": "1000", "LOOKUP_RATE": "1000", "LOOKUP_BURST": "1000",
-		"NETWORK_MINT_RATE": "1000", "NETWORK_MINT_BURST": "1000", "NETWORK_LOOKUP_RATE": "1000", "NETWORK_LOOKUP_BURST": "1000",
+// pressure puts the fleet budget under pressure as instance h sees it, with
+// six new visitors from as many /16s: the default budget's windows hold 10
+// and are under pressure past 5. The clock must stand on a window's start
+// (the harness's does).
+func pressure(t *testing.T, hs *harness, h *handler) {
+	t.Helper()
+	for i := range 6 {
+		if w := hs.getFrom(h, fmt.Sprintf("100.%d.0.1", 64+i)); w.Code != http.StatusOK {
+			t.Fatalf("new visitor %d before the pressure: status %d", i+1, w.Code)
+		}
 	}
-	for k, v := range env {
-		out[k] = v
-	}
-	return out
 }
 
 // getFrom sends a GET from ip to handler h of hs.
@@ -36,7 +43,7 @@ func (hs *harness) getFrom(h *handler, ip string) *httptest.ResponseRecorder {
 
 func TestFleetBudgetHoldsAcrossInstances(t *testing.T) {
 	const rate, burst, seconds = 2, 4, 6
-	hs := newHarness(t, generous(map[string]string{"FLEET_MINT_RATE": strconv.Itoa(rate), "FLEET_MINT_BURST": strconv.Itoa(burst)}))
+	hs := newHarness(t, map[string]string{"FLEET_MINT_RATE": strconv.Itoa(rate), "FLEET_MINT_BURST": strconv.Itoa(burst)})
 	instances := []*handler{hs.h, hs.instance(t)}
 	// Both instances take new visitors as fast as they come, 100 ms apart
 	// on the clock, for six seconds.
@@ -47,7 +54,9 @@ func TestFleetBudgetHoldsAcrossInstances(t *testing.T) {
 			i := (k + tick/10) % len(instances) // each goes first in turn, a second each
 			h := instances[i]
 			for j := range 3 {
-				w := hs.getFrom(h, fmt.Sprintf("10.%d.%d.%d", i, tick, j))
+				// From a /16 of its own each tick: what is measured is the
+				// budget, not the shares of a provider.
+				w := hs.getFrom(h, fmt.Sprintf("%d.%d.%d.1", 10+i, tick, j))
 				switch w.Code {
 				case http.StatusOK:
 					minted++
@@ -75,13 +84,15 @@ func TestFleetBudgetHoldsAcrossInstances(t *testing.T) {
 }
 
 func TestFleetCounterDownFallsBackToTheInstanceLimit(t *testing.T) {
-	hs := newHarness(t, generous(map[string]string{"MINT_BURST": "3", "MINT_RATE": "0.01"}))
+	// Each instance falls back to a quarter of the fleet's budget: a burst
+	// of 3 and one mint per 100 s.
+	hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": "12", "FLEET_MINT_RATE": "0.04"})
 	hs.momento.SetFault(momentotest.MethodIncrement, momentotest.Fault{Code: codes.Unavailable})
 	for i := range 3 {
 		hs.token(t, fmt.Sprintf("192.0.2.%d", i+1))
 	}
 	if w := hs.get("192.0.2.9"); w.Code != http.StatusTooManyRequests {
-		t.Errorf("a fourth new visitor with MINT_BURST=3 and the fleet counter down: status %d, want 429", w.Code)
+		t.Errorf("a fourth new visitor with a fallback burst of 3 and the fleet counter down: status %d, want 429", w.Code)
 	}
 	if n := len(hs.logLines(t, limits.LogFleetDown)); n != 1 {
 		t.Errorf("the outage was logged %d times, want once", n)
@@ -89,7 +100,7 @@ func TestFleetCounterDownFallsBackToTheInstanceLimit(t *testing.T) {
 }
 
 func TestMomentoResourceExhaustedBacksOff(t *testing.T) {
-	hs := newHarness(t, generous(nil))
+	hs := newHarness(t, nil)
 	cached := hs.token(t, "192.0.2.1")
 	hs.momento.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.ResourceExhausted})
 	w := hs.get("192.0.2.2")
@@ -136,17 +147,18 @@ func TestKeyRejectedWithinTheRereadIntervalIsUnavailable(t *testing.T) {
 }
 
 func TestMintRateLimit(t *testing.T) {
-	hs := newHarness(t, map[string]string{"MINT_BURST": "3", "MINT_RATE": "0.01"})
+	// Three mints per 100 s window; the clock stands on a window's start.
+	hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": "6", "FLEET_MINT_RATE": "0.03"})
 	cached := hs.token(t, "192.0.2.1")
-	hs.token(t, "192.0.2.2")
-	hs.token(t, "192.0.2.3")
+	hs.token(t, "198.51.100.2")
+	hs.token(t, "203.0.113.3")
 	for i := 4; i <= 6; i++ {
 		w := hs.get(fmt.Sprintf("192.0.2.%d", i))
 		if w.Code != http.StatusTooManyRequests {
-			t.Fatalf("new IP beyond the burst: status %d, want 429", w.Code)
+			t.Fatalf("new IP beyond the window's budget: status %d, want 429", w.Code)
 		}
 		if got := w.Header().Get("Retry-After"); got != "100" {
-			t.Errorf("429 Retry-After = %q, want 100 (one mint per 100s at MINT_RATE=0.01)", got)
+			t.Errorf("429 Retry-After = %q, want 100 (the next window)", got)
 		}
 		checkErrorBody(t, w)
 		if got := hs.token(t, "192.0.2.1"); got.Token != cached.Token {
@@ -165,4 +177,131 @@ func TestMintRateLimit(t *testing.T) {
 	if limited != 3 {
 		t.Errorf("%d request lines with outcome limited, want 3", limited)
 	}
+}
+
+// TestDeprecatedLimitVariableStillStarts: a deploy that sets a limit
+// variable of the last release still serves, and the log says what
+// replaced it, once per instance.
+func TestDeprecatedLimitVariableStillStarts(t *testing.T) {
+	hs := newHarness(t, map[string]string{"NETWORK_MINT_RATE": "0.5", "MINT_BURST": "10"})
+	hs.token(t, "192.0.2.1")
+	lines := hs.logLines(t, logDeprecated)
+	got := map[string]bool{}
+	for _, l := range lines {
+		got[l["variable"].(string)] = l["instead"] != ""
+	}
+	if len(lines) != 2 || !got["NETWORK_MINT_RATE"] || !got["MINT_BURST"] {
+		t.Errorf("deprecation lines %v, want one for each of NETWORK_MINT_RATE and MINT_BURST, saying what replaced it", lines)
+	}
+}
+
+// TestFleetBoundMeasured measures the fleet budget with reservations across
+// two instances with the default limits: for 60 s on the clock, each asks
+// for 430 new tokens a second, each request from a /16 of its own (51,600
+// of them), and the mints in every interval of 1, 10 and 30 s are held to
+// the bound, FLEET_MINT_RATE × T + FLEET_MINT_BURST.
+//
+//	go test -count=1 -run TestFleetBoundMeasured -v .
+func TestFleetBoundMeasured(t *testing.T) {
+	if testing.Short() {
+		t.Skip("sends 51,600 requests")
+	}
+	const (
+		rate, burst = 4, 20
+		seconds     = 60
+		step        = 100 * time.Millisecond
+		perStep     = 43
+	)
+	hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": ""})
+	instances := []*handler{hs.h, hs.instance(t)}
+	for _, h := range instances {
+		h.log = cloudlog.New(io.Discard) // 51,600 request lines are not what is checked
+	}
+	var mints []time.Duration // by step, since the start
+	n := 0
+	for i := range seconds * int(time.Second/step) {
+		before := len(hs.momento.Mints())
+		var wg sync.WaitGroup
+		for j, h := range instances {
+			first := n + j*perStep
+			wg.Go(func() {
+				for k := range perStep {
+					p := first + k
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, hs.request(request{ip: fmt.Sprintf("%d.%d.1.1", 1+p/256, p%256), untracked: true}))
+				}
+			})
+		}
+		wg.Wait()
+		n += len(instances) * perStep
+		for range len(hs.momento.Mints()) - before {
+			mints = append(mints, time.Duration(i)*step)
+		}
+		hs.momento.FastForward(step)
+	}
+	var lines []string
+	for _, T := range []time.Duration{time.Second, 10 * time.Second, 30 * time.Second} {
+		most := 0
+		for i, a := range mints {
+			j, _ := slices.BinarySearch(mints, a+T+1) // the closed interval [a, a+T]
+			most = max(most, j-i)
+		}
+		bound := int(rate*T.Seconds()) + burst
+		lines = append(lines, fmt.Sprintf("| %v | %d | %d |", T, most, bound))
+		if most > bound {
+			t.Errorf("%d mints within %v, want at most FLEET_MINT_RATE × T + FLEET_MINT_BURST = %d", most, T, bound)
+		}
+	}
+	t.Logf("two instances, %d s, %d requests from as many /16s: %d mints (%d Increments)\n| T | most mints in any T | bound 4T + 20 |\n|---|---|---|\n%s",
+		seconds, n, len(mints), hs.momento.Count(momentotest.MethodIncrement), strings.Join(lines, "\n"))
+	if len(mints) < rate*(seconds-3) {
+		t.Errorf("%d mints in %d s, want the budget spent, at least %d", len(mints), seconds, rate*(seconds-3))
+	}
+}
+
+// TestFleetFallbackMeasured: while the fleet's counter cannot be reached,
+// each instance mints at most a quarter of the fleet's budget (F = 4): N
+// instances mint at most N/4 × FLEET_MINT_RATE a second, after bursts of
+// FLEET_MINT_BURST/4 each.
+//
+//	go test -count=1 -run TestFleetFallbackMeasured -v .
+func TestFleetFallbackMeasured(t *testing.T) {
+	const (
+		seconds = 30
+		step    = 100 * time.Millisecond
+		perStep = 10 // per instance: 100 new visitors a second
+	)
+	lines := []string{"| instances | mints in 30 s | per second | cap N × (R/F × 30 s + B/F) |", "|---|---|---|---|"}
+	for _, n := range []int{1, 2, 8} {
+		hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": ""})
+		hs.momento.SetFault(momentotest.MethodIncrement, momentotest.Fault{Code: codes.Unavailable})
+		instances := []*handler{hs.h}
+		for range n - 1 {
+			instances = append(instances, hs.instance(t))
+		}
+		for _, h := range instances {
+			h.log = cloudlog.New(io.Discard)
+		}
+		p := 0
+		for range seconds * int(time.Second/step) {
+			for _, h := range instances {
+				for range perStep {
+					w := httptest.NewRecorder()
+					h.ServeHTTP(w, hs.request(request{ip: fmt.Sprintf("%d.%d.1.1", 1+p/256, p%256), untracked: true}))
+					p++
+				}
+			}
+			hs.momento.FastForward(step)
+		}
+		mints := len(hs.momento.Mints())
+		limit := n * (seconds*config.DefaultFleetMintRate/config.FallbackInstances + config.DefaultFleetMintBurst/config.FallbackInstances)
+		lines = append(lines, fmt.Sprintf("| %d | %d | %.2f | %d |", n, mints, float64(mints)/seconds, limit))
+		if mints > limit {
+			t.Errorf("%d instances minted %d tokens in %d s with the counter down, want at most %d", n, mints, seconds, limit)
+		}
+		if mints < limit*9/10 {
+			t.Errorf("%d instances minted %d tokens in %d s with the counter down, want about %d: the fallback serves", n, mints, seconds, limit)
+		}
+	}
+	t.Logf("the fleet's counter down, the default budget (R = 4, B = 20, F = %d):\n%s", config.FallbackInstances, strings.Join(lines, "\n"))
 }

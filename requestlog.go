@@ -23,6 +23,7 @@ const (
 	logInvalidConfig = "invalid configuration; fix the environment variables and redeploy"
 	logSetupFailed   = "instance setup failed; a request after the retry delay will try again"
 	logInstanceReady = "instance ready"
+	logDeprecated    = "deprecated variable; it is read for this release only"
 )
 
 // logEntry collects what the request's log line says.

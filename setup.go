@@ -138,8 +138,6 @@ func (h *handler) vendingOptions() vending.Options {
 		LookupBurst:    cfg.LookupBurst,
 		L1MaxEntries:   cfg.L1MaxEntries,
 		L1MaxBytes:     cfg.L1MaxBytes,
-		KeyMintRate:    cfg.NetworkMintRate,
-		KeyMintBurst:   cfg.NetworkMintBurst,
 		KeyLookupRate:  cfg.NetworkLookupRate,
 		KeyLookupBurst: cfg.NetworkLookupBurst,
 		FleetMintRate:  cfg.FleetMintRate,

@@ -7,13 +7,15 @@
 //
 // It prints the cold start (from starting the server process to its first
 // token), requests per second, p50/p90/p99 latency, Momento calls per
-// request, mints, and the server's peak and final resident memory. It exits
+// request and per true miss, mints, and the server's peak and final
+// resident memory. It exits
 // 1 if any request failed or the mints differ from the distinct IPs.
 //
 // Each request carries X-Forwarded-For with its client's IP, as Google's
 // front end adds it. Request i comes from IP i mod -ips, so the first -ips
 // requests mint and the rest are repeat visits. The server's limits
-// (MINT_*, LOOKUP_*) are raised so that they do not shape the run.
+// (FLEET_MINT_*, and the per-instance limits derived from it) are raised so
+// that they do not shape the run; the fleet budget is still counted.
 package main
 
 import (
@@ -107,6 +109,17 @@ func (r Report) CallsPerRequest() float64 {
 		n += c
 	}
 	return float64(n) / float64(r.Requests)
+}
+
+// CallsPerMiss returns Momento calls per true miss, a request that minted:
+// all of the run's calls over its mints. A miss costs a Get, a mint and a
+// Set at least, so 3 is the floor when every other request hits L1.
+func (r Report) CallsPerMiss() float64 {
+	n := 0
+	for _, c := range r.Calls {
+		n += c
+	}
+	return float64(n) / float64(max(r.Calls["GenerateDisposableToken"], 1))
 }
 
 // errUsage means the arguments were wrong, and the flag package has
@@ -227,8 +240,8 @@ func printReport(w io.Writer, r Report) {
 	fmt.Fprintf(w, "cold start     %s from starting the server process to its first token; listening after %s\n", ms(r.ColdStart), ms(r.Listening))
 	fmt.Fprintf(w, "throughput     %.0f requests/s (%v)\n", r.RPS(), r.Elapsed.Round(time.Millisecond))
 	fmt.Fprintf(w, "latency        p50 %s   p90 %s   p99 %s   max %s\n", ms(r.P50), ms(r.P90), ms(r.P99), ms(r.Max))
-	fmt.Fprintf(w, "momento calls  %.4f per request (Get %d, Increment %d, GenerateDisposableToken %d, Set %d)\n",
-		r.CallsPerRequest(), r.Calls["Get"], r.Calls["Increment"], r.Calls["GenerateDisposableToken"], r.Calls["Set"])
+	fmt.Fprintf(w, "momento calls  %.4f per request, %.3f per true miss (Get %d, Increment %d, GenerateDisposableToken %d, Set %d)\n",
+		r.CallsPerRequest(), r.CallsPerMiss(), r.Calls["Get"], r.Calls["Increment"], r.Calls["GenerateDisposableToken"], r.Calls["Set"])
 	verdict := "= distinct IPs"
 	if r.Mints != r.IPs {
 		verdict = fmt.Sprintf("!= %d distinct IPs", r.IPs)
@@ -267,16 +280,10 @@ func startServer(emu *momentotest.Server) (*server, error) {
 		"FUNCTION_TARGET":       "TokenVendingMachine",
 		"MOMENTO_API_KEY":       emu.APIKey(),
 		"MOMENTO_EMULATOR_HOST": emu.Addr(),
-		"MINT_RATE":             "1000000",
-		"MINT_BURST":            "1000000",
-		"LOOKUP_RATE":           "1000000",
-		"LOOKUP_BURST":          "1000000",
-		"NETWORK_MINT_RATE":     "1000000",
-		"NETWORK_MINT_BURST":    "1000000",
-		"NETWORK_LOOKUP_RATE":   "1000000",
-		"NETWORK_LOOKUP_BURST":  "1000000",
-		"FLEET_MINT_RATE":       "1000000",
-		"FLEET_MINT_BURST":      "1000000",
+		// The per-instance limits derive from the fleet's budget; it is
+		// still counted, in Momento, but never refuses.
+		"FLEET_MINT_RATE":  "1000000",
+		"FLEET_MINT_BURST": "1000000",
 	})
 	cmd.Stdout = io.Discard // one log line per request; not what is measured
 	cmd.Stderr = os.Stderr

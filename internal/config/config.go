@@ -58,15 +58,27 @@ type Config struct {
 	TrustedProxies int
 	// UpstreamTimeout bounds every call to Momento and Secret Manager.
 	UpstreamTimeout time.Duration
-	// MintRate is how many tokens an instance may mint per second, on average.
-	MintRate float64
-	// MintBurst is how many tokens an instance may mint at once.
+	// FleetMintRate and FleetMintBurst are the mint budget of the whole
+	// deployment, kept in Momento; every other limit derives from them
+	// (see limits.go).
+	FleetMintRate  float64
+	FleetMintBurst int
+	// MintRate and MintBurst are each instance's own mint limit, which
+	// stands in for the fleet's while its counter cannot be reached.
+	MintRate  float64
 	MintBurst int
 	// LookupRate is how many Momento lookups (requests not answered from the
-	// in-process cache) an instance may make per second, on average.
-	LookupRate float64
-	// LookupBurst is how many Momento lookups an instance may make at once.
+	// in-process cache) an instance may make per second, on average, and
+	// LookupBurst how many at once.
+	LookupRate  float64
 	LookupBurst int
+	// NetworkLookupRate and NetworkLookupBurst are each instance's lookup
+	// bucket per provider block (IPv4 /16, IPv6 /32); a caller's network,
+	// device and identity buckets hold less (see limits.go).
+	NetworkLookupRate  float64
+	NetworkLookupBurst int
+	// Deprecated are the deprecated variables that are set.
+	Deprecated []Deprecation
 	// L1MaxEntries bounds the in-process token cache's entries; 0 turns it off.
 	L1MaxEntries int
 	// L1MaxBytes bounds the in-process token cache's size.
@@ -103,41 +115,20 @@ type Config struct {
 	// (usually nothing).
 	OIDCTopics  scope.Template
 	OIDCPublish scope.Template
-	// FleetMintRate and FleetMintBurst are the mint budget of the whole
-	// deployment, kept in Momento.
-	FleetMintRate  float64
-	FleetMintBurst int
-	// NetworkMintRate, NetworkMintBurst, NetworkLookupRate and
-	// NetworkLookupBurst are each instance's buckets per client network
-	// (IPv4 /24, IPv6 /48) or per identity.
-	NetworkMintRate    float64
-	NetworkMintBurst   int
-	NetworkLookupRate  float64
-	NetworkLookupBurst int
 	// Project is the Google Cloud project, for trace links in logs:
 	// GOOGLE_CLOUD_PROJECT, or else SECRET_ID's project; "" if neither says.
 	Project string
 }
 
-// Defaults, as documented in the README.
+// Defaults, as documented in the README (the limits' are in limits.go).
 const (
-	DefaultCacheName          = "pizza"
-	DefaultTokenTTL           = time.Hour
-	DefaultCacheTTL           = 55 * time.Minute
-	DefaultTrustedProxies     = 1
-	DefaultUpstreamTimeout    = 2 * time.Second
-	DefaultMintRate           = 4
-	DefaultMintBurst          = 10
-	DefaultLookupRate         = 100
-	DefaultLookupBurst        = 1000
-	DefaultL1MaxEntries       = 10_000
-	DefaultL1MaxBytes         = 8 << 20
-	DefaultFleetMintRate      = 4
-	DefaultFleetMintBurst     = 20
-	DefaultNetworkMintRate    = 0.5
-	DefaultNetworkMintBurst   = 3
-	DefaultNetworkLookupRate  = 5
-	DefaultNetworkLookupBurst = 100
+	DefaultCacheName       = "pizza"
+	DefaultTokenTTL        = time.Hour
+	DefaultCacheTTL        = 55 * time.Minute
+	DefaultTrustedProxies  = 1
+	DefaultUpstreamTimeout = 2 * time.Second
+	DefaultL1MaxEntries    = 10_000
+	DefaultL1MaxBytes      = 8 << 20
 )
 
 // ErrNoEndpoint returns the error for a v2 API key, found in where, with no
@@ -150,15 +141,15 @@ func ErrNoEndpoint(where string) error {
 // ExampleEndpoint is a Momento endpoint, for messages.
 const ExampleEndpoint = "cell-us-east-1-1.prod.a.momentohq.com"
 
-// Variables are the environment variables FromEnv reads.
+// Variables are the environment variables FromEnv reads, but for the
+// Deprecated ones.
 var Variables = []string{
 	"SECRET_ID", "MOMENTO_API_KEY", "MOMENTO_ENDPOINT", "CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS",
-	"TRUSTED_PROXIES", "UPSTREAM_TIMEOUT", "MINT_RATE", "MINT_BURST", "LOOKUP_RATE", "LOOKUP_BURST",
+	"TRUSTED_PROXIES", "UPSTREAM_TIMEOUT",
 	"L1_MAX_ENTRIES", "L1_MAX_BYTES", "MOMENTO_EMULATOR_HOST", "SECRETMANAGER_EMULATOR_HOST",
 	"GOOGLE_CLOUD_PROJECT", "TOPICS", "TICKET_SECRET_ID", "TICKET_KEY", "TICKET_AUDIENCE", "TICKET_MAX_TTL",
 	"OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL", "OIDC_TOPICS", "OIDC_PUBLISH",
-	"FLEET_MINT_RATE", "FLEET_MINT_BURST", "NETWORK_MINT_RATE", "NETWORK_MINT_BURST",
-	"NETWORK_LOOKUP_RATE", "NETWORK_LOOKUP_BURST",
+	"FLEET_MINT_RATE", "FLEET_MINT_BURST",
 }
 
 // FromEnv reads the configuration through getenv and checks it. A getenv
@@ -187,10 +178,6 @@ func FromLookupEnv(lookupenv func(string) (string, bool)) (Config, error) {
 		AllowedOrigins:            p.origins("ALLOWED_ORIGINS"),
 		TrustedProxies:            p.integer("TRUSTED_PROXIES", DefaultTrustedProxies, 1, 16),
 		UpstreamTimeout:           p.duration("UPSTREAM_TIMEOUT", DefaultUpstreamTimeout),
-		MintRate:                  p.float("MINT_RATE", DefaultMintRate),
-		MintBurst:                 p.integer("MINT_BURST", DefaultMintBurst, 1, 1_000_000),
-		LookupRate:                p.float("LOOKUP_RATE", DefaultLookupRate),
-		LookupBurst:               p.integer("LOOKUP_BURST", DefaultLookupBurst, 1, 1_000_000),
 		L1MaxEntries:              p.integer("L1_MAX_ENTRIES", DefaultL1MaxEntries, 0, 10_000_000),
 		L1MaxBytes:                p.integer("L1_MAX_BYTES", DefaultL1MaxBytes, 0, 1<<30),
 		MomentoEmulatorHost:       p.hostPort("MOMENTO_EMULATOR_HOST"),
@@ -206,13 +193,8 @@ func FromLookupEnv(lookupenv func(string) (string, bool)) (Config, error) {
 		OIDCJWKSURL:               p.str("OIDC_JWKS_URL"),
 		OIDCTopics:                p.template("OIDC_TOPICS"),
 		OIDCPublish:               p.template("OIDC_PUBLISH"),
-		FleetMintRate:             p.float("FLEET_MINT_RATE", DefaultFleetMintRate),
-		FleetMintBurst:            p.integer("FLEET_MINT_BURST", DefaultFleetMintBurst, 1, 1_000_000),
-		NetworkMintRate:           p.float("NETWORK_MINT_RATE", DefaultNetworkMintRate),
-		NetworkMintBurst:          p.integer("NETWORK_MINT_BURST", DefaultNetworkMintBurst, 1, 1_000_000),
-		NetworkLookupRate:         p.float("NETWORK_LOOKUP_RATE", DefaultNetworkLookupRate),
-		NetworkLookupBurst:        p.integer("NETWORK_LOOKUP_BURST", DefaultNetworkLookupBurst, 1, 1_000_000),
 	}
+	p.limits(&c)
 
 	p.key(&c)
 	if p.ok("CACHE_NAME") && !validCacheName(c.CacheName) {
@@ -221,20 +203,6 @@ func FromLookupEnv(lookupenv func(string) (string, bool)) (Config, error) {
 	p.lifetimes(&c)
 	if p.ok("UPSTREAM_TIMEOUT") && (c.UpstreamTimeout < 10*time.Millisecond || c.UpstreamTimeout > time.Minute) {
 		p.fail("UPSTREAM_TIMEOUT must be between 10ms and 1m, got %v", c.UpstreamTimeout)
-	}
-	if p.ok("MINT_RATE") && !(c.MintRate > 0 && c.MintRate <= 1_000_000) { // NaN fails too
-		p.fail("MINT_RATE must be more than 0 and at most 1000000 per second, got %v", c.MintRate)
-	}
-	if p.ok("LOOKUP_RATE") && !(c.LookupRate > 0 && c.LookupRate <= 1_000_000) {
-		p.fail("LOOKUP_RATE must be more than 0 and at most 1000000 per second, got %v", c.LookupRate)
-	}
-	for _, r := range []struct {
-		name string
-		v    float64
-	}{{"FLEET_MINT_RATE", c.FleetMintRate}, {"NETWORK_MINT_RATE", c.NetworkMintRate}, {"NETWORK_LOOKUP_RATE", c.NetworkLookupRate}} {
-		if p.ok(r.name) && !(r.v > 0 && r.v <= 1_000_000) {
-			p.fail("%s must be more than 0 and at most 1000000 per second, got %v", r.name, r.v)
-		}
 	}
 	p.callers(&c)
 	if err := errors.Join(p.errs...); err != nil {

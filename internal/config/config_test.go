@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/base64"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -34,23 +35,22 @@ func withKey(m map[string]string) map[string]string {
 // defaults returns the Config that FromEnv makes from MOMENTO_API_KEY=testKey alone.
 func defaults() Config {
 	return Config{
-		APIKey:          testKey,
-		CacheName:       "pizza",
-		TokenTTL:        time.Hour,
-		CacheTTL:        55 * time.Minute,
-		AllowedOrigins:  nil,
-		TrustedProxies:  1,
-		UpstreamTimeout: 2 * time.Second,
-		MintRate:        4,
-		MintBurst:       10,
-		LookupRate:      100,
-		LookupBurst:     1000,
-		L1MaxEntries:    10000,
-		L1MaxBytes:      8 << 20,
-		Topics:          scope.All(),
-		FleetMintRate:   4,
-		FleetMintBurst:  20,
-		NetworkMintRate: 0.5, NetworkMintBurst: 3,
+		APIKey:            testKey,
+		CacheName:         "pizza",
+		TokenTTL:          time.Hour,
+		CacheTTL:          55 * time.Minute,
+		AllowedOrigins:    nil,
+		TrustedProxies:    1,
+		UpstreamTimeout:   2 * time.Second,
+		FleetMintRate:     4,
+		FleetMintBurst:    20,
+		MintRate:          1,
+		MintBurst:         5,
+		LookupRate:        100,
+		LookupBurst:       1000,
+		L1MaxEntries:      10000,
+		L1MaxBytes:        8 << 20,
+		Topics:            scope.All(),
 		NetworkLookupRate: 5, NetworkLookupBurst: 100,
 	}
 }
@@ -193,14 +193,24 @@ func TestFromEnvValid(t *testing.T) {
 			want: func(c *Config) { c.UpstreamTimeout = 500 * time.Millisecond },
 		},
 		{
-			name: "fractional mint rate",
-			env:  withKey(map[string]string{"MINT_RATE": "0.5"}),
-			want: func(c *Config) { c.MintRate = 0.5 },
+			name: "fleet budget",
+			env:  withKey(map[string]string{"FLEET_MINT_RATE": "8", "FLEET_MINT_BURST": "40"}),
+			want: func(c *Config) {
+				c.FleetMintRate, c.FleetMintBurst = 8, 40
+				c.MintRate, c.MintBurst = 2, 10
+				c.LookupRate, c.LookupBurst = 200, 2000
+				c.NetworkLookupRate, c.NetworkLookupBurst = 10, 200
+			},
 		},
 		{
-			name: "mint burst 1",
-			env:  withKey(map[string]string{"MINT_BURST": "1"}),
-			want: func(c *Config) { c.MintBurst = 1 },
+			name: "fractional fleet rate, burst 1",
+			env:  withKey(map[string]string{"FLEET_MINT_RATE": "0.5", "FLEET_MINT_BURST": "1"}),
+			want: func(c *Config) {
+				c.FleetMintRate, c.FleetMintBurst = 0.5, 1
+				c.MintRate, c.MintBurst = 0.125, 1
+				c.LookupRate, c.LookupBurst = 12.5, 50
+				c.NetworkLookupRate, c.NetworkLookupBurst = 0.625, 5
+			},
 		},
 		{
 			name: "l1 off",
@@ -380,7 +390,9 @@ func TestFromEnvInvalid(t *testing.T) {
 		{name: "oidc publish to a shared topic", env: withKey(map[string]string{"OIDC_ISSUER": "https://i.example", "OIDC_AUDIENCE": "a",
 			"OIDC_TOPICS": "user-{sub}-*", "OIDC_PUBLISH": "user-{sub}-chat,announcements"}), names: []string{"OIDC_PUBLISH"}},
 		{name: "fleet mint rate 0", env: withKey(map[string]string{"FLEET_MINT_RATE": "0"}), names: []string{"FLEET_MINT_RATE"}},
+		{name: "fleet mint burst 0", env: withKey(map[string]string{"FLEET_MINT_BURST": "0"}), names: []string{"FLEET_MINT_BURST"}},
 		{name: "network mint burst 0", env: withKey(map[string]string{"NETWORK_MINT_BURST": "0"}), names: []string{"NETWORK_MINT_BURST"}},
+		{name: "network lookup rate NaN", env: withKey(map[string]string{"NETWORK_LOOKUP_RATE": "NaN"}), names: []string{"NETWORK_LOOKUP_RATE"}},
 		{
 			name: "several bad variables",
 			env: withKey(map[string]string{
@@ -557,12 +569,12 @@ func TestTokenTTLErrorGivesTheRange(t *testing.T) {
 	}
 }
 
-// TestVariablesListsEveryVariableRead checks Variables against the
-// variables FromEnv actually asks for.
+// TestVariablesListsEveryVariableRead checks Variables and Deprecated
+// against the variables FromEnv actually asks for.
 func TestVariablesListsEveryVariableRead(t *testing.T) {
 	asked := map[string]bool{}
 	FromEnv(func(name string) string { asked[name] = true; return "" })
-	for _, v := range Variables {
+	for _, v := range slices.Concat(Variables, Deprecated) {
 		if !asked[v] {
 			t.Errorf("Variables lists %s, which FromEnv does not read", v)
 		}
@@ -570,5 +582,42 @@ func TestVariablesListsEveryVariableRead(t *testing.T) {
 	}
 	for v := range asked {
 		t.Errorf("FromEnv reads %s, which Variables does not list", v)
+	}
+}
+
+// TestDeprecatedLimitVariables: a deploy that sets an old limit variable
+// still starts, for this release, with the variable's effect where it has
+// one, and Config.Deprecated names it.
+func TestDeprecatedLimitVariables(t *testing.T) {
+	tests := []struct {
+		variable, value string
+		want            func(c *Config)
+	}{
+		{"MINT_RATE", "0.5", func(c *Config) { c.MintRate = 0.5 }},
+		{"MINT_RATE", "100", func(c *Config) {}}, // only lowers the fallback
+		{"MINT_BURST", "2", func(c *Config) { c.MintBurst = 2 }},
+		{"LOOKUP_RATE", "50", func(c *Config) { c.LookupRate = 50 }},
+		{"LOOKUP_BURST", "5000", func(c *Config) { c.LookupBurst = 5000 }},
+		{"NETWORK_MINT_RATE", "0.5", func(c *Config) {}},
+		{"NETWORK_MINT_BURST", "3", func(c *Config) {}},
+		{"NETWORK_LOOKUP_RATE", "7", func(c *Config) { c.NetworkLookupRate = 7 }},
+		{"NETWORK_LOOKUP_BURST", "70", func(c *Config) { c.NetworkLookupBurst = 70 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.variable+"="+tt.value, func(t *testing.T) {
+			got, err := FromEnv(env(withKey(map[string]string{tt.variable: tt.value})))
+			if err != nil {
+				t.Fatalf("FromEnv(%s=%s) = %v, want no error", tt.variable, tt.value, err)
+			}
+			if len(got.Deprecated) != 1 || got.Deprecated[0].Variable != tt.variable || got.Deprecated[0].Instead == "" {
+				t.Errorf("FromEnv(%s=%s).Deprecated = %+v, want one naming it and its replacement", tt.variable, tt.value, got.Deprecated)
+			}
+			want := defaults()
+			tt.want(&want)
+			got.Deprecated = nil
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("FromEnv(%s=%s) mismatch (-want +got):\n%s", tt.variable, tt.value, diff)
+			}
+		})
 	}
 }

@@ -34,7 +34,7 @@ func Env(environ []string, set map[string]string) []string {
 	var env []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if slices.Contains(config.Variables, name) || slices.Contains(PlatformVars, name) {
+		if slices.Contains(config.Variables, name) || slices.Contains(config.Deprecated, name) || slices.Contains(PlatformVars, name) {
 			continue
 		}
 		env = append(env, kv)

@@ -2,8 +2,8 @@ package limits_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net/netip"
 	"time"
 
 	"github.com/momentohq/client-sdk-go/config"
@@ -15,8 +15,9 @@ import (
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
-// Pass a mint through the limits from the most specific to the most shared,
-// giving back what earlier stages took when a later one refuses.
+// Pass a mint through the limits: the pause after ResourceExhausted, then
+// the fleet's budget, or the instance's own limit while the fleet's counter
+// cannot be reached.
 func Example() {
 	fake, err := momentotest.NewServer(momentotest.Options{Caches: []string{"tvm"}})
 	if err != nil {
@@ -34,56 +35,39 @@ func Example() {
 	}
 	defer cache.Close()
 
-	networks, err := limits.NewKeyed[netip.Prefix](limits.KeyedOptions{Rate: 0.5, Burst: 2, MaxKeys: 10000})
-	if err != nil {
-		panic(err)
-	}
-	instance := rate.NewLimiter(4, 20)
 	var backoff limits.Backoff // Fail() when a mint answers ResourceExhausted
 	fleet, err := limits.NewFleet(limits.FleetOptions{CacheName: "tvm", Rate: 4, Burst: 20})
 	if err != nil {
 		panic(err)
 	}
+	// The instance's own limit, only while the fleet's counter is down.
+	fallback := rate.NewLimiter(1, 5)
 
-	mayMint := func(ctx context.Context, clientKey string) (bool, time.Duration) {
-		network, ok := limits.NetworkOfKey(clientKey)
-		if !ok {
-			return false, 0
+	mint := func(ctx context.Context, clientKey, identity string) bool {
+		if ok, _ := backoff.Allow(); !ok {
+			return false
 		}
-		if ok, wait := networks.Allow(network); !ok {
-			return false, wait
+		a, err := fleet.Admit(ctx, cache, limits.ChainOf(clientKey, identity))
+		if errors.Is(err, limits.ErrFleetUnavailable) {
+			return fallback.Allow()
 		}
-		r := instance.Reserve()
-		refuse := func(wait time.Duration) (bool, time.Duration) {
-			r.Cancel()
-			networks.Refund(network)
-			return false, wait
+		if err != nil || !a.OK {
+			return false
 		}
-		if d := r.Delay(); d > 0 {
-			return refuse(d)
-		}
-		if ok, wait := backoff.Allow(); !ok {
-			return refuse(wait)
-		}
-		ok, wait, err := fleet.Allow(ctx, cache)
-		if err != nil {
-			return true, 0 // the fleet budget is down: the instance limit holds
-		}
-		if !ok {
-			return refuse(wait)
-		}
-		return true, 0
+		defer a.Wait() // before responding: it may top up the reserve beside the mint
+		// ... mint the token here ...
+		return true
 	}
 
-	for _, key := range []string{"2001:db8:1:1::/64", "2001:db8:1:2::/64", "2001:db8:1:3::/64", "203.0.113.7"} {
-		ok, _ := mayMint(context.Background(), key)
-		fmt.Println(key, ok)
+	fmt.Printf("%+v\n", limits.ChainOf("2001:db8:1:1::/64", "user-1"))
+	for _, key := range []string{"203.0.113.7", "203.0.113.8", "2001:db8:1:1::/64"} {
+		fmt.Println(key, mint(context.Background(), key, ""))
 	}
 	fmt.Println("Increments:", fake.Count(momentotest.MethodIncrement))
 	// Output:
-	// 2001:db8:1:1::/64 true
-	// 2001:db8:1:2::/64 true
-	// 2001:db8:1:3::/64 false
+	// {Device:2001:db8:1:1::/64 Identity:user-1 Network:2001:db8:1::/48 Provider:2001:db8::/32}
 	// 203.0.113.7 true
+	// 203.0.113.8 true
+	// 2001:db8:1:1::/64 true
 	// Increments: 3
 }

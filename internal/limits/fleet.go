@@ -13,9 +13,10 @@ import (
 	"github.com/momentohq/client-sdk-go/momento"
 	"github.com/momentohq/client-sdk-go/responses"
 	"github.com/momentohq/client-sdk-go/utils"
+	"google.golang.org/grpc/status"
 )
 
-// ErrFleetUnavailable means the fleet budget could not be consulted: the
+// ErrFleetUnavailable means the fleet budget could not be consulted: an
 // Increment failed, or failed recently and is not being retried yet. The
 // caller falls back to its per-instance limit.
 var ErrFleetUnavailable = errors.New("fleet mint budget unavailable")
@@ -42,6 +43,12 @@ type FleetOptions struct {
 	// ErrFleetUnavailable without calling Momento before it tries again; 0
 	// means 5 s. One caller at a time tries.
 	RetryInterval time.Duration
+	// MaxBatch bounds how many permits one Increment reserves; 0 means
+	// max(1, C/8), C being the window's capacity (see Fleet).
+	MaxBatch int64
+	// Shares are what one caller may take of a window while the budget is
+	// under pressure; nil means DefaultShares(C).
+	Shares *Shares
 	// Now is the clock; nil means time.Now. Instances agree on windows
 	// through it, so it must be the wall clock, not a monotonic one.
 	Now func() time.Time
@@ -51,36 +58,66 @@ type FleetOptions struct {
 }
 
 // Fleet is a mint budget shared by every instance of a deployment through
-// Momento: each mint attempt costs one Increment of a counter that all
-// instances share. Its methods are safe for concurrent use.
+// Momento. Each instance reserves permits in batches, with one Increment of
+// a counter that all instances share, and spends them one mint at a time.
+// Its methods are safe for concurrent use.
 //
-// # The scheme and its bound
+// # The windows
 //
 // Time is cut into fixed windows of W = C/Rate seconds (rounded up to the
-// millisecond), where C = max(1, ⌊Burst/2⌋), aligned on the Unix epoch so every instance cuts them
-// alike. Window n has the counter KeyPrefix+"<W in ms>ms-<n>", which lives
-// for 2W+1s from its last Increment. Allow increments the current window's
-// counter and admits the mint if the new count is at most C. Increment is
-// atomic in Momento, so at most C attempts are admitted per window, however
-// many instances ask. Once an instance sees a window full, it refuses the
-// rest of that window without calling Momento.
+// millisecond), where C = max(1, ⌊Burst/2⌋), aligned on the Unix epoch so
+// every instance cuts them alike. Window n has the counter
+// KeyPrefix+"<W in ms>ms-<n>", which lives for 2W+1s from its last
+// Increment. Increment is atomic in Momento, so the counter's replies are a
+// fleet-wide order of every permit asked for in the window.
 //
-// An interval of length T meets at most ⌈T/W⌉+1 windows, so the fleet
-// admits at most
+// # Reservations
+//
+// An instance reserves k permits with one Increment by k. If the reply is
+// c, its permits are the numbers c−k+1 … c, and it owns those at or below
+// C: min(k, C−(c−k)) of them, none if c−k ≥ C. So the owned permits of a
+// window, over all instances, are distinct numbers from 1 to C: at most C.
+// A permit is spent only in the window it was reserved in; whatever an
+// instance still holds when its window ends is dropped (stranded). Once a
+// reply reaches C, the instance knows the window is spent and asks no more
+// until the next one.
+//
+// k follows the instance's own demand: ⌈m/4⌉, m being the larger of its
+// mints in the previous window and so far in this one, at least 1 and at
+// most MaxBatch, so that one instance cannot hold much of a window that
+// others need. The reserve is topped up when it falls to ⌊k/2⌋ within a
+// request that has just taken a permit; that Increment runs beside the
+// request's mint, and the request waits for it before it responds
+// ([Admission.Wait]). Only a request that finds the reserve empty waits for
+// an Increment before minting: the first of a window, or one that outran
+// the top-up.
+//
+// # The bound
+//
+// An interval of length T meets at most ⌈T/W⌉+1 windows, and each window
+// admits at most C mints fleet-wide, however many instances reserve in it
+// and however many permits idle instances strand, so the fleet admits at
+// most
 //
 //	C × (T/W + 2) = Rate × T + 2C ≤ Rate × T + Burst
 //
 // mints in any interval of length T: the token bucket's own bound. Over the
-// long run that is Rate per second. What differs from a token bucket is that
-// a burst from idle gets C at once, and Burst only across a window's edge.
-// If instance clocks differ from true time by up to ε, and a mint follows its
-// Increment by up to L, the bound is Rate × (T + 2ε + L) + 2C. A window's
+// long run that is Rate per second. Stranded permits only lower what is
+// used. What differs from a token bucket is that a burst from idle gets C at
+// once, and Burst only across a window's edge. If instance clocks differ
+// from true time by up to ε, and a mint follows the check of its permit's
+// window by up to L, the bound is Rate × (T + 2ε + L) + 2C. A window's
 // Increments span W plus the instances' clock spread, and its counter lives
 // 2W + 1 s, so clocks up to W + 1 s apart are covered; beyond that a lagging
 // instance could find a window's counter gone and start it again.
 //
 // With Rate 4 and Burst 20: C = 10, W = 2.5 s, at most 4T + 20 mints in any
 // T seconds, 14,400 an hour.
+//
+// # Pressure and shares
+//
+// While the budget is under pressure, [Fleet.Admit] also charges each mint
+// to its caller's shares before it takes a permit; see [Shares].
 type Fleet struct {
 	cacheName   string
 	prefix      string // KeyPrefix plus the window's length
@@ -89,12 +126,37 @@ type Fleet struct {
 	ttl         time.Duration
 	callTimeout time.Duration
 	retry       time.Duration
+	maxBatch    int64
+	shares      Shares
 	now         func() time.Time
 	logger      *slog.Logger
 
 	mu sync.Mutex // guards the fields below
-	// full is the window this instance last saw full; -1 if none.
-	full int64
+	// win is the window that the fields from have to over describe.
+	win int64
+	// have is how many permits of win this instance holds.
+	have int64
+	// spent and spentPrev count this instance's permits spent in win and
+	// in the window before it (0 if it saw none of that window).
+	spent, spentPrev int64
+	// full reports that win's counter reached C: no permit is left to
+	// reserve in it.
+	full bool
+	// refilling, if not nil, is the Increment in flight.
+	refilling *refill
+	// over holds the share counters of win seen past their share; at
+	// most maxOver.
+	over map[string]bool
+	// uncharged counts, by share counter, the mints admitted in win before
+	// this instance saw pressure, not yet added to the counters; at most
+	// maxOver keys.
+	uncharged map[string]int64
+	// passed holds the providers that passed their share in win on this
+	// instance, or minted here before it saw pressure; counted those whose
+	// refusal for win's budget it has counted. At most maxOver each.
+	passed, counted map[string]bool
+	// pressuredUntil is when the pressure this instance last saw ends.
+	pressuredUntil time.Time
 	// down reports an outage: the last Increment failed.
 	down bool
 	// nextTry is when, during an outage, the next caller may call Momento.
@@ -102,6 +164,15 @@ type Fleet struct {
 	// failures counts the Increments that failed in this outage.
 	failures int
 }
+
+// refill is one reserving Increment; done closes once its result is in.
+type refill struct {
+	done chan struct{}
+	err  error // set before done closes
+}
+
+// maxOver bounds how many spent shares an instance remembers per window.
+const maxOver = 10_000
 
 // NewFleet returns a Fleet with the given options, or an error if one is out
 // of range.
@@ -115,6 +186,9 @@ func NewFleet(o FleetOptions) (*Fleet, error) {
 	}
 	if o.Burst < 1 {
 		errs = append(errs, errors.New("limits: fleet burst must be at least 1"))
+	}
+	if o.MaxBatch < 0 {
+		errs = append(errs, errors.New("limits: fleet max batch must not be negative"))
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -138,6 +212,13 @@ func NewFleet(o FleetOptions) (*Fleet, error) {
 	if o.KeyPrefix == "" {
 		o.KeyPrefix = DefaultFleetKeyPrefix
 	}
+	if o.MaxBatch == 0 {
+		o.MaxBatch = max(1, capacity/8)
+	}
+	shares := DefaultShares(capacity)
+	if o.Shares != nil {
+		shares = *o.Shares
+	}
 	return &Fleet{
 		cacheName:   o.CacheName,
 		prefix:      o.KeyPrefix + strconv.FormatInt(window.Milliseconds(), 10) + "ms-",
@@ -146,9 +227,11 @@ func NewFleet(o FleetOptions) (*Fleet, error) {
 		ttl:         2*window + time.Second,
 		callTimeout: o.CallTimeout,
 		retry:       o.RetryInterval,
+		maxBatch:    min(o.MaxBatch, capacity),
+		shares:      shares,
 		now:         o.Now,
 		logger:      o.Logger,
-		full:        -1,
+		win:         -1,
 	}, nil
 }
 
@@ -158,62 +241,280 @@ func (f *Fleet) Window() time.Duration { return time.Duration(f.window) }
 // Capacity returns how many mints the fleet may make per window.
 func (f *Fleet) Capacity() int64 { return f.capacity }
 
-// Allow spends one mint from the fleet budget through cache: it reports
-// true if the mint may go ahead, or false and how long until the next
-// window. It makes at most one Increment, and none when this instance
-// already saw the window full.
+// An Admission is the Fleet's answer to one mint.
+type Admission struct {
+	// OK reports that the mint may go ahead.
+	OK bool
+	// RetryAfter is, for a refusal, how long until the next window.
+	RetryAfter time.Duration
+	// Share, for a refusal under pressure, names the share that was spent
+	// (ShareDevice, ShareIdentity, ShareNetwork, ShareProvider or
+	// ShareContended); "" if the window's budget was.
+	Share string
+	// pending, if not nil, closes when the Increment started beside the
+	// mint is done.
+	pending <-chan struct{}
+}
+
+// Wait returns once the work the Admission started beside the caller's mint
+// (an Increment that tops up the reserve) is done. Call it before
+// responding: Cloud Functions may stop the CPU once the response is
+// written. Waiting on a refusal, or twice, returns at once.
+func (a Admission) Wait() {
+	if a.pending != nil {
+		<-a.pending
+	}
+}
+
+// Admit decides one mint for caller c: it reports OK if the mint may go
+// ahead, or not OK and how long until the next window. Under pressure it
+// first charges c's shares (see [Shares]; the zero Chain has none); then it
+// spends a permit from the instance's reserve, reserving more with an
+// Increment when the reserve is empty, and starting one beside the mint
+// when the reserve runs low.
 //
 // cache is passed per call so that a caller that replaces its clients (on
 // key rotation) counts with the current ones.
 //
-// The error wraps ErrFleetUnavailable if Momento could not be asked (the
+// The error wraps ErrFleetUnavailable if Momento could not be asked (an
 // Increment failed now, or failed less than RetryInterval ago), or is ctx's
-// error if ctx ended; ok is then false and the caller falls back to its own
-// limit. The Fleet logs the start and end of an outage once each; the caller
-// need not log every error.
-func (f *Fleet) Allow(ctx context.Context, cache momento.CacheClient) (ok bool, retryAfter time.Duration, err error) {
+// error if ctx ended; the caller then falls back to its own limit. The Fleet
+// logs the start and end of an outage once each; the caller need not log
+// every error.
+func (f *Fleet) Admit(ctx context.Context, cache momento.CacheClient, c Chain) (Admission, error) {
 	now := f.now()
-	n := now.UnixNano() / f.window
-	untilNext := time.Duration((n+1)*f.window - now.UnixNano())
-
+	n := f.windowOf(now)
 	f.mu.Lock()
-	if f.full == n {
-		f.mu.Unlock()
-		return false, untilNext, nil
-	}
 	if f.down {
 		if now.Before(f.nextTry) {
 			f.mu.Unlock()
-			return false, 0, fmt.Errorf("%w: waiting to retry", ErrFleetUnavailable)
+			return Admission{}, fmt.Errorf("%w: waiting to retry", ErrFleetUnavailable)
 		}
 		f.nextTry = now.Add(f.retry) // this caller tries; the others wait
 	}
 	f.mu.Unlock()
 
-	count, err := f.increment(ctx, cache, n)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false, 0, ctx.Err()
+	// Pressure is checked where the permit is taken: a caller that came
+	// in before it showed is charged before it takes one.
+	charged := c == (Chain{}) // the zero chain has nothing to charge
+	var providerCount int64
+	for {
+		a, pressured, err := f.take(ctx, cache, charged)
+		switch {
+		case err != nil:
+			return Admission{}, err
+		case a.OK:
+			if !charged && !pressured {
+				f.noteUncharged(n, c)
+			}
+			return a, nil
+		case a.RetryAfter > 0:
+			return f.budgetRefused(ctx, cache, now, n, c, pressured && c != (Chain{}), providerCount)
 		}
-		f.failed(now, err)
-		return false, 0, fmt.Errorf("%w: %w", ErrFleetUnavailable, err)
+		f.mu.Lock()
+		spent := f.knownSpentLocked(n, c)
+		f.mu.Unlock()
+		if spent == "" {
+			spent, providerCount, err = f.charge(ctx, cache, n, c)
+			if err != nil {
+				return Admission{}, f.callFailed(ctx, now, err)
+			}
+		}
+		if spent != "" {
+			f.pressure(n)
+			return f.refused(now, spent), nil
+		}
+		charged = true
 	}
-
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if f.down {
-		f.down = false
-		f.logger.Info("fleet mint budget reachable again", "failed_increments", f.failures)
-		f.failures = 0
-	}
-	if count > f.capacity {
-		f.full = n
-		return false, untilNext, nil
-	}
-	return true, 0, nil
 }
 
-// Down reports whether the last Increment failed: while it does, Allow
+// take spends one permit of the current window, reserving more if the
+// reserve is empty, and reports whether the instance is under pressure.
+// It refuses, with a RetryAfter, a caller that finds the window spent; it
+// sends one not charged yet (charged false) back without a permit, and
+// with no RetryAfter, if the instance is under pressure.
+func (f *Fleet) take(ctx context.Context, cache momento.CacheClient, charged bool) (a Admission, pressured bool, err error) {
+	for {
+		now := f.now()
+		n := f.windowOf(now)
+		f.mu.Lock()
+		f.rollLocked(n)
+		pressured = now.Before(f.pressuredUntil)
+		if f.full && f.have == 0 {
+			f.mu.Unlock()
+			return f.refused(now, ""), pressured, nil
+		}
+		if pressured && !charged {
+			f.mu.Unlock()
+			return Admission{}, true, nil
+		}
+		if f.have > 0 {
+			f.have--
+			f.spent++
+			a := Admission{OK: true}
+			if k := f.batchLocked(); k >= 2 && f.have <= k/2 && !f.full && f.refilling == nil && !f.down {
+				r := f.startRefillLocked()
+				go f.reserve(context.WithoutCancel(ctx), cache, n, k, now, r)
+				a.pending = r.done
+			}
+			f.mu.Unlock()
+			return a, pressured, nil
+		}
+		if r := f.refilling; r != nil {
+			f.mu.Unlock()
+			select {
+			case <-r.done:
+			case <-ctx.Done():
+				return Admission{}, pressured, ctx.Err()
+			}
+			if r.err != nil {
+				return Admission{}, pressured, unavailable(ctx, r.err)
+			}
+			continue
+		}
+		k := f.batchLocked()
+		r := f.startRefillLocked()
+		f.mu.Unlock()
+		f.reserve(ctx, cache, n, k, now, r)
+		if r.err != nil {
+			return Admission{}, pressured, unavailable(ctx, r.err)
+		}
+	}
+}
+
+// budgetRefused refuses c for the budget of window n. Under pressure, a
+// provider that finds the window spent after another attempt of its passed
+// its provider share in n wants more than the window holds: that counts
+// towards its contending (see [Shares]), once per window and instance. The
+// instance knows of the other attempt from the count its charge of this
+// attempt returned (providerCount, at least 2), or from its own record of
+// the window: a charge that passed here, or a mint here before pressure.
+// It asks Momento nothing to find out.
+func (f *Fleet) budgetRefused(ctx context.Context, cache momento.CacheClient, now time.Time, n int64, c Chain, pressured bool, providerCount int64) (Admission, error) {
+	refusal := f.refused(now, "")
+	if !pressured || c.Provider == "" {
+		return refusal, nil
+	}
+	f.mu.Lock()
+	wants := providerCount >= 2 || providerCount == 0 && f.win == n && f.passed[c.Provider]
+	f.mu.Unlock()
+	if wants {
+		if err := f.countRefusal(ctx, cache, n, c.Provider); err != nil {
+			return Admission{}, f.callFailed(ctx, now, err)
+		}
+	}
+	return refusal, nil
+}
+
+// notePassedLocked records that provider passed its share, or minted, in
+// window n on this instance. f.mu must be held.
+func (f *Fleet) notePassedLocked(n int64, provider string) {
+	if f.win != n || provider == "" {
+		return
+	}
+	if f.passed == nil {
+		f.passed = make(map[string]bool)
+	}
+	if len(f.passed) < maxOver {
+		f.passed[provider] = true
+	}
+}
+
+// startRefillLocked records a refill in flight. f.mu must be held.
+func (f *Fleet) startRefillLocked() *refill {
+	r := &refill{done: make(chan struct{})}
+	f.refilling = r
+	return r
+}
+
+// reserve asks Momento for k permits of window n and adds those it owns to
+// the reserve, if n is still the current window; then it ends refill r.
+func (f *Fleet) reserve(ctx context.Context, cache momento.CacheClient, n, k int64, now time.Time, r *refill) {
+	count, err := f.increment(ctx, cache, f.prefix+strconv.FormatInt(n, 10), k, f.ttl)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	defer close(r.done)
+	f.refilling = nil
+	if err != nil {
+		r.err = err
+		if ctx.Err() == nil {
+			f.failedLocked(now, err)
+		}
+		return
+	}
+	f.reachableLocked()
+	if count > f.shares.Pressure || count >= f.capacity {
+		f.pressureLocked(n)
+	}
+	if f.win != n {
+		return // the window ended while the Increment was in flight
+	}
+	if owned := min(k, f.capacity-(count-k)); owned > 0 {
+		f.have += owned
+	}
+	if count >= f.capacity {
+		f.full = true
+	}
+}
+
+// batchLocked returns how many permits the next Increment reserves. f.mu
+// must be held.
+func (f *Fleet) batchLocked() int64 {
+	m := max(f.spent, f.spentPrev)
+	return min(max((m+3)/4, 1), f.maxBatch)
+}
+
+// rollLocked moves the instance's state to window n if it is a new one:
+// permits of the old window are dropped. f.mu must be held.
+func (f *Fleet) rollLocked(n int64) {
+	if n == f.win {
+		return
+	}
+	f.spentPrev = 0
+	if n == f.win+1 {
+		f.spentPrev = f.spent
+	}
+	f.win, f.have, f.spent, f.full = n, 0, 0, false
+	f.over, f.passed, f.counted, f.uncharged = nil, nil, nil, nil
+}
+
+// windowOf returns the number of the window now is in.
+func (f *Fleet) windowOf(now time.Time) int64 { return now.UnixNano() / f.window }
+
+// refused is a refusal at now, until the next window, for share ("" for
+// the budget).
+func (f *Fleet) refused(now time.Time, share string) Admission {
+	n := f.windowOf(now)
+	return Admission{RetryAfter: time.Duration((n+1)*f.window - now.UnixNano()), Share: share}
+}
+
+// PressureHold is how many windows, after the last sign of pressure, an
+// instance keeps charging shares.
+const PressureHold = 8
+
+// pressure records a sign of pressure in window n.
+func (f *Fleet) pressure(n int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.pressureLocked(n)
+}
+
+func (f *Fleet) pressureLocked(n int64) {
+	until := time.Unix(0, (n+1+PressureHold)*f.window)
+	if until.After(f.pressuredUntil) {
+		f.pressuredUntil = until
+	}
+}
+
+// Pressured reports whether the instance charges shares now.
+func (f *Fleet) Pressured() bool {
+	now := f.now()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return now.Before(f.pressuredUntil)
+}
+
+// Down reports whether the last Increment failed: while it does, Admit
 // answers ErrFleetUnavailable.
 func (f *Fleet) Down() bool {
 	f.mu.Lock()
@@ -221,8 +522,9 @@ func (f *Fleet) Down() bool {
 	return f.down
 }
 
-// increment adds one to window n's counter and returns the new count.
-func (f *Fleet) increment(ctx context.Context, cache momento.CacheClient, n int64) (int64, error) {
+// increment adds amount to the counter key, which lives ttl from now on,
+// and returns the new count.
+func (f *Fleet) increment(ctx context.Context, cache momento.CacheClient, key string, amount int64, ttl time.Duration) (int64, error) {
 	if f.callTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, f.callTimeout)
@@ -230,9 +532,9 @@ func (f *Fleet) increment(ctx context.Context, cache momento.CacheClient, n int6
 	}
 	resp, err := cache.Increment(ctx, &momento.IncrementRequest{
 		CacheName: f.cacheName,
-		Field:     momento.String(f.prefix + strconv.FormatInt(n, 10)),
-		Amount:    1,
-		Ttl:       &utils.CollectionTtl{Ttl: f.ttl},
+		Field:     momento.String(key),
+		Amount:    amount,
+		Ttl:       &utils.CollectionTtl{Ttl: ttl, RefreshTtl: true},
 	})
 	if err != nil {
 		return 0, err
@@ -247,17 +549,64 @@ func (f *Fleet) increment(ctx context.Context, cache momento.CacheClient, n int6
 // LogFleetDown is the message of the line logged when an outage begins.
 const LogFleetDown = "fleet mint budget unavailable; using the per-instance limit until Momento answers"
 
-// failed records a failed Increment, logging the first of an outage.
-func (f *Fleet) failed(now time.Time, err error) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
+// callFailed records that an Increment failed with err, unless ctx ended,
+// and returns the error for it.
+func (f *Fleet) callFailed(ctx context.Context, now time.Time, err error) error {
+	if ctx.Err() == nil {
+		f.mu.Lock()
+		f.failedLocked(now, err)
+		f.mu.Unlock()
+	}
+	return unavailable(ctx, err)
+}
+
+// unavailable returns the error for an Increment that failed with err:
+// ctx's if it ended, else one wrapping ErrFleetUnavailable.
+func unavailable(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return fmt.Errorf("%w: %w", ErrFleetUnavailable, err)
+}
+
+// failedLocked records a failed Increment, logging the first of an outage.
+// f.mu must be held.
+func (f *Fleet) failedLocked(now time.Time, err error) {
 	f.failures++
-	f.nextTry = now.Add(f.retry)
+	if t := now.Add(f.retry); t.After(f.nextTry) {
+		f.nextTry = t
+	}
 	if f.down {
 		return
 	}
 	f.down = true
-	// The error names only the counter's key, never a client.
-	f.logger.Warn(LogFleetDown,
-		"error", err.Error(), "retry_in", f.retry.String())
+	// Only the status: the message could quote a counter's key, which may
+	// name a client.
+	f.logger.Warn(LogFleetDown, "code", errorCode(err), "retry_in", f.retry.String())
+}
+
+// reachableLocked records a successful Increment, logging the end of an
+// outage. f.mu must be held.
+func (f *Fleet) reachableLocked() {
+	if !f.down {
+		return
+	}
+	f.down = false
+	f.logger.Info("fleet mint budget reachable again", "failed_increments", f.failures)
+	f.failures = 0
+}
+
+// errorCode names err's status for a log line, without its message.
+func errorCode(err error) string {
+	var me momento.MomentoError
+	if errors.As(err, &me) {
+		if st, ok := status.FromError(me.OriginalErr()); ok {
+			return st.Code().String()
+		}
+		return me.Code()
+	}
+	if st, ok := status.FromError(err); ok {
+		return st.Code().String()
+	}
+	return "Unknown"
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -67,14 +68,27 @@ func (s *fleetSetup) advance(d time.Duration) {
 
 func (s *fleetSetup) newFleet(t *testing.T, rate float64, burst int) *Fleet {
 	t.Helper()
-	f, err := NewFleet(FleetOptions{
-		CacheName: testCache, Rate: rate, Burst: burst, CallTimeout: 5 * time.Second,
-		Now: s.clock.Now, Logger: slog.New(slog.NewJSONHandler(s.logs, nil)),
-	})
+	return s.newFleetWith(t, FleetOptions{Rate: rate, Burst: burst})
+}
+
+// newFleetWith returns a Fleet with o, on the setup's cache, clock and log.
+func (s *fleetSetup) newFleetWith(t *testing.T, o FleetOptions) *Fleet {
+	t.Helper()
+	o.CacheName, o.CallTimeout, o.Now = testCache, 5*time.Second, s.clock.Now
+	o.Logger = slog.New(slog.NewJSONHandler(s.logs, nil))
+	f, err := NewFleet(o)
 	if err != nil {
 		t.Fatalf("NewFleet() = %v", err)
 	}
 	return f
+}
+
+// allow asks f for one mint for a caller charged to no share, and waits for
+// what the admission started.
+func allow(f *Fleet, c momento.CacheClient) (ok bool, retryAfter time.Duration, err error) {
+	a, err := f.Admit(context.Background(), c, Chain{})
+	a.Wait()
+	return a.OK, a.RetryAfter, err
 }
 
 // messages returns the msg of every line logged so far.
@@ -189,23 +203,22 @@ func TestFleetBound(t *testing.T) {
 			s := newFleetSetup(t)
 			fleets := []*Fleet{s.newFleet(t, rate, burst), s.newFleet(t, rate, burst)}
 			clients := []momento.CacheClient{newCacheClient(t, s.fake), newCacheClient(t, s.fake)}
-			ctx := context.Background()
 			start := s.clock.Now()
 
 			var admitted []time.Duration // since start
 			for range steps {
 				for i, f := range fleets {
 					for range tt.asks(s.clock.Now()) {
-						ok, retry, err := f.Allow(ctx, clients[i])
+						ok, retry, err := allow(f, clients[i])
 						if err != nil {
-							t.Fatalf("Allow() = %v", err)
+							t.Fatalf("Admit() = %v", err)
 						}
 						if ok {
 							admitted = append(admitted, s.clock.Now().Sub(start))
 							continue
 						}
 						if retry <= 0 || retry > f.Window() {
-							t.Fatalf("Allow() refused with retry after %v, want within (0, %v]", retry, f.Window())
+							t.Fatalf("Admit() refused with retry after %v, want within (0, %v]", retry, f.Window())
 						}
 					}
 				}
@@ -248,9 +261,9 @@ func TestFleetConcurrent(t *testing.T) {
 	for i := range 2 {
 		for range 15 {
 			wg.Go(func() {
-				ok, _, err := fleets[i].Allow(context.Background(), clients[i])
+				ok, _, err := allow(fleets[i], clients[i])
 				if err != nil {
-					t.Errorf("Allow() = %v", err)
+					t.Errorf("Admit() = %v", err)
 				}
 				if ok {
 					mu.Lock()
@@ -269,8 +282,8 @@ func TestFleetConcurrent(t *testing.T) {
 func TestFleetCounterKey(t *testing.T) {
 	s := newFleetSetup(t)
 	f := s.newFleet(t, 4, 20)
-	if ok, _, err := f.Allow(context.Background(), newCacheClient(t, s.fake)); !ok || err != nil {
-		t.Fatalf("Allow() = %v, _, %v, want true, nil", ok, err)
+	if ok, _, err := allow(f, newCacheClient(t, s.fake)); !ok || err != nil {
+		t.Fatalf("Admit() = %v, _, %v, want true, nil", ok, err)
 	}
 	keys := s.fake.Keys(testCache)
 	if len(keys) != 1 || !strings.HasPrefix(keys[0], DefaultFleetKeyPrefix+"2500ms-") {
@@ -293,17 +306,17 @@ func TestFleetRetryAfter(t *testing.T) {
 	f := s.newFleet(t, 4, 20)
 	c := newCacheClient(t, s.fake)
 	for range 10 {
-		if ok, _, err := f.Allow(context.Background(), c); !ok || err != nil {
-			t.Fatalf("Allow() = %v, _, %v, want true, nil", ok, err)
+		if ok, _, err := allow(f, c); !ok || err != nil {
+			t.Fatalf("Admit() = %v, _, %v, want true, nil", ok, err)
 		}
 	}
-	ok, retry, err := f.Allow(context.Background(), c)
+	ok, retry, err := allow(f, c)
 	if ok || err != nil || retry != 1500*time.Millisecond {
-		t.Errorf("Allow() past the window's capacity = %v, %v, %v, want false, 1.5s, nil", ok, retry, err)
+		t.Errorf("Admit() past the window's capacity = %v, %v, %v, want false, 1.5s, nil", ok, retry, err)
 	}
 	s.advance(retry)
-	if ok, _, err := f.Allow(context.Background(), c); !ok || err != nil {
-		t.Errorf("Allow() in the next window = %v, _, %v, want true, nil", ok, err)
+	if ok, _, err := allow(f, c); !ok || err != nil {
+		t.Errorf("Admit() in the next window = %v, _, %v, want true, nil", ok, err)
 	}
 }
 
@@ -314,13 +327,12 @@ func TestFleetFault(t *testing.T) {
 	s := newFleetSetup(t)
 	f := s.newFleet(t, 4, 20)
 	c := newCacheClient(t, s.fake)
-	ctx := context.Background()
 
 	s.fake.SetFault(momentotest.MethodIncrement, momentotest.Fault{Code: codes.Unavailable})
 	for i := range 3 {
-		ok, _, err := f.Allow(ctx, c)
+		ok, _, err := allow(f, c)
 		if ok || !errors.Is(err, ErrFleetUnavailable) {
-			t.Fatalf("Allow() #%d with Increment failing = %v, _, %v, want false, ErrFleetUnavailable", i+1, ok, err)
+			t.Fatalf("Admit() #%d with Increment failing = %v, _, %v, want false, ErrFleetUnavailable", i+1, ok, err)
 		}
 	}
 	if got := s.fake.Count(momentotest.MethodIncrement); got != 1 {
@@ -332,20 +344,20 @@ func TestFleetFault(t *testing.T) {
 
 	// Still failing after the retry interval: one more try, no more logging.
 	s.advance(5 * time.Second)
-	if _, _, err := f.Allow(ctx, c); !errors.Is(err, ErrFleetUnavailable) {
-		t.Fatalf("Allow() = %v, want ErrFleetUnavailable", err)
+	if _, _, err := allow(f, c); !errors.Is(err, ErrFleetUnavailable) {
+		t.Fatalf("Admit() = %v, want ErrFleetUnavailable", err)
 	}
 	if got := s.fake.Count(momentotest.MethodIncrement); got != 2 {
 		t.Errorf("%d Increments after one retry interval, want 2", got)
 	}
 
 	s.fake.ClearFaults()
-	if _, _, err := f.Allow(ctx, c); !errors.Is(err, ErrFleetUnavailable) {
-		t.Errorf("Allow() before the retry interval = %v, want ErrFleetUnavailable", err)
+	if _, _, err := allow(f, c); !errors.Is(err, ErrFleetUnavailable) {
+		t.Errorf("Admit() before the retry interval = %v, want ErrFleetUnavailable", err)
 	}
 	s.advance(5 * time.Second)
-	if ok, _, err := f.Allow(ctx, c); !ok || err != nil {
-		t.Fatalf("Allow() once Momento answers = %v, _, %v, want true, nil", ok, err)
+	if ok, _, err := allow(f, c); !ok || err != nil {
+		t.Fatalf("Admit() once Momento answers = %v, _, %v, want true, nil", ok, err)
 	}
 	if f.Down() {
 		t.Errorf("Down() = true after a successful Increment")
@@ -366,8 +378,8 @@ func TestFleetResourceExhausted(t *testing.T) {
 	s := newFleetSetup(t)
 	f := s.newFleet(t, 4, 20)
 	s.fake.SetFault(momentotest.MethodIncrement, momentotest.Fault{Code: codes.ResourceExhausted, Times: 1})
-	if _, _, err := f.Allow(context.Background(), newCacheClient(t, s.fake)); !errors.Is(err, ErrFleetUnavailable) {
-		t.Errorf("Allow() = %v, want ErrFleetUnavailable", err)
+	if _, _, err := allow(f, newCacheClient(t, s.fake)); !errors.Is(err, ErrFleetUnavailable) {
+		t.Errorf("Admit() = %v, want ErrFleetUnavailable", err)
 	}
 }
 
@@ -376,10 +388,209 @@ func TestFleetContextEnded(t *testing.T) {
 	f := s.newFleet(t, 4, 20)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, _, err := f.Allow(ctx, newCacheClient(t, s.fake)); !errors.Is(err, context.Canceled) {
-		t.Errorf("Allow() with an ended context = %v, want context.Canceled", err)
+	if _, err := f.Admit(ctx, newCacheClient(t, s.fake), Chain{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Admit() with an ended context = %v, want context.Canceled", err)
 	}
 	if f.Down() {
 		t.Errorf("Down() = true after the caller's context ended; that is no outage")
+	}
+}
+
+// maxInAnyInterval returns the most of the sorted times that fall within
+// any closed interval of length T.
+func maxInAnyInterval(times []time.Duration, T time.Duration) int {
+	most := 0
+	for i, a := range times {
+		n, _ := slices.BinarySearch(times, a+T+1)
+		most = max(most, n-i)
+	}
+	return most
+}
+
+// TestFleetBoundWithReservations has six instances reserve permits in
+// batches against one emulator for 30 simulated seconds, each with its own
+// pattern of demand, concurrently within each step: steady, bursts on both
+// sides of window edges, a burst and then idling with permits in hand, a
+// random one, a trickle, and one that joins late. The mints admitted in
+// every interval stay within Rate × T + 2C.
+func TestFleetBoundWithReservations(t *testing.T) {
+	const (
+		rate  = 40
+		burst = 200 // C = 100, W = 2.5 s, batches of up to 12
+		step  = 50 * time.Millisecond
+		steps = 600
+	)
+	s := newFleetSetup(t)
+	f0 := s.newFleet(t, rate, burst)
+	window := f0.Window()
+	rng := rand.New(rand.NewPCG(1, 2))
+	var rngMu sync.Mutex
+	random := func(n int) int {
+		rngMu.Lock()
+		defer rngMu.Unlock()
+		return rng.IntN(n)
+	}
+	demand := []func(i int, at time.Duration) int{
+		func(int, time.Duration) int { return 2 }, // 40 a second
+		func(_ int, at time.Duration) int { // bursts either side of each window edge
+			if in := at % window; in < step || in >= window-step {
+				return 60
+			}
+			return 0
+		},
+		func(i int, _ time.Duration) int { // a burst in the first window, then idle holding a reserve
+			if i < 40 {
+				return 3
+			}
+			return 0
+		},
+		func(int, time.Duration) int { return random(6) },
+		func(i int, _ time.Duration) int { return boolInt(i%10 == 0) },
+		func(i int, _ time.Duration) int { return 8 * boolInt(i >= steps/2) },
+	}
+	fleets := []*Fleet{f0}
+	for range len(demand) - 1 {
+		fleets = append(fleets, s.newFleet(t, rate, burst))
+	}
+	client := newCacheClient(t, s.fake)
+	epoch := s.clock.Now()
+	// Start on a window's edge, so that the bursts meet edges.
+	s.advance(time.Duration(int64(window) - epoch.UnixNano()%int64(window)))
+	start := s.clock.Now()
+
+	var (
+		mu       sync.Mutex
+		admitted []time.Duration
+	)
+	for i := range steps {
+		at := s.clock.Now().Sub(start)
+		var wg sync.WaitGroup
+		for j, f := range fleets {
+			wg.Go(func() {
+				for range demand[j](i, at) {
+					ok, _, err := allow(f, client)
+					if err != nil {
+						t.Errorf("Admit() = %v", err)
+						return
+					}
+					if ok {
+						mu.Lock()
+						admitted = append(admitted, at)
+						mu.Unlock()
+					}
+				}
+			})
+		}
+		wg.Wait()
+		s.advance(step)
+	}
+	slices.Sort(admitted)
+	for _, T := range []time.Duration{0, step, time.Second, window, 5 * time.Second, 10 * time.Second, 30 * time.Second} {
+		bound := int(rate*T.Seconds()) + 2*int(f0.Capacity())
+		if most := maxInAnyInterval(admitted, T); most > bound {
+			t.Errorf("%d mints admitted within %v, want at most rate × T + 2C = %d", most, T, bound)
+		}
+	}
+	// The budget is spent (30 s meet 12 windows of 100), and batches save
+	// Increments.
+	if n := len(admitted); n < 1000 || n > 1200 {
+		t.Errorf("%d mints admitted in 30 s, want 1000 to 1200", n)
+	}
+	if incs := s.fake.Count(momentotest.MethodIncrement); incs*2 > len(admitted) {
+		t.Errorf("%d Increments for %d mints, want at most one per two", incs, len(admitted))
+	}
+	t.Logf("%d mints, %d Increments; most in 1 s: %d (bound %d), in 10 s: %d (bound %d)", len(admitted), s.fake.Count(momentotest.MethodIncrement),
+		maxInAnyInterval(admitted, time.Second), rate+200, maxInAnyInterval(admitted, 10*time.Second), 10*rate+200)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// TestFleetStrandedPermits: an instance that reserved a batch and went idle
+// strands its permits; they are never spent in a later window, and the
+// window's mints stay within C.
+func TestFleetStrandedPermits(t *testing.T) {
+	s := newFleetSetup(t)
+	idle, busy := s.newFleet(t, 40, 200), s.newFleet(t, 40, 200) // C = 100, batches up to 12
+	client := newCacheClient(t, s.fake)
+	s.advance(time.Duration(int64(idle.Window()) - s.clock.Now().UnixNano()%int64(idle.Window())))
+
+	admitted := 0
+	for range 40 {
+		if ok, _, err := allow(idle, client); !ok || err != nil {
+			t.Fatalf("Admit() = %v, _, %v; want true, nil", ok, err)
+		}
+		admitted++
+	}
+	idle.mu.Lock()
+	held := idle.have
+	idle.mu.Unlock()
+	if held == 0 {
+		t.Fatalf("the instance holds no permits after 40 mints; the test needs some stranded")
+	}
+	for {
+		ok, _, err := allow(busy, client)
+		if err != nil {
+			t.Fatalf("Admit() = %v", err)
+		}
+		if !ok {
+			break
+		}
+		admitted++
+	}
+	if want := 100 - int(held); admitted != want {
+		t.Errorf("%d mints admitted in one window with %d permits stranded, want C minus them, %d", admitted, held, want)
+	}
+	// In the next window the idle instance reserves anew.
+	s.advance(idle.Window())
+	before := s.fake.Count(momentotest.MethodIncrement)
+	if ok, _, _ := allow(idle, client); !ok {
+		t.Fatalf("Admit() in the next window refused")
+	}
+	if s.fake.Count(momentotest.MethodIncrement) == before {
+		t.Errorf("a permit of the last window was spent in this one")
+	}
+}
+
+// TestFleetBatchesFollowDemand: one instance minting steadily reserves in
+// batches of about a quarter of its mints per window, at most MaxBatch,
+// topping up beside a mint rather than before it.
+func TestFleetBatchesFollowDemand(t *testing.T) {
+	s := newFleetSetup(t)
+	f := s.newFleetWith(t, FleetOptions{Rate: 400, Burst: 2000, MaxBatch: 20}) // C = 1000, W = 2.5 s
+	client := newCacheClient(t, s.fake)
+	const perStep, steps = 4, 500 // 80 a second, 200 a window, over 25 s
+	admitted, waitedFor, beside := 0, 0, 0
+	for range steps {
+		for range perStep {
+			before := s.fake.Count(momentotest.MethodIncrement)
+			a, err := f.Admit(context.Background(), client, Chain{})
+			if err != nil || !a.OK {
+				t.Fatalf("Admit() = %+v, %v; want OK", a, err)
+			}
+			if s.fake.Count(momentotest.MethodIncrement) > before {
+				waitedFor++ // an Increment happened before Admit returned
+			}
+			if a.pending != nil {
+				beside++
+			}
+			a.Wait()
+			admitted++
+		}
+		s.advance(50 * time.Millisecond)
+	}
+	incs := s.fake.Count(momentotest.MethodIncrement)
+	t.Logf("%d mints, %d Increments: %d before a mint, %d beside one", admitted, incs, waitedFor, beside)
+	// 200 a window in batches of 20 (the most) is 10 Increments a window;
+	// the first mint of each window waits for one.
+	if incs > admitted/15 {
+		t.Errorf("%d Increments for %d mints, want at most one per 15", incs, admitted)
+	}
+	if windows := 11; waitedFor > 2*windows {
+		t.Errorf("%d mints waited for an Increment, want about one a window (%d windows)", waitedFor, windows)
 	}
 }

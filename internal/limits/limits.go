@@ -1,22 +1,24 @@
 // Package limits holds the rate limits that stand between callers and
 // Momento's token minting: per-key buckets with bounded memory ([Keyed]),
-// the network a client address belongs to ([Network]), a fleet-wide budget
-// kept in Momento itself ([Fleet]) and a pause after Momento says its quota is
+// the networks a client address belongs to ([Network], [ChainOf]), a
+// fleet-wide mint budget kept in Momento itself, with each caller's shares
+// of it ([Fleet], [Shares]), and a pause after Momento says its quota is
 // exhausted ([Backoff]).
 //
-// A request that needs a Momento lookup or a mint passes the limits from the
-// most specific to the most shared, so that a flood from one network is
-// stopped before it spends what every caller shares:
+// A lookup (a request the instance cannot answer from memory) passes
+// per-instance buckets, Keyed by the caller's device, identity and
+// networks, finest first, so that one device spends only its own. A mint
+// passes
 //
-//	network  Keyed, by the caller's networks (Network) and identity: a fair share each
-//	instance rate.Limiter (MINT_RATE / MINT_BURST): this instance's share
 //	backoff  Backoff: paused after ResourceExhausted
-//	fleet    Fleet (FLEET_MINT_RATE / FLEET_MINT_BURST): one Momento Increment
+//	fleet    Fleet (FLEET_MINT_RATE / FLEET_MINT_BURST): permits reserved in
+//	         batches; under pressure, the caller's shares first
+//	instance rate.Limiter: only while the fleet's counter cannot be reached
 //
-// The fleet budget comes last because it costs a Momento call; a cache hit
-// costs none of these. When a later stage refuses, giving back what the
-// earlier ones took ([Keyed.Refund], rate.Reservation.Cancel) keeps a
-// refused attempt from counting against its network twice.
+// The fleet budget bounds the mints of every instance together; a caller's
+// shares bound what one device, identity or network takes of it, across
+// all instances, and only while the budget is under pressure. A cache hit
+// costs none of these.
 //
 // Every type takes its clock as a now func() time.Time, so tests need no
 // sleeping. None of them logs a key or an address.

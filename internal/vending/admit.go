@@ -10,21 +10,36 @@ import (
 	"example.com/tokenvendingmachine/internal/limits"
 )
 
-// The limits a request passes before it costs Momento a lookup or a mint,
-// from the most specific to the most shared (see package limits): the
-// caller's own buckets (its networks, or its identity), this instance's
-// bucket, the pause after Momento's ResourceExhausted, and the fleet's
-// budget. A later refusal gives back what the earlier ones took, so a
-// refused attempt does not count twice. A cache hit passes none of them.
+// The limits a request passes before it costs Momento a lookup or a mint
+// (see package limits). A cache hit passes none of them.
+//
+// A lookup passes the caller's own buckets, on this instance, from the
+// finest to the coarsest: its device (the client key), its identity, its
+// network and its provider block (Caller.Client), then the instance's
+// bucket. A bucket is charged only if the finer ones passed, and a refusal
+// gives back what the finer ones took, so one device spends at most its
+// own bucket of its network's and its provider's.
+//
+// A mint passes the pause after Momento's ResourceExhausted, then the
+// fleet's budget, which charges the caller's shares fleet-wide while the
+// budget is under pressure. Without a fleet budget, or while its counter
+// cannot be reached, the instance's own mint bucket stands in for it.
+
+// lookupLevels are the fractions of KeyLookupRate and KeyLookupBurst that
+// a caller's device, identity, network and provider buckets hold: they
+// nest, so the coarser keep room for those the finer refuse.
+var lookupLevels = [...]float64{2.0 / 5, 2.0 / 5, 3.0 / 5, 1}
 
 // limiter is the Vendor's limits; built by newLimiter from Options.
 type limiter struct {
-	lookups    *rate.Limiter // nil: no limit
-	mints      *rate.Limiter
-	keyLookups *limits.Keyed[string] // nil: no per-caller limit
-	keyMints   *limits.Keyed[string]
-	pause      limits.Backoff
-	fleet      *limits.Fleet // nil: no fleet budget
+	lookups *rate.Limiter // nil: no limit
+	// keyLookups are the caller's lookup buckets, by lookupLevels; nil: none.
+	keyLookups []*limits.Keyed[string]
+	// mints is the instance's own mint bucket: the limit without a fleet
+	// budget, and while its counter cannot be reached.
+	mints *rate.Limiter
+	pause limits.Backoff
+	fleet *limits.Fleet // nil: no fleet budget
 }
 
 func newLimiter(o Options) (*limiter, error) {
@@ -35,20 +50,20 @@ func newLimiter(o Options) (*limiter, error) {
 	if o.LookupRate > 0 {
 		l.lookups = rate.NewLimiter(rate.Limit(o.LookupRate), max(o.LookupBurst, 1))
 	}
-	var err error
-	if o.KeyMintRate > 0 {
-		l.keyMints, err = limits.NewKeyed[string](limits.KeyedOptions{Rate: o.KeyMintRate, Burst: o.KeyMintBurst, MaxKeys: o.MaxLimitKeys, Now: o.Now})
-		if err != nil {
-			return nil, err
-		}
-	}
 	if o.KeyLookupRate > 0 {
-		l.keyLookups, err = limits.NewKeyed[string](limits.KeyedOptions{Rate: o.KeyLookupRate, Burst: o.KeyLookupBurst, MaxKeys: o.MaxLimitKeys, Now: o.Now})
-		if err != nil {
-			return nil, err
+		for _, share := range lookupLevels {
+			k, err := limits.NewKeyed[string](limits.KeyedOptions{
+				Rate: o.KeyLookupRate * share, Burst: max(1, int(float64(o.KeyLookupBurst)*share)),
+				MaxKeys: o.MaxLimitKeys, Now: o.Now,
+			})
+			if err != nil {
+				return nil, err
+			}
+			l.keyLookups = append(l.keyLookups, k)
 		}
 	}
 	if o.FleetMintRate > 0 {
+		var err error
 		l.fleet, err = limits.NewFleet(limits.FleetOptions{
 			CacheName: o.CacheName, Rate: o.FleetMintRate, Burst: o.FleetMintBurst,
 			CallTimeout: o.CallTimeout, Now: o.Now, Logger: o.Logger,
@@ -60,101 +75,65 @@ func newLimiter(o Options) (*limiter, error) {
 	return l, nil
 }
 
-// takeKeys takes one token from each of keys' buckets in k, or none.
-func takeKeys(k *limits.Keyed[string], keys []string) (wait time.Duration) {
-	if k == nil {
-		return 0
-	}
-	for i, key := range keys {
-		if ok, d := k.Allow(key); !ok {
-			for _, taken := range keys[:i] {
-				k.Refund(taken)
-			}
-			return max(d, time.Millisecond)
-		}
-	}
-	return 0
-}
-
-func refundKeys(k *limits.Keyed[string], keys []string) {
-	if k == nil {
-		return
-	}
-	for _, key := range keys {
-		k.Refund(key)
-	}
-}
-
-// limitKeys returns the keys of c's own buckets: its identity's, if it
-// has one, and its client's networks'. Identities too draw on their
-// network, since some issuers hand out new ones for free (anonymous
-// sign-in): a network cannot mint past its share by signing in anew.
-func limitKeys(c Caller) []string {
-	var keys []string
-	if c.TokenID != "" {
-		keys = append(keys, "id:"+c.TokenID)
-	}
-	fine, ok := limits.NetworkOfKey(c.Client)
-	if !ok {
-		return append(keys, "client:"+c.Client)
-	}
-	bits := 16
-	if fine.Addr().Is6() {
-		bits = 32
-	}
-	coarse, _ := fine.Addr().Prefix(bits)
-	return append(keys, "net:"+fine.String(), "net:"+coarse.String())
+// lookupKeys returns c's keys in the lookup buckets, by lookupLevels; ""
+// where c has none.
+func lookupKeys(c Caller) [len(lookupLevels)]string {
+	ch := limits.ChainOf(c.Client, c.TokenID)
+	return [...]string{ch.Device, ch.Identity, ch.Network, ch.Provider}
 }
 
 // admitLookup takes what a Momento lookup for c costs from the limits, or
 // returns a Limited error.
-func (v *Vendor) admitLookup(keys []string, now time.Time) error {
+func (v *Vendor) admitLookup(c Caller, now time.Time) error {
 	l := v.lim
-	if wait := takeKeys(l.keyLookups, keys); wait > 0 {
-		return limited(wait)
+	keys := lookupKeys(c)
+	taken := 0 // levels taken from, in order
+	giveBack := func() {
+		for i := range taken {
+			if keys[i] != "" {
+				l.keyLookups[i].Refund(keys[i])
+			}
+		}
+	}
+	for i, k := range l.keyLookups {
+		if keys[i] != "" {
+			if ok, wait := k.Allow(keys[i]); !ok {
+				giveBack()
+				return limited(max(wait, time.Millisecond))
+			}
+		}
+		taken = i + 1
 	}
 	if wait := reserve(l.lookups, now); wait > 0 {
-		refundKeys(l.keyLookups, keys)
+		giveBack()
 		return limited(wait)
 	}
 	return nil
 }
 
-// admitMint takes what a mint for c costs from the limits, the fleet's
-// budget last (it costs a Momento call), or returns a Limited error.
-func (v *Vendor) admitMint(ctx context.Context, keys []string, clients *Clients, now time.Time) error {
+// admitMint decides a mint for c, or returns a Limited error. The caller
+// must Wait for the Admission before it responds.
+func (v *Vendor) admitMint(ctx context.Context, c Caller, clients *Clients, now time.Time) (limits.Admission, error) {
 	l := v.lim
-	if wait := takeKeys(l.keyMints, keys); wait > 0 {
-		return limited(wait)
-	}
-	r := l.mints.ReserveN(now, 1) // always OK: the bucket holds at least one
-	giveBack := func() {
-		r.CancelAt(now)
-		refundKeys(l.keyMints, keys)
-	}
-	if d := r.DelayFrom(now); d > 0 {
-		giveBack()
-		return limited(d)
-	}
 	if ok, wait := l.pause.Allow(); !ok {
-		giveBack()
-		return limited(wait)
+		return limits.Admission{}, limited(wait)
 	}
-	if l.fleet == nil {
-		return nil
+	if l.fleet != nil {
+		a, err := l.fleet.Admit(ctx, clients.Cache, limits.ChainOf(c.Client, c.TokenID))
+		switch {
+		case errors.Is(err, limits.ErrFleetUnavailable):
+			// The instance's own bucket stands in for the fleet's until
+			// Momento answers again; the Fleet logs the outage.
+		case err != nil:
+			return limits.Admission{}, err // ctx ended
+		case !a.OK:
+			return limits.Admission{}, limited(a.RetryAfter)
+		default:
+			return a, nil
+		}
 	}
-	ok, wait, err := l.fleet.Allow(ctx, clients.Cache)
-	switch {
-	case errors.Is(err, limits.ErrFleetUnavailable):
-		// The instance's own limit, already taken, stands in for the
-		// fleet's until Momento answers again; the Fleet logs the outage.
-		return nil
-	case err != nil:
-		giveBack()
-		return err // ctx ended
-	case !ok:
-		giveBack()
-		return limited(wait)
+	if wait := reserve(l.mints, now); wait > 0 {
+		return limits.Admission{}, limited(wait)
 	}
-	return nil
+	return limits.Admission{}, nil
 }

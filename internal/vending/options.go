@@ -44,7 +44,8 @@ type Options struct {
 	// CallTimeout bounds each Momento call.
 	CallTimeout time.Duration
 	// MintRate is how many tokens the Vendor may mint per second, on
-	// average; MintBurst how many at once.
+	// average, and MintBurst how many at once, where the fleet budget does
+	// not decide: without one, and while its counter cannot be reached.
 	MintRate  float64
 	MintBurst int
 	// LookupRate is how many Momento lookups (L1 misses) the Vendor may
@@ -53,19 +54,17 @@ type Options struct {
 	// cost. 0 means no limit.
 	LookupRate  float64
 	LookupBurst int
-	// KeyMintRate and KeyMintBurst size each of a caller's own mint
-	// buckets (its identity and networks; see Caller.Client); KeyLookupRate
-	// and KeyLookupBurst its lookup
-	// buckets. A rate of 0 means no such bucket. MaxLimitKeys bounds how
-	// many keys are remembered (0 means 10,000).
-	KeyMintRate    float64
-	KeyMintBurst   int
+	// KeyLookupRate and KeyLookupBurst size a caller's lookup bucket for
+	// its provider block (see Caller.Client); its network's holds 3/5 of
+	// them, its device's and its identity's 2/5. A rate of 0 means no such
+	// buckets. MaxLimitKeys bounds how many keys each level remembers (0
+	// means 10,000).
 	KeyLookupRate  float64
 	KeyLookupBurst int
 	MaxLimitKeys   int
 	// FleetMintRate and FleetMintBurst are the deployment's mint budget,
-	// kept in Momento with one Increment per mint (package limits' Fleet);
-	// a rate of 0 means none.
+	// kept in Momento (package limits' Fleet), which also charges the
+	// callers' shares of it under pressure; a rate of 0 means none.
 	FleetMintRate  float64
 	FleetMintBurst int
 	// L1MaxEntries bounds the in-process cache's entries and L1MaxBytes

@@ -8,7 +8,8 @@
 // answered from L1 without a network call; a request whose token another
 // instance minted costs one Momento Get; only a true miss costs a Get, the
 // limits (admit.go: the caller's buckets, the instance's, a pause after
-// Momento's ResourceExhausted, the fleet's budget), a mint and a Set.
+// Momento's ResourceExhausted, the fleet's budget, whose Increment is mostly
+// made beside an earlier mint), a mint and a Set.
 // Concurrent misses for one key share a single Get and mint.
 package vending
 
@@ -103,9 +104,10 @@ type Caller struct {
 	// subscribers of every message the token publishes.
 	TokenID string
 	// Client is the client key (internal/clientip's) the request came
-	// from. A caller's lookups and mints draw first on buckets of its own:
-	// its TokenID's if it has one, and its client's networks (the /24 and
-	// /16 of an IPv4 address, the /48 and /32 of an IPv6 one).
+	// from. A caller's lookups draw on this instance's buckets for its
+	// client, its TokenID if it has one, and its client's networks (the
+	// /24 and /16 of an IPv4 address, the /48 and /32 of an IPv6 one); its
+	// mints, under pressure, on the same keys' shares of the fleet budget.
 	Client string
 }
 
@@ -224,8 +226,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if t, ok := v.l1.Get(key, now); ok {
 		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
 	}
-	keys := limitKeys(c)
-	if err := v.admitLookup(keys, now); err != nil {
+	if err := v.admitLookup(c, now); err != nil {
 		return Token{}, err
 	}
 	gen := v.current.Load()
@@ -242,9 +243,13 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	if err := v.admitMint(ctx, keys, gen.clients, now); err != nil {
+	admission, err := v.admitMint(ctx, c, gen.clients, now)
+	if err != nil {
 		return Token{}, err
 	}
+	// The limits may have started an Increment beside the mint: it ends
+	// before the response, as everything a request starts must.
+	defer admission.Wait()
 	t, err = v.mint(ctx, gen.clients, perms, c.TokenID)
 	reread := false // whether the key was re-read for this mint
 	if err != nil && rejected(err) {

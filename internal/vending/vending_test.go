@@ -667,3 +667,51 @@ func TestLookupRateLimit(t *testing.T) {
 		t.Errorf("a second later: source %v, want mint", got.Source)
 	}
 }
+
+// TestLookupBucketsNest: one device asking with ever new identities spends
+// its own lookup bucket, not its /16's: users in other /24s of the /16
+// still get their lookups.
+func TestLookupBucketsNest(t *testing.T) {
+	fake := newFake(t)
+	e := newVendor(t, fake, func(o *Options) { o.KeyLookupRate = 5; o.KeyLookupBurst = 100 })
+	device := func(i int) Caller {
+		return Caller{Key: fmt.Sprintf("ticket:free-%d", i), Scope: scope.All(), TokenID: fmt.Sprintf("free-%d", i), Client: "198.51.7.7"}
+	}
+	served := 0
+	for i := range 100 {
+		if _, err := e.v.Token(context.Background(), device(i)); err == nil {
+			served++
+		}
+	}
+	// The device's bucket holds 2/5 of the /16's burst of 100.
+	if served != 40 {
+		t.Errorf("one device with 100 identities got %d lookups, want its bucket's 40", served)
+	}
+	for i := range 50 {
+		c := Caller{Key: fmt.Sprintf("198.51.%d.9", 20+i), Scope: scope.All(), Client: fmt.Sprintf("198.51.%d.9", 20+i)}
+		if _, err := e.v.Token(context.Background(), c); err != nil {
+			t.Fatalf("user %d of the /16 in another /24, after the device spent its bucket: %v", i+1, err)
+		}
+	}
+}
+
+// TestInstanceMintLimitStandsInForTheFleet: with a fleet budget, the
+// instance's own mint bucket applies only while the fleet's counter cannot
+// be reached.
+func TestInstanceMintLimitStandsInForTheFleet(t *testing.T) {
+	fake := newFake(t)
+	e := newVendor(t, fake, func(o *Options) {
+		o.MintRate, o.MintBurst = 0.001, 1
+		o.FleetMintRate, o.FleetMintBurst = 1000, 2000
+	})
+	for i := range 5 {
+		e.token(t, fmt.Sprintf("192.0.2.%d", i+1)) // the fleet decides: more than the instance's burst
+	}
+	fake.SetFault(momentotest.MethodIncrement, momentotest.Fault{Code: codes.Unavailable})
+	fake.FastForward(time.Minute) // a new window: the reserve must be refilled
+	e.token(t, "192.0.2.10")      // the instance's burst
+	_, err := e.v.Token(context.Background(), anon("192.0.2.11"))
+	if kind, _ := failure.Of(err); kind != failure.Limited {
+		t.Errorf("a second mint with the fleet's counter down and an instance burst of 1: err %v, want Limited", err)
+	}
+}

@@ -1,0 +1,274 @@
+package limits
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/momentohq/client-sdk-go/momento"
+
+	"example.com/tokenvendingmachine/internal/momentotest"
+)
+
+func TestChainOf(t *testing.T) {
+	tests := []struct {
+		key, identity string
+		want          Chain
+	}{
+		{"203.0.113.7", "", Chain{Device: "203.0.113.7", Network: "203.0.113.0/24", Provider: "203.0.0.0/16"}},
+		{"2001:db8:1:2::/64", "u-1", Chain{Device: "2001:db8:1:2::/64", Identity: "u-1", Network: "2001:db8:1::/48", Provider: "2001:db8::/32"}},
+		{"unknown", "", Chain{Device: "unknown"}},
+	}
+	for _, tt := range tests {
+		if got := ChainOf(tt.key, tt.identity); got != tt.want {
+			t.Errorf("ChainOf(%q, %q) = %+v, want %+v", tt.key, tt.identity, got, tt.want)
+		}
+	}
+}
+
+func TestDefaultShares(t *testing.T) {
+	got := DefaultShares(10)
+	want := Shares{Pressure: 5, Device: 1, Identity: 1, Network: 2, Provider: 3, Contended: 5, Tolerance: 0, ContendPeriod: time.Minute}
+	if got != want {
+		t.Errorf("DefaultShares(10) = %+v, want %+v", got, want)
+	}
+	// The shares nest, and one provider fits in the contended pool, at
+	// every capacity.
+	for _, c := range []int64{1, 2, 10, 11, 99, 1000, 500_000} {
+		s := DefaultShares(c)
+		if !(s.Device < s.Network && s.Network < s.Provider && (s.Provider <= s.Contended || c < s.Provider)) {
+			t.Errorf("DefaultShares(%d) = %+v: want device < network < provider <= contended", c, s)
+		}
+	}
+}
+
+// sharesSetup is a setup of Fleets with the default budget (C = 10 per
+// 2.5 s) put under pressure.
+type sharesSetup struct {
+	*fleetSetup
+	fleets []*Fleet
+	client momento.CacheClient
+}
+
+func newSharesSetup(t *testing.T, instances int) *sharesSetup {
+	t.Helper()
+	s := &sharesSetup{fleetSetup: newFleetSetup(t), client: nil}
+	for range instances {
+		s.fleets = append(s.fleets, s.newFleet(t, 4, 20))
+	}
+	s.client = newCacheClient(t, s.fake)
+	// Start on a window's edge.
+	w := int64(s.fleets[0].Window())
+	s.advance(time.Duration(w - s.clock.Now().UnixNano()%w))
+	return s
+}
+
+// pressure fills a window past the pressure threshold from every instance
+// and moves to the next window.
+func (s *sharesSetup) pressure(t *testing.T) {
+	t.Helper()
+	for _, f := range s.fleets {
+		for range 6 {
+			allow(f, s.client)
+		}
+		if !f.Pressured() {
+			t.Fatalf("an instance that saw its window's count past %d is not under pressure", f.shares.Pressure)
+		}
+	}
+	s.advance(s.fleets[0].Window())
+}
+
+// admit asks instance i for a mint for c.
+func (s *sharesSetup) admit(t *testing.T, i int, c Chain) Admission {
+	t.Helper()
+	a, err := s.fleets[i%len(s.fleets)].Admit(context.Background(), s.client, c)
+	if err != nil {
+		t.Fatalf("Admit(%+v) = %v", c, err)
+	}
+	a.Wait()
+	return a
+}
+
+func TestNoSharesWithoutPressure(t *testing.T) {
+	s := newSharesSetup(t, 1)
+	device := ChainOf("203.0.113.7", "")
+	for i := range 5 {
+		if a := s.admit(t, 0, device); !a.OK {
+			t.Fatalf("mint %d of one device without pressure refused: %+v", i+1, a)
+		}
+	}
+	for _, k := range s.fake.Keys(testCache) {
+		if strings.Contains(k, ":") {
+			t.Errorf("a share counter %q exists without pressure", k)
+		}
+	}
+	if n := s.fake.Count(momentotest.MethodIncrement); n != 5 {
+		t.Errorf("%d Increments for 5 mints without pressure, want 5 (the budget's only)", n)
+	}
+}
+
+// TestOneDeviceCannotSpendItsProvidersShare is the bystanders' statement:
+// while one device attacks from two instances with a new identity each
+// time, its provider's other users outside its network still mint
+// Provider − Device times a window, those of its network Network − Device,
+// and the device itself Device.
+func TestOneDeviceCannotSpendItsProvidersShare(t *testing.T) {
+	s := newSharesSetup(t, 2)
+	s.pressure(t)
+	shares := s.fleets[0].shares
+	const windows = 8
+	for w := range windows {
+		incs := s.fake.Count(momentotest.MethodIncrement)
+		attacker := 0
+		for i := range 40 {
+			if s.admit(t, i, ChainOf("198.51.7.7", fmt.Sprintf("free-%d-%d", w, i))).OK {
+				attacker++
+			}
+		}
+		attackerCalls := s.fake.Count(momentotest.MethodIncrement) - incs
+		sameNetwork, others := 0, 0
+		for i := range 4 {
+			if s.admit(t, i, ChainOf(fmt.Sprintf("198.51.7.%d", 100+i+10*w), "")).OK {
+				sameNetwork++
+			}
+		}
+		for i := range 6 {
+			if s.admit(t, i, ChainOf(fmt.Sprintf("198.51.%d.%d", 20+i, 1+w), "")).OK {
+				others++
+			}
+		}
+		if attacker != int(shares.Device) {
+			t.Errorf("window %d: the attacking device minted %d times, want its share, %d", w, attacker, shares.Device)
+		}
+		if want := int(shares.Network - shares.Device); sameNetwork != want {
+			t.Errorf("window %d: its network's other users minted %d times, want network − device = %d", w, sameNetwork, want)
+		}
+		if want := int(shares.Provider - shares.Network); others != want {
+			// The network's users took Network − Device of the provider's
+			// Provider − Device.
+			t.Errorf("window %d: the provider's users in other networks minted %d times, want %d", w, others, want)
+		}
+		// Once each instance saw the device spent, its attempts cost no call:
+		// at most the stages of one admitted and one refused attempt per
+		// instance, the permit's Increments, and the first window's
+		// attempt to learn of the provider.
+		if attackerCalls > 2*(6+2) {
+			t.Errorf("window %d: 40 attempts from one spent device cost %d Increments", w, attackerCalls)
+		}
+		s.advance(s.fleets[0].Window())
+	}
+}
+
+// TestBystandersOfTheProviderMintWithoutTheAttackersNetwork checks the
+// bystanders' statement where they share no network with the attacker:
+// Provider − Device a window.
+func TestBystandersOfTheProviderMintWithoutTheAttackersNetwork(t *testing.T) {
+	s := newSharesSetup(t, 2)
+	s.pressure(t)
+	shares := s.fleets[0].shares
+	for w := range 6 {
+		for i := range 30 {
+			s.admit(t, i, ChainOf("198.51.7.7", fmt.Sprintf("free-%d-%d", w, i)))
+		}
+		served := 0
+		for i := range 6 {
+			if s.admit(t, i, ChainOf(fmt.Sprintf("198.51.%d.%d", 20+i, 1+w), "")).OK {
+				served++
+			}
+		}
+		if want := int(shares.Provider - shares.Device); served != want {
+			t.Errorf("window %d: the provider's users in other networks minted %d times, want provider − device = %d", w, served, want)
+		}
+		s.advance(s.fleets[0].Window())
+	}
+}
+
+// TestContendingProvidersLeaveTheRestOfAWindow: sixteen providers flood,
+// each from a new address every time, through four instances. Once each
+// has been refused, they take at most the contended pool of a window
+// between them, and a new visitor finds the rest, even from a provider
+// block that sends one every window.
+func TestContendingProvidersLeaveTheRestOfAWindow(t *testing.T) {
+	s := newSharesSetup(t, 4)
+	s.pressure(t)
+	shares := s.fleets[0].shares
+	const windows = 12
+	visitors := 0
+	for w := range windows {
+		flood := 0
+		for i := range 200 {
+			p := i % 16 // each provider through every instance in turn
+			if s.admit(t, i/16, ChainOf(fmt.Sprintf("100.%d.%d.%d", 64+p, i/16, 1+w), "")).OK {
+				flood++
+			}
+		}
+		visitor := s.admit(t, w, ChainOf(fmt.Sprintf("192.0.%d.1", w), "")).OK
+		if visitor {
+			visitors++
+		}
+		// A provider contends once refused after passing its share in the
+		// window: the instances see that by the third window.
+		if w >= 3 {
+			if flood > int(shares.Contended) {
+				t.Errorf("window %d: sixteen flooding providers minted %d times, want at most the contended pool, %d", w, flood, shares.Contended)
+			}
+			if !visitor {
+				t.Errorf("window %d: a new visitor from elsewhere was refused", w)
+			}
+		}
+		s.advance(s.fleets[0].Window())
+	}
+	t.Logf("%d of %d new visitors minted during the flood", visitors, windows)
+}
+
+// TestSpentShareIsRememberedForTheWindow: once an instance saw a device's
+// share spent, the device's attempts cost no Momento call until the next
+// window, where it mints again.
+func TestSpentShareIsRememberedForTheWindow(t *testing.T) {
+	s := newSharesSetup(t, 1)
+	s.pressure(t)
+	device := ChainOf("203.0.113.7", "")
+	if a := s.admit(t, 0, device); !a.OK {
+		t.Fatalf("first mint of a device under pressure refused: %+v", a)
+	}
+	if a := s.admit(t, 0, device); a.OK || a.Share != ShareDevice || a.RetryAfter <= 0 {
+		t.Fatalf("second mint of the device in the window = %+v, want refused for its device share with a retry", a)
+	}
+	before := s.fake.Count(momentotest.MethodIncrement)
+	for range 10 {
+		if a := s.admit(t, 0, device); a.OK || a.Share != ShareDevice {
+			t.Fatalf("a spent device's attempt = %+v, want refused", a)
+		}
+	}
+	if n := s.fake.Count(momentotest.MethodIncrement) - before; n != 0 {
+		t.Errorf("a spent device's 10 attempts cost %d Increments, want 0", n)
+	}
+	s.advance(s.fleets[0].Window())
+	if a := s.admit(t, 0, device); !a.OK {
+		t.Errorf("the device in the next window: %+v, want admitted", a)
+	}
+}
+
+// TestPressureEnds: PressureHold windows after the last sign of pressure,
+// shares are no longer charged.
+func TestPressureEnds(t *testing.T) {
+	s := newSharesSetup(t, 1)
+	s.pressure(t) // a sign in the window before this one
+	f := s.fleets[0]
+	s.advance((PressureHold - 1) * f.Window())
+	if !f.Pressured() {
+		t.Errorf("Pressured() = false %d windows after the sign, want true through the hold", PressureHold)
+	}
+	s.advance(f.Window())
+	if f.Pressured() {
+		t.Errorf("Pressured() = true after the hold")
+	}
+	device := ChainOf("203.0.113.7", "")
+	for range 3 {
+		if a := s.admit(t, 0, device); !a.OK {
+			t.Errorf("a device after the pressure ended: %+v, want admitted", a)
+		}
+	}
+}
