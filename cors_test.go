@@ -281,3 +281,54 @@ func TestAllowedOrigins(t *testing.T) {
 		})
 	}
 }
+
+// An attacker tries this: from a browser on another site, or in a way the page cannot read,
+// make visitors' browsers mint (ALLOWED_ORIGINS set). None may mint, and a
+// refused origin gets no CORS header.
+func TestCrossSiteRequestsDoNotMint(t *testing.T) {
+	const shop = "https://shop.example.com"
+	hs := newHarness(t, map[string]string{"ALLOWED_ORIGINS": shop})
+	cors := func(origin string) http.Header {
+		return http.Header{"Origin": {origin}, "Sec-Fetch-Mode": {"cors"}, "Sec-Fetch-Site": {"cross-site"}}
+	}
+	tests := []struct {
+		name   string
+		method string
+		header http.Header
+		want   int
+		acao   string
+	}{
+		{"other origin", "", cors("https://evil.example"), http.StatusForbidden, ""},
+		{"lookalike origin", "", cors("https://shop.example.com.evil.example"), http.StatusForbidden, ""},
+		{"userinfo origin", "", cors("https://shop.example.com@evil.example"), http.StatusForbidden, ""},
+		{"origin with a fragment", "", cors("https://evil.example#https://shop.example.com"), http.StatusForbidden, ""},
+		{"opaque origin", "", cors("null"), http.StatusForbidden, ""},
+		{"two origins, first allowed", "", http.Header{"Origin": {shop, "https://evil.example"}, "Sec-Fetch-Mode": {"cors"}}, http.StatusOK, shop},
+		{"preflight from another origin", http.MethodOptions, http.Header{"Origin": {"https://evil.example"}, "Access-Control-Request-Method": {"GET"}, "Sec-Fetch-Mode": {"cors"}}, http.StatusForbidden, ""},
+		{"img from the shop", "", http.Header{"Sec-Fetch-Mode": {"no-cors"}, "Sec-Fetch-Site": {"same-site"}, "Sec-Fetch-Dest": {"image"}}, http.StatusForbidden, ""},
+		{"no-cors fetch with the shop's Origin", "", http.Header{"Origin": {shop}, "Sec-Fetch-Mode": {"no-cors"}}, http.StatusForbidden, ""},
+		{"navigation", "", http.Header{"Sec-Fetch-Mode": {"navigate"}, "Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden, ""},
+		{"cors mode without Origin", "", http.Header{"Sec-Fetch-Mode": {"cors"}, "Sec-Fetch-Site": {"same-origin"}}, http.StatusForbidden, ""},
+		{"only Sec-Fetch-Site", "", http.Header{"Sec-Fetch-Site": {"cross-site"}}, http.StatusForbidden, ""},
+		{"HEAD from another origin", http.MethodHead, cors("https://evil.example"), http.StatusForbidden, ""},
+		{"preflight from the shop", http.MethodOptions, http.Header{"Origin": {shop}, "Access-Control-Request-Method": {"GET"}, "Access-Control-Request-Headers": {"authorization"}, "Sec-Fetch-Mode": {"cors"}}, http.StatusNoContent, shop},
+	}
+	mints := 0
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := hs.send(request{method: tt.method, ip: fmt.Sprintf("192.0.2.%d", i+1), header: tt.header})
+			if w.Code != tt.want {
+				t.Errorf("status %d, want %d", w.Code, tt.want)
+			}
+			if got := w.Header().Get("Access-Control-Allow-Origin"); got != tt.acao {
+				t.Errorf("Access-Control-Allow-Origin %q, want %q", got, tt.acao)
+			}
+			if w.Code == http.StatusOK {
+				mints++
+			}
+			if n := len(hs.momento.Mints()); n != mints {
+				t.Errorf("mints = %d, want %d", n, mints)
+			}
+		})
+	}
+}

@@ -305,3 +305,85 @@ func TestFleetFallbackMeasured(t *testing.T) {
 	}
 	t.Logf("the fleet's counter down, the default budget (R = 4, B = 20, F = %d):\n%s", config.FallbackInstances, strings.Join(lines, "\n"))
 }
+
+// An attacker tries this: while the fleet budget is under pressure, spread requests over
+// address forms of one network to get a fresh share each time: IPv4-mapped
+// IPv6, ports, brackets, IPv6 zones, new /64s in one /48, and entries
+// prepended to X-Forwarded-For.
+func TestNetworkSharesHoldAgainstAddressTricks(t *testing.T) {
+	tests := []struct {
+		name  string
+		reqs  []request
+		mints int // of the requests, how many may mint
+	}{
+		{"IPv4 forms", []request{
+			{ip: "203.0.113.7"},
+			{ip: "::ffff:203.0.113.8"},
+			{ip: "[::ffff:203.0.113.9]:443"},
+			{ip: " 203.0.113.10:8080 "},
+			{ip: "203.0.113.11", header: http.Header{"X-Forwarded-For": {"198.51.100.1, 192.0.2.1"}}},
+		}, 2},
+		{"IPv6 forms", []request{
+			{ip: "2001:db8:1:1::1"},
+			{ip: "2001:db8:1:2::1%eth0"},
+			{ip: "[2001:db8:1:3::1]:443"},
+			{ip: "[2001:db8:1:4::1]"},
+			{ip: "2001:db8:1:5::1", header: http.Header{"X-Forwarded-For": {"2001:db8:ffff::1"}}},
+		}, 2},
+		{"one /16, many /24s", []request{
+			{ip: "198.18.1.1"}, {ip: "198.18.2.1"}, {ip: "198.18.3.1"}, {ip: "198.18.4.1"},
+		}, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			// The default budget, 10 a window: past 5, its shares are
+			// charged, a network's 2 and a /16's 3 of a window.
+			hs := newHarness(t, map[string]string{"FLEET_MINT_RATE": "4", "FLEET_MINT_BURST": "20"})
+			pressure(t, hs, hs.h)
+			before := len(hs.momento.Mints())
+			minted := 0
+			for _, rq := range tt.reqs {
+				w := hs.send(rq)
+				switch w.Code {
+				case http.StatusOK:
+					minted++
+				case http.StatusTooManyRequests:
+					if w.Header().Get("Retry-After") == "" {
+						t.Errorf("429 without Retry-After")
+					}
+				default:
+					t.Errorf("%q: status %d, body %s", rq.ip, w.Code, w.Body)
+				}
+			}
+			if minted != tt.mints || len(hs.momento.Mints())-before != tt.mints {
+				t.Errorf("one network minted %d tokens (fake: %d), want its share, %d", minted, len(hs.momento.Mints())-before, tt.mints)
+			}
+		})
+	}
+}
+
+// An attacker tries this: while the budget is under pressure, have Momento refuse mints now
+// and then, hoping that failed mints are not counted. Over 20 s on the
+// clock, one /24 asks for a new token ten times a second; its mint calls,
+// failed ones included, stay within its share of each window.
+func TestFailedMintsCountAgainstTheNetworkShare(t *testing.T) {
+	const seconds = 20
+	hs := newHarness(t, map[string]string{"FLEET_MINT_RATE": "4", "FLEET_MINT_BURST": "20"})
+	pressure(t, hs, hs.h)
+	calls := hs.momento.Count(momentotest.MethodMint)
+	for tick := range seconds * 10 {
+		hs.send(request{ip: fmt.Sprintf("203.0.113.%d", tick%250+1), untracked: true})
+		if tick%40 == 5 {
+			// Momento's own quota refuses now and then.
+			hs.momento.SetFault(momentotest.MethodMint, momentotest.Fault{Code: codes.ResourceExhausted, Times: 1})
+		}
+		hs.momento.FastForward(100 * time.Millisecond)
+	}
+	// A network's share is 2 of each 2.5 s window.
+	if n, max := hs.momento.Count(momentotest.MethodMint)-calls, 2*seconds*10/25; n > max {
+		t.Errorf("one /24 made %d mint calls in %d s, want at most its share, %d", n, seconds, max)
+	}
+	if n := hs.momento.Count(momentotest.MethodMint) - calls; n < 3 {
+		t.Errorf("one /24 made %d mint calls in %d s, want some", n, seconds)
+	}
+}

@@ -318,3 +318,29 @@ func TestRemovedKeyStopsCachedSignIns(t *testing.T) {
 	}
 	hs.secretsInLogs(t, raw, "alice")
 }
+
+// OIDC_TOPICS and OIDC_PUBLISH each hold at most 20 entries, but together
+// they make one permission per entry, and a token carries at most 20: a
+// configuration whose lists make more is refused at startup, naming both
+// variables, not at every sign-in's mint.
+func TestOIDCPermissionsOverflowIsRefusedAtStartup(t *testing.T) {
+	var topics, publish []string
+	for i := range 11 {
+		topics = append(topics, fmt.Sprintf("user-{sub}-feed%d", i))
+		publish = append(publish, fmt.Sprintf("user-{sub}-chat%d", i))
+	}
+	hs, issuer := oidcHarness(t, map[string]string{
+		"OIDC_TOPICS":  strings.Join(topics, ","),
+		"OIDC_PUBLISH": strings.Join(publish, ","),
+	})
+	if hs.h.cfgErr == nil {
+		t.Errorf("OIDC_TOPICS and OIDC_PUBLISH making 22 permissions were accepted at startup")
+	}
+	w := hs.do(http.MethodGet, "203.0.113.7", withBearer(idToken(t, issuer, "alice")))
+	if w.Code != http.StatusInternalServerError {
+		t.Errorf("sign-in: status %d, want 500", w.Code)
+	}
+	if n := hs.momento.Count(momentotest.MethodGet); n != 0 {
+		t.Errorf("a sign-in that can never be served made %d Momento Gets", n)
+	}
+}

@@ -4,11 +4,13 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 
 	"example.com/tokenvendingmachine/internal/momentotest"
+	"example.com/tokenvendingmachine/internal/oidctest"
 )
 
 func TestLogLineHoldsNoCallerText(t *testing.T) {
@@ -88,4 +90,75 @@ func TestRequestLogLine(t *testing.T) {
 	if lines[0]["client"] != lines[1]["client"] || lines[0]["client"] == lines[2]["client"] {
 		t.Errorf("client hashes do not follow the client")
 	}
+}
+
+// An attacker tries this: make an error answer reveal what happened inside, or answer a
+// status the table does not give.
+func TestErrorsRevealNothing(t *testing.T) {
+	const inside = "projects/p/secrets/momento 10.1.2.3:443 rpc error internal"
+	tests := []struct {
+		name   string
+		env    map[string]string
+		fault  momentotest.Fault
+		method string
+		want   int
+		retry  string
+	}{
+		{"mint fails with internal text", nil, momentotest.Fault{Code: codes.Internal, Message: inside}, "", http.StatusServiceUnavailable, "5"},
+		{"mint times out", map[string]string{"UPSTREAM_TIMEOUT": "50ms"}, momentotest.Fault{Latency: time.Second}, "", http.StatusServiceUnavailable, "5"},
+		{"unknown method", nil, momentotest.Fault{}, "BREW", http.StatusMethodNotAllowed, ""},
+		{"bad configuration", map[string]string{"CACHE_TTL": "2h"}, momentotest.Fault{}, "", http.StatusInternalServerError, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, tt.env)
+			if tt.fault != (momentotest.Fault{}) {
+				hs.momento.SetFault(momentotest.MethodMint, tt.fault)
+			}
+			w := hs.send(request{method: tt.method, ip: "203.0.113.7"})
+			if w.Code != tt.want || w.Header().Get("Retry-After") != tt.retry {
+				t.Errorf("status %d, Retry-After %q; want %d, %q", w.Code, w.Header().Get("Retry-After"), tt.want, tt.retry)
+			}
+			checkErrorBody(t, w)
+			for _, s := range []string{"10.1.2.3", "internal", "2h", "CACHE_TTL", "BREW"} {
+				if strings.Contains(w.Body.String(), s) {
+					t.Errorf("body %s reveals %q", w.Body, s)
+				}
+			}
+			if strings.Contains(hs.logs.String(), "BREW") {
+				t.Errorf("the caller's method text reached the log")
+			}
+		})
+	}
+}
+
+// A ticket's sub is the minted token's tokenId, and may be an email. When
+// Momento refuses the mint with a message that quotes the request's
+// token_id, the log line's error must not carry the sub.
+func TestMintErrorDoesNotLogTheTicketSubject(t *testing.T) {
+	const sub = "alice.smith@example.com"
+	hs := newHarness(t, ticketEnv(map[string]string{"TOPICS": "none"}))
+	hs.momento.SetFault(momentotest.MethodMint, momentotest.Fault{
+		Code:    codes.InvalidArgument,
+		Message: "invalid token_id " + sub,
+	})
+	w := hs.do(http.MethodGet, "203.0.113.7", withBearer(signTicket(t, ticketClaims(hs, sub, "order-42-*"))))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("mint refused: status %d, want 503", w.Code)
+	}
+	hs.secretsInLogs(t, sub)
+}
+
+// Attack (leak): a successful and a refused ticket whose sub is an email,
+// and an ID token that carries an email claim: none reaches the logs.
+func TestEmailsStayOutOfTheLogs(t *testing.T) {
+	hs, issuer := oidcHarness(t, ticketEnv(nil))
+	const email = "carol.jones@example.com"
+	good := signTicket(t, ticketClaims(hs, email, "order-42-*"))
+	bad := good[:len(good)-3] + "AAA"
+	idt := idToken(t, issuer, "carol", oidctest.WithClaim("email", email))
+	for _, raw := range []string{good, bad, idt} {
+		hs.do(http.MethodGet, "203.0.113.7", withBearer(raw))
+	}
+	hs.secretsInLogs(t, email, good, bad, idt)
 }
