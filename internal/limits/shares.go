@@ -29,15 +29,6 @@ type Chain struct {
 	Provider string
 }
 
-// The prefix lengths of a Chain's provider.
-const (
-	// IPv4ProviderBits is the length of an IPv4 provider block: a /16.
-	IPv4ProviderBits = 16
-	// IPv6ProviderBits is the length of an IPv6 provider block: a /32, the
-	// least a registry allocates to an ISP.
-	IPv6ProviderBits = 32
-)
-
 // ChainOf returns the chain of a caller with client key clientKey (in the
 // form internal/clientip makes) and identity ("" if anonymous). A key that
 // is not an address or a /64 gets only a Device.
