@@ -9,6 +9,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -141,16 +142,28 @@ func ErrNoEndpoint(where string) error {
 // ExampleEndpoint is a Momento endpoint, for messages.
 const ExampleEndpoint = "cell-us-east-1-1.prod.a.momentohq.com"
 
-// Variables are the environment variables FromEnv reads, but for the
-// Deprecated ones.
-var Variables = []string{
-	"SECRET_ID", "MOMENTO_API_KEY", "MOMENTO_ENDPOINT", "CACHE_NAME", "TOKEN_TTL", "CACHE_TTL", "ALLOWED_ORIGINS",
-	"TRUSTED_PROXIES", "UPSTREAM_TIMEOUT",
-	"L1_MAX_ENTRIES", "L1_MAX_BYTES", "MOMENTO_EMULATOR_HOST", "SECRETMANAGER_EMULATOR_HOST",
-	"GOOGLE_CLOUD_PROJECT", "TOPICS", "TICKET_SECRET_ID", "TICKET_KEY", "TICKET_AUDIENCE", "TICKET_MAX_TTL",
+// DeployerVariables are the variables a deployer sets: the README's
+// Configuration table lists exactly these.
+var DeployerVariables = []string{
+	"SECRET_ID", "MOMENTO_API_KEY", "MOMENTO_ENDPOINT", "CACHE_NAME", "TOKEN_TTL", "ALLOWED_ORIGINS",
+	"TRUSTED_PROXIES", "TOPICS", "TICKET_KEY", "TICKET_SECRET_ID", "TICKET_AUDIENCE", "TICKET_MAX_TTL",
 	"OIDC_ISSUER", "OIDC_AUDIENCE", "OIDC_JWKS_URL", "OIDC_TOPICS", "OIDC_PUBLISH",
-	"FLEET_MINT_RATE", "FLEET_MINT_BURST",
+	"FLEET_MINT_RATE", "FLEET_MINT_BURST", "GOOGLE_CLOUD_PROJECT",
 }
+
+// EmulatorVariables point the function at local, plaintext stand-ins for
+// Momento and Secret Manager (the local runner sets them); a deployment
+// leaves them unset.
+var EmulatorVariables = []string{"MOMENTO_EMULATOR_HOST", "SECRETMANAGER_EMULATOR_HOST"}
+
+// Variables are the environment variables FromEnv reads, but for the
+// Deprecated ones: DeployerVariables and EmulatorVariables.
+var Variables = slices.Concat(DeployerVariables, EmulatorVariables)
+
+// PlatformVariables are the variables Cloud Functions (Cloud Run), or the
+// buildpack's template, sets rather than a deployer. FromEnv reads none of
+// them; the local runner reads PORT and sets FUNCTION_TARGET.
+var PlatformVariables = []string{"K_SERVICE", "K_REVISION", "K_CONFIGURATION", "PORT", "FUNCTION_TARGET"}
 
 // FromEnv reads the configuration through getenv and checks it. A getenv
 // cannot tell a variable set to "" from an unset one; FromEnv takes both as
@@ -205,6 +218,7 @@ func FromLookupEnv(lookupenv func(string) (string, bool)) (Config, error) {
 		p.fail("UPSTREAM_TIMEOUT must be between 10ms and 1m, got %v", c.UpstreamTimeout)
 	}
 	p.callers(&c)
+	p.deprecatedSet(&c)
 	if err := errors.Join(p.errs...); err != nil {
 		return Config{}, err
 	}

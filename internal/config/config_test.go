@@ -252,6 +252,22 @@ func TestFromEnvValid(t *testing.T) {
 			if err != nil {
 				t.Fatalf("FromEnv(%v) error: %v", tt.env, err)
 			}
+			// A deprecated variable that is set is named, once.
+			var named, set []string
+			for _, d := range got.Deprecated {
+				named = append(named, d.Variable)
+			}
+			for _, v := range Deprecated {
+				if tt.env[v] != "" {
+					set = append(set, v)
+				}
+			}
+			slices.Sort(named)
+			slices.Sort(set)
+			if !slices.Equal(named, set) {
+				t.Errorf("FromEnv(%v).Deprecated names %v, want %v", tt.env, named, set)
+			}
+			got.Deprecated = nil
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("FromEnv(%v) mismatch (-want +got):\n%s", tt.env, diff)
 			}
@@ -585,10 +601,10 @@ func TestVariablesListsEveryVariableRead(t *testing.T) {
 	}
 }
 
-// TestDeprecatedLimitVariables: a deploy that sets an old limit variable
-// still starts, for this release, with the variable's effect where it has
-// one, and Config.Deprecated names it.
-func TestDeprecatedLimitVariables(t *testing.T) {
+// TestDeprecatedVariables: a deploy that sets an old limit variable or a
+// retired tuning knob still starts, for this release, with the variable's
+// effect where it has one, and Config.Deprecated names it.
+func TestDeprecatedVariables(t *testing.T) {
 	tests := []struct {
 		variable, value string
 		want            func(c *Config)
@@ -602,6 +618,10 @@ func TestDeprecatedLimitVariables(t *testing.T) {
 		{"NETWORK_MINT_BURST", "3", func(c *Config) {}},
 		{"NETWORK_LOOKUP_RATE", "7", func(c *Config) { c.NetworkLookupRate = 7 }},
 		{"NETWORK_LOOKUP_BURST", "70", func(c *Config) { c.NetworkLookupBurst = 70 }},
+		{"CACHE_TTL", "30m", func(c *Config) { c.CacheTTL = 30 * time.Minute }},
+		{"UPSTREAM_TIMEOUT", "5s", func(c *Config) { c.UpstreamTimeout = 5 * time.Second }},
+		{"L1_MAX_ENTRIES", "0", func(c *Config) { c.L1MaxEntries = 0 }},
+		{"L1_MAX_BYTES", "1024", func(c *Config) { c.L1MaxBytes = 1024 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.variable+"="+tt.value, func(t *testing.T) {

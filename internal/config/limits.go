@@ -29,11 +29,31 @@ const (
 	NetworkLookupBurstPerMint = 5
 )
 
-// Deprecated are the limit variables FromEnv still reads, for this release
-// only; Config.Deprecated says which are set and what replaces each.
+// Deprecated are the variables FromEnv still reads, for this release only:
+// the old limit variables, and tuning knobs that the function now derives
+// or fixes. Config.Deprecated says which are set and what replaces each.
 var Deprecated = []string{
 	"MINT_RATE", "MINT_BURST", "LOOKUP_RATE", "LOOKUP_BURST",
 	"NETWORK_MINT_RATE", "NETWORK_MINT_BURST", "NETWORK_LOOKUP_RATE", "NETWORK_LOOKUP_BURST",
+	"CACHE_TTL", "UPSTREAM_TIMEOUT", "L1_MAX_ENTRIES", "L1_MAX_BYTES",
+}
+
+// deprecatedTuning says what replaces each deprecated tuning variable; it
+// is still read where FromLookupEnv reads it, for this release.
+var deprecatedTuning = []struct{ name, instead string }{
+	{"CACHE_TTL", "derived from TOKEN_TTL: TOKEN_TTL minus the refresh margin, at most 55m; this variable still sets it, for this release"},
+	{"UPSTREAM_TIMEOUT", "fixed at 2s; this variable still sets it, for this release"},
+	{"L1_MAX_ENTRIES", "fixed at 10000 tokens per instance; this variable still sets it, for this release"},
+	{"L1_MAX_BYTES", "fixed at 8 MiB per instance; this variable still sets it, for this release"},
+}
+
+// deprecatedSet records the deprecated tuning variables that are set.
+func (p *parser) deprecatedSet(c *Config) {
+	for _, d := range deprecatedTuning {
+		if p.str(d.name) != "" {
+			c.Deprecated = append(c.Deprecated, Deprecation{Variable: d.name, Instead: d.instead})
+		}
+	}
 }
 
 // A Deprecation is a deprecated variable that is set.

@@ -24,17 +24,13 @@ import (
 	"example.com/tokenvendingmachine/internal/logbuf"
 )
 
-// PlatformVars are the variables Cloud Functions, or the buildpack's
-// template, sets rather than the function's configuration.
-var PlatformVars = []string{"K_SERVICE", "K_REVISION", "K_CONFIGURATION", "PORT", "FUNCTION_TARGET"}
-
 // Env returns environ without the function's configuration and the
 // platform's variables, as on a fresh machine, plus set.
 func Env(environ []string, set map[string]string) []string {
 	var env []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if slices.Contains(config.Variables, name) || slices.Contains(config.Deprecated, name) || slices.Contains(PlatformVars, name) {
+		if slices.Contains(config.Variables, name) || slices.Contains(config.Deprecated, name) || slices.Contains(config.PlatformVariables, name) {
 			continue
 		}
 		env = append(env, kv)
