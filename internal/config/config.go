@@ -16,7 +16,7 @@ import (
 
 	"example.com/tokenvendingmachine/internal/momentokey"
 	"example.com/tokenvendingmachine/internal/scope"
-	"example.com/tokenvendingmachine/internal/secret"
+	"example.com/tokenvendingmachine/internal/secret/secretname"
 )
 
 // RefreshMargin is the least lifetime a served token has left. Browsers
@@ -235,7 +235,7 @@ func (p *parser) key(c *Config) {
 		p.fail("set SECRET_ID or MOMENTO_API_KEY, not both")
 	case c.SecretID != "":
 		// Never quote the value: a key may have been pasted here.
-		if secret.ValidateName(c.SecretID) != nil {
+		if secretname.Validate(c.SecretID) != nil {
 			p.fail("SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
 		} else if c.Project == "" {
 			c.Project, _, _ = strings.Cut(strings.TrimPrefix(c.SecretID, "projects/"), "/")
@@ -280,7 +280,7 @@ func (p *parser) callers(c *Config) {
 	switch {
 	case c.TicketSecretID != "" && c.TicketKey != "":
 		p.fail("set TICKET_SECRET_ID or TICKET_KEY, not both")
-	case c.TicketSecretID != "" && secret.ValidateName(c.TicketSecretID) != nil:
+	case c.TicketSecretID != "" && secretname.Validate(c.TicketSecretID) != nil:
 		p.fail("TICKET_SECRET_ID must be projects/PROJECT/secrets/SECRET[/versions/VERSION]")
 	case c.TicketKey != "" && !strings.HasPrefix(c.TicketKey, "{") && len(c.TicketKey) < MinTicketKeyLen:
 		// Never quote the key.

@@ -28,7 +28,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
-	"regexp"
 	"strings"
 	"sync"
 	"unicode"
@@ -43,6 +42,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"example.com/tokenvendingmachine/internal/momentokey"
+	"example.com/tokenvendingmachine/internal/secret/secretname"
 )
 
 var (
@@ -138,7 +138,7 @@ func (c *Client) Read(ctx context.Context, name string) ([]byte, error) {
 // read returns the payload of the secret version name and the version's
 // full name.
 func (c *Client) read(ctx context.Context, name string) ([]byte, string, error) {
-	if err := ValidateName(name); err != nil {
+	if err := secretname.Validate(name); err != nil {
 		return nil, "", err
 	}
 	if strings.Count(name, "/") == 3 {
@@ -163,25 +163,6 @@ func (c *Client) read(ctx context.Context, name string) ([]byte, string, error) 
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// secretNameRE matches a global secret or secret version name. The project
-// may be an ID (including a domain-scoped "example.com:p") or a number; the
-// secret ID rule is the service's; the version is a number, "latest" or an
-// alias. It is compiled on first use, not at init: every millisecond of
-// package init is paid by each cold start.
-var secretNameRE = sync.OnceValue(func() *regexp.Regexp {
-	return regexp.MustCompile(`^projects/[A-Za-z0-9.:_-]+/secrets/[A-Za-z0-9_-]{1,255}(/versions/[A-Za-z0-9_-]+)?$`)
-})
-
-// ValidateName reports whether name is a secret, "projects/P/secrets/S",
-// or a secret version, "projects/P/secrets/S/versions/V". The error does not
-// quote name, in case a key was configured where its name belongs.
-func ValidateName(name string) error {
-	if !secretNameRE().MatchString(name) {
-		return errors.New("secret name must be projects/PROJECT/secrets/SECRET or projects/PROJECT/secrets/SECRET/versions/VERSION")
-	}
-	return nil
-}
 
 // Key is what a secret holds for Momento: the API key and, if the secret
 // names one, the endpoint to use it with.

@@ -1,11 +1,11 @@
-package secret
+package secretname
 
 import (
 	"strings"
 	"testing"
 )
 
-func TestValidateName(t *testing.T) {
+func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		ok   bool
@@ -36,17 +36,17 @@ func TestValidateName(t *testing.T) {
 		{"secretmanager.googleapis.com/projects/p/secrets/s", false},
 	}
 	for _, tt := range tests {
-		err := ValidateName(tt.name)
+		err := Validate(tt.name)
 		if (err == nil) != tt.ok {
-			t.Errorf("ValidateName(%q) = %v, want ok = %v", tt.name, err, tt.ok)
+			t.Errorf("Validate(%q) = %v, want ok = %v", tt.name, err, tt.ok)
 		}
 	}
 }
 
-func TestValidateNameDoesNotQuoteName(t *testing.T) {
+func TestValidateDoesNotQuoteName(t *testing.T) {
 	const key = "SECRETkey0123456789"
-	err := ValidateName(key)
+	err := Validate(key)
 	if err == nil || strings.Contains(err.Error(), key) {
-		t.Errorf("ValidateName(key) = %v, want an error that does not contain the input", err)
+		t.Errorf("Validate(key) = %v, want an error that does not contain the input", err)
 	}
 }
