@@ -9,11 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"example.com/tokenvendingmachine/internal/functest"
+	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/secretmanagertest"
 )
@@ -55,7 +55,7 @@ func TestV2KeyThroughItsEndpoint(t *testing.T) {
 		"HTTPS_PROXY":                 proxy.URL(),
 		"SSL_CERT_FILE":               certFile,
 	}), "PORT="+strconv.Itoa(port))
-	var out syncBuffer
+	var out logbuf.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	p, err := functest.Start(cmd)
 	if err != nil {
@@ -123,23 +123,4 @@ func withoutProxies(environ []string) []string {
 		out = append(out, kv)
 	}
 	return out
-}
-
-// syncBuffer is a strings.Builder that a process's output may be written
-// to while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
