@@ -14,7 +14,10 @@
 //
 // A [Resolver] remembers the callers of verified credentials, by the
 // credential's SHA-256 (never the credential), until the credential
-// expires, so a repeat request verifies no signature.
+// expires, so a repeat request verifies no signature. They are bounded by
+// count and by bytes (MaxVerified, MaxVerifiedBytes), and a remembered
+// sign-in is served only while the issuer's key that verified it is still
+// in the issuer's key set, which is fetched again every 10 minutes.
 //
 // Every refusal is a failure.Refusal: BadCredentials (invalid, expired,
 // signed by an unknown key, ...) or Forbidden (a user whose id cannot stand
