@@ -1,0 +1,264 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"example.com/tokenvendingmachine/internal/credential"
+	"example.com/tokenvendingmachine/internal/oidctest"
+	"example.com/tokenvendingmachine/internal/scope"
+	"example.com/tokenvendingmachine/internal/ticket"
+)
+
+// Shape is what one shape of request cost the server.
+type Shape struct {
+	// Name says what the requests were.
+	Name string
+	// Status is the status each request should get: 200 for a hit, 401
+	// for a forged credential.
+	Status int
+	// Requests is how many were measured, and Unexpected how many of them
+	// got another status.
+	Requests, Unexpected int
+	// CPU is the server's CPU time over them.
+	CPU CPUTime
+	// Elapsed is how long they took, P50 and P99 their latencies.
+	Elapsed, P50, P99 time.Duration
+}
+
+// CPUPerRequest returns the server's CPU time per request.
+func (s Shape) CPUPerRequest() time.Duration { return s.CPU.Per(s.Requests) }
+
+// requestShape is a shape of request: its credential, built when the shape
+// is measured, and the status it should get.
+type requestShape struct {
+	name   string
+	bearer func() (string, error) // nil: no Authorization header
+	status int
+}
+
+// shapeServer is the environment of the function that -shapes measures:
+// tickets signed with ticketKey and ID tokens from issuer accepted, and
+// anonymous callers still served (TOPICS is the default).
+func shapeServer(ticketKey string, issuer *oidctest.Server) map[string]string {
+	return map[string]string{
+		"TICKET_KEY":    ticketKey,
+		"OIDC_ISSUER":   issuer.Issuer(),
+		"OIDC_AUDIENCE": issuer.Audience(),
+		"OIDC_TOPICS":   "user-{sub}-*",
+	}
+}
+
+// requestShapes are the shapes -shapes measures. The forged credentials
+// are what anyone can write: a ticket signed with a key of their own, an
+// ID token with the claims and published kid of the issuer and a
+// signature of nobody's, and both stretched to credential.MaxLen with a
+// header whose one member nests arrays as deep as fits.
+func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
+	ticketFor := func(secret []byte) func() (string, error) {
+		return func() (string, error) {
+			sc, err := scope.New([]string{"order-42-*"})
+			if err != nil {
+				return "", err
+			}
+			// Signed when its shape is measured: exp is at most
+			// ticket.DefaultMaxTTL ahead.
+			return ticket.Sign(ticket.Key{Secret: secret}, ticket.DefaultAudience,
+				ticket.Claims{Subject: "customer-7", Scope: sc, Expires: time.Now().Add(ticket.DefaultMaxTTL - time.Minute)})
+		}
+	}
+	idClaims := func() string {
+		now := time.Now()
+		b, _ := json.Marshal(map[string]any{
+			"iss": issuer.Issuer(), "aud": issuer.Audience(), "sub": "mallory",
+			"iat": now.Unix(), "auth_time": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		})
+		return string(b)
+	}
+	kid, _ := json.Marshal(issuer.KeyID())
+	ticketHeader := `{"alg":"HS256","typ":"JWT"`
+	idHeader := `{"alg":"RS256","kid":` + string(kid) + `,"typ":"JWT"`
+	const hmacLen, rsaLen = 32, 256 // signature bytes: HS256's, and RS256's with a 2048-bit key
+	return []requestShape{
+		{name: "hit, anonymous", status: http.StatusOK},
+		{name: "hit, ticket", status: http.StatusOK, bearer: ticketFor([]byte(ticketKey))},
+		{name: "hit, ID token", status: http.StatusOK, bearer: func() (string, error) { return issuer.IDToken("alice") }},
+		{name: "forged ticket (another key)", status: http.StatusUnauthorized, bearer: ticketFor([]byte(strings.Repeat("k", 32)))},
+		{name: "forged ID token (published kid)", status: http.StatusUnauthorized, bearer: func() (string, error) {
+			return forge(idHeader+"}", idClaims(), rsaLen), nil
+		}},
+		{name: "8 KB ticket, nested header member", status: http.StatusUnauthorized, bearer: func() (string, error) {
+			tkt, err := ticketFor([]byte(strings.Repeat("k", 32)))()
+			if err != nil {
+				return "", err
+			}
+			return nested(ticketHeader, strings.Split(tkt, ".")[1], hmacLen), nil
+		}},
+		{name: "8 KB ID token, nested header member", status: http.StatusUnauthorized, bearer: func() (string, error) {
+			return nested(idHeader, b64(idClaims()), rsaLen), nil
+		}},
+	}
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// forge returns a compact JWS of header and payload, as written, and
+// sigLen random bytes for a signature.
+func forge(header, payload string, sigLen int) string {
+	return b64(header) + "." + b64(payload) + "." + randomSig(sigLen)
+}
+
+// nested returns a compact JWS of credential.MaxLen bytes at most: a header
+// that opens with open (an unclosed JSON object), then a member "x" whose
+// value nests as many arrays as fit, then payload (base64url) and sigLen
+// random bytes for a signature.
+func nested(open, payload string, sigLen int) string {
+	sig := randomSig(sigLen)
+	prefix := open + `,"x":`
+	room := (credential.MaxLen-len(payload)-len(sig)-2)/4*3 - len(prefix) - 1
+	depth := room / 2
+	header := prefix + strings.Repeat("[", depth) + strings.Repeat("]", depth) + "}"
+	return b64(header) + "." + payload + "." + sig
+}
+
+func randomSig(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// runShapes measures each request shape in turn against one server, and
+// with o.compareFloor against the floor too.
+func runShapes(ctx context.Context, o options, stdout io.Writer) (Report, error) {
+	rep := Report{Requests: o.requests, IPs: o.ips, Concurrency: o.concurrency, Latency: o.latency}
+	emu, err := newEmulator(o.latency)
+	if err != nil {
+		return rep, err
+	}
+	defer emu.Close()
+	issuer, err := oidctest.NewServer(oidctest.Options{})
+	if err != nil {
+		return rep, err
+	}
+	defer issuer.Close()
+	key := make([]byte, 32)
+	rand.Read(key)
+	ticketKey := hex.EncodeToString(key)
+	shapes := requestShapes(ticketKey, issuer)
+
+	srv, err := startServer(functionTarget(emu, shapeServer(ticketKey, issuer)), o.cpuprofile)
+	if err != nil {
+		return rep, err
+	}
+	defer srv.stop()
+	if rep.Shapes, err = srv.measureShapes(ctx, o, shapes, true); err != nil {
+		return rep, err
+	}
+	if o.compareFloor {
+		fl, err := startServer(floorTarget(), "")
+		if err != nil {
+			return rep, fmt.Errorf("floor: %w", err)
+		}
+		defer fl.stop()
+		if rep.FloorShapes, err = fl.measureShapes(ctx, o, shapes, false); err != nil {
+			return rep, fmt.Errorf("floor: %w", err)
+		}
+	}
+	printShapes(stdout, rep)
+	return rep, nil
+}
+
+// measureShapes measures each of shapes in turn. If refused is false,
+// every request should get a 200, as from the floor, which refuses
+// nothing.
+func (s *server) measureShapes(ctx context.Context, o options, shapes []requestShape, refused bool) ([]Shape, error) {
+	var out []Shape
+	for _, rs := range shapes {
+		var header http.Header
+		if rs.bearer != nil {
+			raw, err := rs.bearer()
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", rs.name, err)
+			}
+			header = http.Header{"Authorization": {"Bearer " + raw}}
+		}
+		status := rs.status
+		if !refused {
+			status = http.StatusOK
+		}
+		sh, err := s.measureShape(ctx, o, rs.name, header, status)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sh)
+	}
+	return out, nil
+}
+
+// measureShape sends header from every IP once, to warm s up and cache
+// what a hit needs, then measures o.requests more.
+func (s *server) measureShape(ctx context.Context, o options, name string, header http.Header, status int) (Shape, error) {
+	l := loadSpec{requests: min(o.ips, o.requests), ips: o.ips, concurrency: o.concurrency, header: header, want: status}
+	load(ctx, s.url, l)
+	l.requests = o.requests
+	s.startProfile() // the first time it counts; the profile ends with the server
+	cpu0, err := s.cpu()
+	if err != nil {
+		return Shape{}, err
+	}
+	lat, unexpected, elapsed := load(ctx, s.url, l)
+	if err := ctx.Err(); err != nil {
+		return Shape{}, err
+	}
+	cpu1, err := s.cpu()
+	if err != nil {
+		return Shape{}, err
+	}
+	return Shape{
+		Name: name, Status: status, Requests: o.requests, Unexpected: unexpected,
+		CPU:     CPUTime{User: cpu1.User - cpu0.User, System: cpu1.System - cpu0.System},
+		Elapsed: elapsed, P50: percentile(lat, 0.50), P99: percentile(lat, 0.99),
+	}, nil
+}
+
+func printShapes(w io.Writer, r Report) {
+	fmt.Fprintf(w, "%d requests of each shape over %d IPs, concurrency %d; each shape sent once from every IP first\n", r.Requests, r.IPs, r.Concurrency)
+	fmt.Fprintf(w, "CPU per request of the server process, user+system (user/system)")
+	if r.FloorShapes != nil {
+		fmt.Fprintf(w, "; the floor is sent the same requests, and answers each with its token")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-36s %6s %5s %22s %6s", "shape", "status", "unexp", "function CPU/request", "× hit")
+	if r.FloorShapes != nil {
+		fmt.Fprintf(w, " %22s %8s", "floor CPU/request", "× floor")
+	}
+	fmt.Fprintf(w, " %9s %9s\n", "p50", "p99")
+	var hit time.Duration
+	for i, s := range r.Shapes {
+		if i == 0 {
+			hit = s.CPUPerRequest()
+		}
+		fmt.Fprintf(w, "%-36s %6d %5d %22s %6.2f", s.Name, s.Status, s.Unexpected, cpuColumn(s), ratio(s.CPUPerRequest(), hit))
+		if i < len(r.FloorShapes) {
+			f := r.FloorShapes[i]
+			fmt.Fprintf(w, " %22s %8.2f", cpuColumn(f), ratio(s.CPUPerRequest(), f.CPUPerRequest()))
+		}
+		fmt.Fprintf(w, " %9s %9s\n", ms(s.P50), ms(s.P99))
+	}
+}
+
+// cpuColumn is a shape's CPU per request: total (user/system), in µs.
+func cpuColumn(s Shape) string {
+	n := time.Duration(s.Requests)
+	return fmt.Sprintf("%.1f (%.1f/%.1f)", us(s.CPUPerRequest()), us(s.CPU.User/n), us(s.CPU.System/n))
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) }
