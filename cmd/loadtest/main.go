@@ -27,7 +27,7 @@
 // load, the framework's floor (package floor: a constant token response,
 // nothing called) in a process of its own, and prints both side by side:
 //
-//	go run ./cmd/loadtest -requests 100000 -ips 5000 -concurrency 8 -compare-floor
+//	go run ./cmd/loadtest -requests 100000 -ips 5000 -concurrency 8 -compare-floor -rounds 3
 //
 // # Request shapes
 //
@@ -41,10 +41,15 @@
 // from every IP before it is measured, so that a hit is a hit. With
 // -compare-floor, the floor is a row too.
 //
-//	go run ./cmd/loadtest -shapes -requests 20000 -ips 1000 -concurrency 8
+//	go run ./cmd/loadtest -shapes -requests 20000 -ips 1000 -concurrency 8 -compare-floor -rounds 3
+//
+// The machine's other work moves these numbers. -rounds N measures N
+// times, the function and the floor in turns (fresh servers each round,
+// or, with -shapes, the same servers and each shape in turn), and prints
+// each round's CPU per request, the median and the range.
 //
 // -cpuprofile writes a CPU profile of the function's server over the
-// measured requests, for go tool pprof.
+// measured requests (of the first round), for go tool pprof.
 package main
 
 import (
@@ -124,6 +129,9 @@ type Report struct {
 	// -compare-floor and without -shapes; nil otherwise. Its Calls and
 	// Mints are zero: it calls nothing.
 	Floor *Report
+	// Rounds are the reports of each round, the first being this one's,
+	// with -rounds above 1; nil otherwise.
+	Rounds []Report
 	// Shapes are the request shapes measured, with -shapes; nil otherwise.
 	// Then the fields above but the run's shape are zero. FloorShapes are
 	// the same requests sent to the floor, with -compare-floor too.
@@ -191,7 +199,12 @@ func (r Report) OK() bool {
 		}
 		return true
 	}
-	return r.Failed == 0 && r.Mints == r.IPs && (r.Floor == nil || r.Floor.Failed == 0)
+	for _, r := range append([]Report{r}, r.Rounds...) {
+		if r.Failed != 0 || r.Mints != r.IPs || (r.Floor != nil && r.Floor.Failed != 0) {
+			return false
+		}
+	}
+	return true
 }
 
 // errUsage means the arguments were wrong, and the flag package has
@@ -201,6 +214,7 @@ var errUsage = errors.New("usage")
 // options are a run's flags.
 type options struct {
 	requests, ips, concurrency int
+	rounds                     int
 	latency                    time.Duration
 	compareFloor, shapes       bool
 	cpuprofile                 string
@@ -215,6 +229,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	fs.IntVar(&o.requests, "requests", 100_000, "requests to send (with -shapes, of each shape)")
 	fs.IntVar(&o.ips, "ips", 1000, "distinct client IPs")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "requests in flight at once")
+	fs.IntVar(&o.rounds, "rounds", 1, "measure this many times, in turns, and report the median and range of CPU per request")
 	fs.DurationVar(&o.latency, "latency", 2*time.Millisecond, "latency the emulator adds to each Momento call")
 	fs.BoolVar(&o.compareFloor, "compare-floor", false, "also serve the functions framework's floor (a constant token, nothing called) under the same load, and compare CPU per request")
 	fs.BoolVar(&o.shapes, "shapes", false, "measure CPU per request of each shape of request (hits, forged credentials) instead of a mix of new and repeat visits")
@@ -224,23 +239,32 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	} else if err != nil {
 		return Report{}, errUsage
 	}
-	if o.requests < 1 || o.ips < 1 || o.ips > 1<<24 || o.concurrency < 1 {
-		return Report{}, errors.New("-requests, -ips (at most 16777216) and -concurrency must be positive")
+	if o.requests < 1 || o.ips < 1 || o.ips > 1<<24 || o.concurrency < 1 || o.rounds < 1 {
+		return Report{}, errors.New("-requests, -ips (at most 16777216), -concurrency and -rounds must be positive")
 	}
 	if o.shapes {
 		return runShapes(ctx, o, stdout)
 	}
-	rep, err := loadFunction(ctx, o)
-	if err != nil {
-		return rep, err
-	}
-	if o.compareFloor {
-		o.cpuprofile = "" // the function's
-		floor, err := loadFloor(ctx, o)
+	var rep Report
+	for round := range o.rounds {
+		r, err := loadFunction(ctx, o)
 		if err != nil {
-			return rep, fmt.Errorf("floor: %w", err)
+			return r, err
 		}
-		rep.Floor = &floor
+		o.cpuprofile = "" // of the first round only
+		if o.compareFloor {
+			floor, err := loadFloor(ctx, o)
+			if err != nil {
+				return r, fmt.Errorf("floor: %w", err)
+			}
+			r.Floor = &floor
+		}
+		if round == 0 {
+			rep = r
+		}
+		if o.rounds > 1 {
+			rep.Rounds = append(rep.Rounds, r)
+		}
 	}
 	printReport(stdout, rep)
 	return rep, nil
@@ -430,10 +454,41 @@ func printReport(w io.Writer, r Report) {
 				us(row.r.CPU.User/n), us(row.r.CPU.System/n), row.r.RPS(), ms(row.r.P50), ms(row.r.P99), row.r.Failed)
 		}
 		fmt.Fprintf(w, "ratio      %.2f× the floor's CPU per request\n", float64(r.CPU.Total())/float64(max(f.CPU.Total(), 1)))
+		if len(r.Rounds) > 1 {
+			printRounds(w, r.Rounds)
+		}
 		if !r.Answer.Like(f.Answer) {
 			fmt.Fprintf(w, "note       the answers differ: function %v, %d bytes; floor %v, %d bytes\n", r.Answer.Header, r.Answer.Body, f.Answer.Header, f.Answer.Body)
 		}
 	}
+}
+
+// printRounds prints the function's and the floor's CPU per request in each
+// round, and their medians and ranges.
+func printRounds(w io.Writer, rounds []Report) {
+	fmt.Fprintf(w, "\n%-10s %17s %17s %10s\n", "round", "function", "floor", "ratio")
+	var fn, fl, ratios []float64
+	for i, r := range rounds {
+		a, b := us(r.CPUPerRequest()), us(r.Floor.CPUPerRequest())
+		fn, fl, ratios = append(fn, a), append(fl, b), append(ratios, a/b)
+		fmt.Fprintf(w, "%-10d %14.1f µs %14.1f µs %9.2f×\n", i+1, a, b, a/b)
+	}
+	fmt.Fprintf(w, "%-10s %17s %17s %10s\n", "median", fmt.Sprintf("%.1f µs", median(fn)), fmt.Sprintf("%.1f µs", median(fl)), fmt.Sprintf("%.2f×", median(ratios)))
+	fmt.Fprintf(w, "%-10s %17s %17s %10s\n", "range", spread(fn, "%.1f")+" µs", spread(fl, "%.1f")+" µs", spread(ratios, "%.2f"))
+}
+
+// median returns the median of xs.
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// spread formats the range of xs, each with format.
+func spread(xs []float64, format string) string {
+	return fmt.Sprintf(format+"–"+format, slices.Min(xs), slices.Max(xs))
 }
 
 // us returns d in microseconds.

@@ -73,11 +73,14 @@ func TestCompareFloor(t *testing.T) {
 		t.Skip("starts two server processes")
 	}
 	var out strings.Builder
-	rep, err := run(context.Background(), []string{"-requests", "2000", "-ips", "100", "-concurrency", "4", "-latency", "0", "-compare-floor"}, &out)
+	rep, err := run(context.Background(), []string{"-requests", "2000", "-ips", "100", "-concurrency", "4", "-latency", "0", "-compare-floor", "-rounds", "2"}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	t.Logf("\n%s", out.String())
+	if len(rep.Rounds) != 2 || rep.Rounds[1].Floor == nil || rep.Rounds[1].Mints != 100 {
+		t.Errorf("-rounds 2 reported %d rounds, want 2, each with its own servers and mints", len(rep.Rounds))
+	}
 	if rep.Floor == nil {
 		t.Fatal("-compare-floor reported no floor")
 	}
@@ -91,7 +94,7 @@ func TestCompareFloor(t *testing.T) {
 	if !rep.Answer.Like(rep.Floor.Answer) {
 		t.Errorf("the function answers %+v, the floor %+v: want the same header names and body size", rep.Answer, rep.Floor.Answer)
 	}
-	for _, want := range []string{"server CPU", "× the floor's CPU per request"} {
+	for _, want := range []string{"server CPU", "× the floor's CPU per request", "median", "range"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
@@ -105,7 +108,7 @@ func TestShapes(t *testing.T) {
 		t.Skip("starts two server processes")
 	}
 	var out strings.Builder
-	rep, err := run(context.Background(), []string{"-shapes", "-requests", "300", "-ips", "30", "-concurrency", "4", "-latency", "0", "-compare-floor"}, &out)
+	rep, err := run(context.Background(), []string{"-shapes", "-requests", "300", "-ips", "30", "-concurrency", "4", "-latency", "0", "-compare-floor", "-rounds", "2"}, &out)
 	if err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
@@ -114,22 +117,23 @@ func TestShapes(t *testing.T) {
 		Name       string
 		Status     int
 		Unexpected int
+		Rounds     int
 	}
 	rows := func(shapes []Shape) []row {
 		var out []row
 		for _, s := range shapes {
-			out = append(out, row{s.Name, s.Status, s.Unexpected})
+			out = append(out, row{s.Name, s.Status, s.Unexpected, len(s.CPU)})
 		}
 		return out
 	}
 	want := []row{
-		{"hit, anonymous", 200, 0},
-		{"hit, ticket", 200, 0},
-		{"hit, ID token", 200, 0},
-		{"forged ticket (another key)", 401, 0},
-		{"forged ID token (published kid)", 401, 0},
-		{"8 KB ticket, nested header member", 401, 0},
-		{"8 KB ID token, nested header member", 401, 0},
+		{"hit, anonymous", 200, 0, 2},
+		{"hit, ticket", 200, 0, 2},
+		{"hit, ID token", 200, 0, 2},
+		{"forged ticket (another key)", 401, 0, 2},
+		{"forged ID token (published kid)", 401, 0, 2},
+		{"8 KB ticket, nested header member", 401, 0, 2},
+		{"8 KB ID token, nested header member", 401, 0, 2},
 	}
 	if diff := cmp.Diff(want, rows(rep.Shapes)); diff != "" {
 		t.Errorf("function's shapes (-want +got):\n%s", diff)

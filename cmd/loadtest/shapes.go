@@ -18,24 +18,36 @@ import (
 	"example.com/tokenvendingmachine/internal/ticket"
 )
 
-// Shape is what one shape of request cost the server.
+// Shape is what one shape of request cost a server.
 type Shape struct {
 	// Name says what the requests were.
 	Name string
 	// Status is the status each request should get: 200 for a hit, 401
 	// for a forged credential.
 	Status int
-	// Requests is how many were measured, and Unexpected how many of them
-	// got another status.
+	// Requests is how many were measured in each round, and Unexpected
+	// how many of all rounds' got another status.
 	Requests, Unexpected int
-	// CPU is the server's CPU time over them.
-	CPU CPUTime
-	// Elapsed is how long they took, P50 and P99 their latencies.
-	Elapsed, P50, P99 time.Duration
+	// CPU is the server's CPU time over each round's requests.
+	CPU []CPUTime
+	// P50 and P99 are the latencies of the last round.
+	P50, P99 time.Duration
 }
 
-// CPUPerRequest returns the server's CPU time per request.
-func (s Shape) CPUPerRequest() time.Duration { return s.CPU.Per(s.Requests) }
+// CPUPerRequest returns the server's CPU time per request: the median of
+// the rounds'.
+func (s Shape) CPUPerRequest() time.Duration {
+	return time.Duration(median(s.perRequest()) * 1000)
+}
+
+// perRequest returns each round's CPU per request, in µs.
+func (s Shape) perRequest() []float64 {
+	var out []float64
+	for _, c := range s.CPU {
+		out = append(out, us(c.Per(s.Requests)))
+	}
+	return out
+}
 
 // requestShape is a shape of request: its credential, built when the shape
 // is measured, and the status it should get.
@@ -136,7 +148,7 @@ func randomSig(n int) string {
 }
 
 // runShapes measures each request shape in turn against one server, and
-// with o.compareFloor against the floor too.
+// with o.compareFloor against the floor too, right after; o.rounds times.
 func runShapes(ctx context.Context, o options, stdout io.Writer) (Report, error) {
 	rep := Report{Requests: o.requests, IPs: o.ips, Concurrency: o.concurrency, Latency: o.latency}
 	emu, err := newEmulator(o.latency)
@@ -159,93 +171,84 @@ func runShapes(ctx context.Context, o options, stdout io.Writer) (Report, error)
 		return rep, err
 	}
 	defer srv.stop()
-	if rep.Shapes, err = srv.measureShapes(ctx, o, shapes, true); err != nil {
-		return rep, err
-	}
+	var fl *server
 	if o.compareFloor {
-		fl, err := startServer(floorTarget(), "")
-		if err != nil {
+		if fl, err = startServer(floorTarget(), ""); err != nil {
 			return rep, fmt.Errorf("floor: %w", err)
 		}
 		defer fl.stop()
-		if rep.FloorShapes, err = fl.measureShapes(ctx, o, shapes, false); err != nil {
-			return rep, fmt.Errorf("floor: %w", err)
+		rep.FloorShapes = make([]Shape, len(shapes))
+	}
+	rep.Shapes = make([]Shape, len(shapes))
+	for range o.rounds {
+		for i, rs := range shapes {
+			// Built anew each round: a ticket's exp is at most minutes
+			// ahead.
+			var header http.Header
+			if rs.bearer != nil {
+				raw, err := rs.bearer()
+				if err != nil {
+					return rep, fmt.Errorf("%s: %w", rs.name, err)
+				}
+				header = http.Header{"Authorization": {"Bearer " + raw}}
+			}
+			if err := srv.measureShape(ctx, o, &rep.Shapes[i], rs.name, header, rs.status); err != nil {
+				return rep, err
+			}
+			if fl != nil {
+				// The floor refuses nothing.
+				if err := fl.measureShape(ctx, o, &rep.FloorShapes[i], rs.name, header, http.StatusOK); err != nil {
+					return rep, fmt.Errorf("floor: %w", err)
+				}
+			}
 		}
 	}
 	printShapes(stdout, rep)
 	return rep, nil
 }
 
-// measureShapes measures each of shapes in turn. If refused is false,
-// every request should get a 200, as from the floor, which refuses
-// nothing.
-func (s *server) measureShapes(ctx context.Context, o options, shapes []requestShape, refused bool) ([]Shape, error) {
-	var out []Shape
-	for _, rs := range shapes {
-		var header http.Header
-		if rs.bearer != nil {
-			raw, err := rs.bearer()
-			if err != nil {
-				return nil, fmt.Errorf("%s: %w", rs.name, err)
-			}
-			header = http.Header{"Authorization": {"Bearer " + raw}}
-		}
-		status := rs.status
-		if !refused {
-			status = http.StatusOK
-		}
-		sh, err := s.measureShape(ctx, o, rs.name, header, status)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, sh)
-	}
-	return out, nil
-}
-
 // measureShape sends header from every IP once, to warm s up and cache
-// what a hit needs, then measures o.requests more.
-func (s *server) measureShape(ctx context.Context, o options, name string, header http.Header, status int) (Shape, error) {
+// what a hit needs, then measures o.requests more, and adds that round
+// to sh.
+func (s *server) measureShape(ctx context.Context, o options, sh *Shape, name string, header http.Header, status int) error {
 	l := loadSpec{requests: min(o.ips, o.requests), ips: o.ips, concurrency: o.concurrency, header: header, want: status}
 	load(ctx, s.url, l)
 	l.requests = o.requests
-	s.startProfile() // the first time it counts; the profile ends with the server
+	s.startProfile() // the first time counts; the profile ends with the server
 	cpu0, err := s.cpu()
 	if err != nil {
-		return Shape{}, err
+		return err
 	}
-	lat, unexpected, elapsed := load(ctx, s.url, l)
+	lat, unexpected, _ := load(ctx, s.url, l)
 	if err := ctx.Err(); err != nil {
-		return Shape{}, err
+		return err
 	}
 	cpu1, err := s.cpu()
 	if err != nil {
-		return Shape{}, err
+		return err
 	}
-	return Shape{
-		Name: name, Status: status, Requests: o.requests, Unexpected: unexpected,
-		CPU:     CPUTime{User: cpu1.User - cpu0.User, System: cpu1.System - cpu0.System},
-		Elapsed: elapsed, P50: percentile(lat, 0.50), P99: percentile(lat, 0.99),
-	}, nil
+	sh.Name, sh.Status, sh.Requests = name, status, o.requests
+	sh.Unexpected += unexpected
+	sh.CPU = append(sh.CPU, CPUTime{User: cpu1.User - cpu0.User, System: cpu1.System - cpu0.System})
+	sh.P50, sh.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	return nil
 }
 
 func printShapes(w io.Writer, r Report) {
-	fmt.Fprintf(w, "%d requests of each shape over %d IPs, concurrency %d; each shape sent once from every IP first\n", r.Requests, r.IPs, r.Concurrency)
-	fmt.Fprintf(w, "CPU per request of the server process, user+system (user/system)")
+	rounds := len(r.Shapes[0].CPU)
+	fmt.Fprintf(w, "%d requests of each shape over %d IPs, concurrency %d, %d round(s); each shape sent once from every IP first\n", r.Requests, r.IPs, r.Concurrency, rounds)
+	fmt.Fprintf(w, "CPU per request of the server process, user+system, in µs: the median of the rounds [their range]")
 	if r.FloorShapes != nil {
-		fmt.Fprintf(w, "; the floor is sent the same requests, and answers each with its token")
+		fmt.Fprintf(w, ";\nthe floor is sent the same requests, each right after the function, and answers each with its token")
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "%-36s %6s %5s %22s %6s", "shape", "status", "unexp", "function CPU/request", "× hit")
+	fmt.Fprintf(w, "%-36s %6s %5s %22s %6s", "shape", "status", "unexp", "function", "× hit")
 	if r.FloorShapes != nil {
-		fmt.Fprintf(w, " %22s %8s", "floor CPU/request", "× floor")
+		fmt.Fprintf(w, " %22s %8s", "floor", "× floor")
 	}
 	fmt.Fprintf(w, " %9s %9s\n", "p50", "p99")
-	var hit time.Duration
+	hit := r.Shapes[0].CPUPerRequest()
 	for i, s := range r.Shapes {
-		if i == 0 {
-			hit = s.CPUPerRequest()
-		}
 		fmt.Fprintf(w, "%-36s %6d %5d %22s %6.2f", s.Name, s.Status, s.Unexpected, cpuColumn(s), ratio(s.CPUPerRequest(), hit))
 		if i < len(r.FloorShapes) {
 			f := r.FloorShapes[i]
@@ -255,10 +258,13 @@ func printShapes(w io.Writer, r Report) {
 	}
 }
 
-// cpuColumn is a shape's CPU per request: total (user/system), in µs.
+// cpuColumn is a shape's CPU per request: the median [the range].
 func cpuColumn(s Shape) string {
-	n := time.Duration(s.Requests)
-	return fmt.Sprintf("%.1f (%.1f/%.1f)", us(s.CPUPerRequest()), us(s.CPU.User/n), us(s.CPU.System/n))
+	per := s.perRequest()
+	if len(per) == 1 {
+		return fmt.Sprintf("%.1f", per[0])
+	}
+	return fmt.Sprintf("%.1f [%s]", median(per), spread(per, "%.1f"))
 }
 
 func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) }
