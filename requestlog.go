@@ -44,8 +44,15 @@ type logEntry struct {
 }
 
 // writeLogLine writes the request's one log line. Nothing in it is text the
-// caller wrote, so no line grows with the caller's input.
+// caller wrote, so no line grows with the caller's input. The record goes
+// to the logger's handler directly: slog.Logger would also look up the
+// caller's program counter, which no line shows.
 func (h *handler) writeLogLine(r *http.Request, status int, le *logEntry, start time.Time) {
+	ctx := context.Background()
+	lh := h.log.Handler()
+	if !lh.Enabled(ctx, le.level) {
+		return
+	}
 	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs,
 		slog.String("method", methodName(r.Method)),
@@ -77,7 +84,9 @@ func (h *handler) writeLogLine(r *http.Request, status int, le *logEntry, start 
 		}
 		attrs = append(attrs, slog.String(cloudlog.TraceKey, trace))
 	}
-	h.log.LogAttrs(context.Background(), le.level, logRequest, attrs...)
+	rec := slog.NewRecord(time.Now(), le.level, logRequest, 0)
+	rec.AddAttrs(attrs...)
+	lh.Handle(ctx, rec)
 }
 
 // methodName returns m if it is a method HTTP defines, and "other" if not:
