@@ -36,10 +36,13 @@
 // process like the emulator): repeat visits (anonymous, with a ticket,
 // with an ID token), and forged credentials, which must be refused with a
 // 401 (a ticket signed with another key, an ID token under the issuer's
-// published kid with a signature of nobody's, and 8 KB versions of both
-// whose header holds a deeply nested member). Each shape is sent once
-// from every IP before it is measured, so that a hit is a hit. With
-// -compare-floor, the floor is a row too.
+// published kid with a signature of nobody's, 8 KB versions of both whose
+// header holds a deeply nested member, and an 8 KB ID token under the
+// published kid, the costliest to refuse). Each shape is sent once from
+// every IP before it is measured, so that a hit is a hit. With
+// -compare-floor, the floor is sent each shape too, right after the
+// function, and answers it with its token: what reading the request costs
+// net/http.
 //
 //	go run ./cmd/loadtest -shapes -requests 20000 -ips 1000 -concurrency 8 -compare-floor -rounds 3
 //

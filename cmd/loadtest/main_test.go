@@ -134,6 +134,7 @@ func TestShapes(t *testing.T) {
 		{"forged ID token (published kid)", 401, 0, 2},
 		{"8 KB ticket, nested header member", 401, 0, 2},
 		{"8 KB ID token, nested header member", 401, 0, 2},
+		{"8 KB ID token, published kid", 401, 0, 2},
 	}
 	if diff := cmp.Diff(want, rows(rep.Shapes)); diff != "" {
 		t.Errorf("function's shapes (-want +got):\n%s", diff)
@@ -159,6 +160,17 @@ func TestNestedIsAsLongAsAllowed(t *testing.T) {
 		if b, err := base64.RawURLEncoding.DecodeString(header); err != nil || !json.Valid(b) || !strings.Contains(string(b), "[[[[") {
 			t.Errorf("nested(%s) header %.40s...: not JSON with a nested member (%v)", open, b, err)
 		}
+	}
+}
+
+func TestLongIsAsLongAsAllowed(t *testing.T) {
+	tok := long(`{"alg":"RS256","kid":"oidctest-1","typ":"JWT"}`, `{"sub":"mallory"}`, 256)
+	if len(tok) > credential.MaxLen || len(tok) < credential.MaxLen-8 {
+		t.Errorf("long() is %d bytes long, want just under %d", len(tok), credential.MaxLen)
+	}
+	p := strings.Split(tok, ".")
+	if b, err := base64.RawURLEncoding.DecodeString(p[1]); err != nil || !json.Valid(b) {
+		t.Errorf("long() payload %.40s...: not JSON (%v)", b, err)
 	}
 }
 

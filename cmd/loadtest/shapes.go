@@ -72,8 +72,9 @@ func shapeServer(ticketKey string, issuer *oidctest.Server) map[string]string {
 // requestShapes are the shapes -shapes measures. The forged credentials
 // are what anyone can write: a ticket signed with a key of their own, an
 // ID token with the claims and published kid of the issuer and a
-// signature of nobody's, and both stretched to credential.MaxLen with a
-// header whose one member nests arrays as deep as fits.
+// signature of nobody's, both stretched to credential.MaxLen with a
+// header whose one member nests arrays as deep as fits, and the ID token
+// stretched by its claims instead.
 func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
 	ticketFor := func(secret []byte) func() (string, error) {
 		return func() (string, error) {
@@ -117,6 +118,11 @@ func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
 		{name: "8 KB ID token, nested header member", status: http.StatusUnauthorized, bearer: func() (string, error) {
 			return nested(idHeader, b64(idClaims()), rsaLen), nil
 		}},
+		// The longest refusal: a token of a JWS's shape, so hashed for
+		// the verified callers, then refused by one signature check.
+		{name: "8 KB ID token, published kid", status: http.StatusUnauthorized, bearer: func() (string, error) {
+			return long(idHeader+"}", idClaims(), rsaLen), nil
+		}},
 	}
 }
 
@@ -139,6 +145,16 @@ func nested(open, payload string, sigLen int) string {
 	depth := room / 2
 	header := prefix + strings.Repeat("[", depth) + strings.Repeat("]", depth) + "}"
 	return b64(header) + "." + payload + "." + sig
+}
+
+// long returns a compact JWS of credential.MaxLen bytes at most: header
+// and payload, the payload's JSON padded with a claim "x" as long as fits,
+// and sigLen random bytes for a signature.
+func long(header, payload string, sigLen int) string {
+	sig := randomSig(sigLen)
+	room := (credential.MaxLen-len(b64(header))-len(sig)-2)/4*3 - len(payload) - len(`,"x":""`)
+	padded := strings.TrimSuffix(payload, "}") + `,"x":"` + strings.Repeat("x", room) + `"}`
+	return b64(header) + "." + b64(padded) + "." + sig
 }
 
 func randomSig(n int) string {
