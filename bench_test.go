@@ -207,8 +207,8 @@ func TestL1HitAllocations(t *testing.T) {
 	if withIDToken > 2*anon {
 		t.Errorf("an L1 hit with an ID token allocates %.0f times, want at most twice an anonymous one's %.0f", withIDToken, anon)
 	}
-	if anon > 30 {
-		t.Errorf("an L1 hit allocates %.0f times, want at most 30", anon)
+	if anon > 10 {
+		t.Errorf("an L1 hit allocates %.0f times, want at most 10", anon)
 	}
 	if withTicket > 2*anon {
 		t.Errorf("an L1 hit with a ticket allocates %.0f times, want at most twice an anonymous one's %.0f", withTicket, anon)
