@@ -20,20 +20,19 @@ const preflightMaxAge = "7200"
 // false for an origin not in allowed. A nil allowed means any origin. A
 // request without an Origin is not a CORS request and goes on without them.
 func allowOrigin(hdr http.Header, origin string, allowed []string) bool {
-	allow := func(origin string) bool {
-		hdr.Set("Access-Control-Allow-Origin", origin)
-		hdr.Set("Access-Control-Expose-Headers", "Retry-After") // so a page can back off
-		return true
-	}
 	if allowed == nil {
-		return allow("*")
+		hdr["Access-Control-Allow-Origin"] = anyOrigin
+		hdr["Access-Control-Expose-Headers"] = exposeRetryAfter // so a page can back off
+		return true
 	}
 	hdr.Add("Vary", "Origin")
 	if origin == "" {
 		return true
 	}
 	if canon, ok := config.CanonicalOrigin(origin); ok && slices.Contains(allowed, canon) {
-		return allow(origin)
+		hdr.Set("Access-Control-Allow-Origin", origin)
+		hdr["Access-Control-Expose-Headers"] = exposeRetryAfter
+		return true
 	}
 	return false
 }

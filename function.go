@@ -148,7 +148,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 // response is written.
 func (h *handler) gate(w http.ResponseWriter, r *http.Request, le *logEntry) (answered bool, err error) {
 	hdr := w.Header()
-	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr["X-Content-Type-Options"] = nosniff
 	if r.URL.Path == "/favicon.ico" || r.URL.Path == "/robots.txt" {
 		// Browsers ask for these when the URL is opened directly; they
 		// must not cost a token.
@@ -158,7 +158,7 @@ func (h *handler) gate(w http.ResponseWriter, r *http.Request, le *logEntry) (an
 	}
 
 	if h.cfgErr != nil {
-		hdr.Set("Access-Control-Allow-Origin", "*") // so a page can read the error
+		hdr["Access-Control-Allow-Origin"] = anyOrigin // so a page can read the error
 	} else if !allowOrigin(hdr, r.Header.Get("Origin"), h.cfg.AllowedOrigins) {
 		return false, errOriginRefused
 	} else if h.cfg.AllowedOrigins != nil && unreadable(r.Header) {

@@ -44,8 +44,15 @@ type logEntry struct {
 }
 
 // writeLogLine writes the request's one log line. Nothing in it is text the
-// caller wrote, so no line grows with the caller's input.
+// caller wrote, so no line grows with the caller's input. The record goes
+// to the logger's handler directly: slog.Logger would also look up the
+// caller's program counter, which no line shows.
 func (h *handler) writeLogLine(r *http.Request, status int, le *logEntry, start time.Time) {
+	ctx := context.Background()
+	lh := h.log.Handler()
+	if !lh.Enabled(ctx, le.level) {
+		return
+	}
 	attrs := make([]slog.Attr, 0, 12)
 	attrs = append(attrs,
 		slog.String("method", methodName(r.Method)),
@@ -77,7 +84,9 @@ func (h *handler) writeLogLine(r *http.Request, status int, le *logEntry, start 
 		}
 		attrs = append(attrs, slog.String(cloudlog.TraceKey, trace))
 	}
-	h.log.LogAttrs(context.Background(), le.level, logRequest, attrs...)
+	rec := slog.NewRecord(time.Now(), le.level, logRequest, 0)
+	rec.AddAttrs(attrs...)
+	lh.Handle(ctx, rec)
 }
 
 // methodName returns m if it is a method HTTP defines, and "other" if not:
@@ -111,21 +120,31 @@ func traceID(header string) string {
 func newLabeler() *sync.Pool {
 	key := make([]byte, 16)
 	rand.Read(key) // never fails (Go 1.24+)
-	return &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}
+	return &sync.Pool{New: func() any { return &labeler{mac: hmac.New(sha256.New, key)} }}
+}
+
+// labeler is a keyed hash and the room to use it without allocating.
+type labeler struct {
+	mac hash.Hash
+	in  []byte // the key hashed last
+	sum [sha256.Size]byte
 }
 
 // label names a caller key in logs: a short keyed hash, stable for the
 // instance's life, from which the IP or identity cannot be recovered. The
-// HMACs are pooled: building one per request cost more than the rest of
-// a cache hit's logging.
+// HMACs are pooled, with their buffers: building one per request cost
+// more than the rest of a cache hit's logging.
 func (h *handler) label(key string) string {
-	m := h.labeler.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(key))
-	var sum [sha256.Size]byte
-	label := hex.EncodeToString(m.Sum(sum[:0])[:6])
-	h.labeler.Put(m)
-	return label
+	l := h.labeler.Get().(*labeler)
+	l.mac.Reset()
+	l.in = append(l.in[:0], key...)
+	l.mac.Write(l.in)
+	var label [12]byte
+	hex.Encode(label[:], l.mac.Sum(l.sum[:0])[:6])
+	if cap(l.in) <= 1<<10 {
+		h.labeler.Put(l)
+	}
+	return string(label[:])
 }
 
 // statusRecorder remembers the status a handler wrote.

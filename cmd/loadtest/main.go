@@ -7,52 +7,77 @@
 //
 // It prints the cold start (from starting the server process to its first
 // token), requests per second, p50/p90/p99 latency, Momento calls per
-// request and per true miss, mints, and the server's peak and final
-// resident memory. It exits
-// 1 if any request failed or the mints differ from the distinct IPs.
+// request and per true miss, mints, the server's CPU time per request, and
+// its peak and final resident memory. It exits 1 if any request failed or
+// the mints differ from the distinct IPs.
 //
 // Each request carries X-Forwarded-For with its client's IP, as Google's
 // front end adds it. Request i comes from IP i mod -ips, so the first -ips
 // requests mint and the rest are repeat visits. The server's limits
 // (FLEET_MINT_*, and the per-instance limits derived from it) are raised so
 // that they do not shape the run; the fleet budget is still counted.
+//
+// # CPU per request, and the floor
+//
+// The server is its own process (this binary, started again as the
+// server), so its CPU time is the function's own: user plus system time,
+// from /proc, over the run's requests, divided by them. It includes what
+// serving costs whoever serves: net/http, the functions framework, the
+// runtime. -compare-floor serves, after the function and under the same
+// load, the framework's floor (package floor: a constant token response,
+// nothing called) in a process of its own, and prints both side by side:
+//
+//	go run ./cmd/loadtest -requests 100000 -ips 5000 -concurrency 8 -compare-floor -rounds 3
+//
+// # Request shapes
+//
+// -shapes measures, instead, one shape of request at a time against one
+// server that accepts tickets and ID tokens (from a fake issuer, in this
+// process like the emulator): repeat visits (anonymous, with a ticket,
+// with an ID token), and forged credentials, which must be refused with a
+// 401 (a ticket signed with another key, an ID token under the issuer's
+// published kid with a signature of nobody's, 8 KB versions of both whose
+// header holds a deeply nested member, and an 8 KB ID token under the
+// published kid, the costliest to refuse). Each shape is sent once from
+// every IP before it is measured, so that a hit is a hit. With
+// -compare-floor, the floor is sent each shape too, right after the
+// function, and answers it with its token: what reading the request costs
+// net/http.
+//
+//	go run ./cmd/loadtest -shapes -requests 20000 -ips 1000 -concurrency 8 -compare-floor -rounds 3
+//
+// The machine's other work moves these numbers. -rounds N measures N
+// times, the function and the floor in turns (fresh servers each round,
+// or, with -shapes, the same servers and each shape in turn), and prints
+// each round's CPU per request, the median and the range.
+//
+// -cpuprofile writes a CPU profile of the function's server over the
+// measured requests (of the first round), for go tool pprof.
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"os/signal"
 	"slices"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/GoogleCloudPlatform/functions-framework-go/funcframework"
-
-	_ "example.com/tokenvendingmachine" // registers the function, for the server role
 	"example.com/tokenvendingmachine/internal/config"
-	"example.com/tokenvendingmachine/internal/functest"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
-// serverRoleEnv, set in the child's environment, makes the binary serve the
-// function instead of driving it.
-const serverRoleEnv = "LOADTEST_SERVER_PORT"
-
 func main() {
 	if port := os.Getenv(serverRoleEnv); port != "" {
-		if err := funcframework.StartHostPort("127.0.0.1", port); err != nil {
+		if err := serve(port); err != nil {
 			fmt.Fprintln(os.Stderr, "server:", err)
 			os.Exit(1)
 		}
@@ -70,7 +95,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
-	if rep.Failed > 0 || rep.Mints != rep.IPs {
+	if !rep.OK() {
 		os.Exit(1)
 	}
 }
@@ -97,10 +122,54 @@ type Report struct {
 	// PeakRSS and FinalRSS are the server's resident memory in bytes; 0 if
 	// unknown.
 	PeakRSS, FinalRSS int64
+	// CPU is the server process's CPU time, user and system, over the
+	// run's requests; 0 if unknown.
+	CPU CPUTime
+	// Answer is the server's first token response.
+	Answer Answer
+
+	// Floor is the framework's floor under the same load, with
+	// -compare-floor and without -shapes; nil otherwise. Its Calls and
+	// Mints are zero: it calls nothing.
+	Floor *Report
+	// Rounds are the reports of each round, the first being this one's,
+	// with -rounds above 1; nil otherwise.
+	Rounds []Report
+	// Shapes are the request shapes measured, with -shapes; nil otherwise.
+	// Then the fields above but the run's shape are zero. FloorShapes are
+	// the same requests sent to the floor, with -compare-floor too.
+	Shapes, FloorShapes []Shape
 }
+
+// CPUTime is a process's CPU time.
+type CPUTime struct{ User, System time.Duration }
+
+// Total returns user plus system time.
+func (c CPUTime) Total() time.Duration { return c.User + c.System }
+
+// Per returns the time per one of n.
+func (c CPUTime) Per(n int) time.Duration { return c.Total() / time.Duration(max(n, 1)) }
+
+// Answer describes a response: its header's names and its body's size.
+type Answer struct {
+	Header []string // canonical names, sorted, without Date
+	Body   int
+}
+
+// Like reports whether a and b write about the same bytes: the same
+// header names, and bodies within 5% of each other's size (a token's
+// length varies with the emulator's address).
+func (a Answer) Like(b Answer) bool {
+	return slices.Equal(a.Header, b.Header) && 20*abs(a.Body-b.Body) <= max(a.Body, b.Body)
+}
+
+func abs(n int) int { return max(n, -n) }
 
 // RPS returns requests per second.
 func (r Report) RPS() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+
+// CPUPerRequest returns the server's CPU time per request.
+func (r Report) CPUPerRequest() time.Duration { return r.CPU.Per(r.Requests) }
 
 // CallsPerRequest returns Momento calls per request.
 func (r Report) CallsPerRequest() float64 {
@@ -122,87 +191,199 @@ func (r Report) CallsPerMiss() float64 {
 	return float64(n) / float64(max(r.Calls["GenerateDisposableToken"], 1))
 }
 
+// OK reports whether the run went as it should: every request answered as
+// expected and, for the function under load, one mint per distinct IP.
+func (r Report) OK() bool {
+	if r.Shapes != nil {
+		for _, s := range slices.Concat(r.Shapes, r.FloorShapes) {
+			if s.Unexpected > 0 {
+				return false
+			}
+		}
+		return true
+	}
+	for _, r := range append([]Report{r}, r.Rounds...) {
+		if r.Failed != 0 || r.Mints != r.IPs || (r.Floor != nil && r.Floor.Failed != 0) {
+			return false
+		}
+	}
+	return true
+}
+
 // errUsage means the arguments were wrong, and the flag package has
 // printed why and the usage.
 var errUsage = errors.New("usage")
+
+// options are a run's flags.
+type options struct {
+	requests, ips, concurrency int
+	rounds                     int
+	latency                    time.Duration
+	compareFloor, shapes       bool
+	cpuprofile                 string
+}
 
 // run drives one load test. -h returns flag.ErrHelp, wrong arguments
 // errUsage, once the flag package has printed them.
 func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
 	fs.SetOutput(stdout)
-	requests := fs.Int("requests", 100_000, "requests to send")
-	ips := fs.Int("ips", 1000, "distinct client IPs")
-	concurrency := fs.Int("concurrency", 8, "requests in flight at once")
-	latency := fs.Duration("latency", 2*time.Millisecond, "latency the emulator adds to each Momento call")
+	var o options
+	fs.IntVar(&o.requests, "requests", 100_000, "requests to send (with -shapes, of each shape)")
+	fs.IntVar(&o.ips, "ips", 1000, "distinct client IPs")
+	fs.IntVar(&o.concurrency, "concurrency", 8, "requests in flight at once")
+	fs.IntVar(&o.rounds, "rounds", 1, "measure this many times, in turns, and report the median and range of CPU per request")
+	fs.DurationVar(&o.latency, "latency", 2*time.Millisecond, "latency the emulator adds to each Momento call")
+	fs.BoolVar(&o.compareFloor, "compare-floor", false, "also serve the functions framework's floor (a constant token, nothing called) under the same load, and compare CPU per request")
+	fs.BoolVar(&o.shapes, "shapes", false, "measure CPU per request of each shape of request (hits, forged credentials) instead of a mix of new and repeat visits")
+	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the function's server over the measured requests to `file`")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return Report{}, err
 	} else if err != nil {
 		return Report{}, errUsage
 	}
-	if *requests < 1 || *ips < 1 || *ips > 1<<24 || *concurrency < 1 {
-		return Report{}, errors.New("-requests, -ips (at most 16777216) and -concurrency must be positive")
+	if o.requests < 1 || o.ips < 1 || o.ips > 1<<24 || o.concurrency < 1 || o.rounds < 1 {
+		return Report{}, errors.New("-requests, -ips (at most 16777216), -concurrency and -rounds must be positive")
 	}
-	rep := Report{Requests: *requests, IPs: *ips, Concurrency: *concurrency, Latency: *latency}
+	if o.shapes {
+		return runShapes(ctx, o, stdout)
+	}
+	var rep Report
+	for round := range o.rounds {
+		r, err := loadFunction(ctx, o)
+		if err != nil {
+			return r, err
+		}
+		o.cpuprofile = "" // of the first round only
+		if o.compareFloor {
+			floor, err := loadFloor(ctx, o)
+			if err != nil {
+				return r, fmt.Errorf("floor: %w", err)
+			}
+			r.Floor = &floor
+		}
+		if round == 0 {
+			rep = r
+		}
+		if o.rounds > 1 {
+			rep.Rounds = append(rep.Rounds, r)
+		}
+	}
+	printReport(stdout, rep)
+	return rep, nil
+}
 
+// newEmulator starts the Momento emulator with the function's default
+// cache and latency per call.
+func newEmulator(latency time.Duration) (*momentotest.Server, error) {
 	emu, err := momentotest.NewServer(momentotest.Options{Caches: []string{config.DefaultCacheName}})
+	if err != nil {
+		return nil, err
+	}
+	emu.SetLatency(latency)
+	return emu, nil
+}
+
+// loadFunction runs the function against the emulator and sends it o's
+// load.
+func loadFunction(ctx context.Context, o options) (Report, error) {
+	rep := Report{Requests: o.requests, IPs: o.ips, Concurrency: o.concurrency, Latency: o.latency}
+	emu, err := newEmulator(o.latency)
 	if err != nil {
 		return rep, err
 	}
 	defer emu.Close()
-	emu.SetLatency(*latency)
-
-	srv, err := startServer(emu)
+	srv, err := startServer(functionTarget(emu, nil), o.cpuprofile)
 	if err != nil {
 		return rep, err
 	}
 	defer srv.stop()
-	rep.Listening, rep.ColdStart = srv.listening, srv.firstToken
 	emu.ResetCounts() // count the run's calls, not the cold start's
-
-	lat, failed, elapsed := load(ctx, srv.url, *requests, *ips, *concurrency)
-	rep.Elapsed = elapsed
-	if err := ctx.Err(); err != nil {
+	if err := srv.measure(ctx, &rep, nil); err != nil {
 		return rep, err
 	}
-	pct := func(p float64) time.Duration { return lat[min(len(lat)-1, int(p*float64(len(lat))))] }
-	rep.P50, rep.P90, rep.P99, rep.Max = pct(0.50), pct(0.90), pct(0.99), lat[len(lat)-1]
-	rep.Failed = failed
 	rep.Calls = map[string]int{}
 	for _, m := range []momentotest.Method{momentotest.MethodGet, momentotest.MethodIncrement, momentotest.MethodMint, momentotest.MethodSet} {
 		rep.Calls[string(m)] = emu.Count(m)
 	}
 	rep.Mints = len(emu.Mints()) // all of the server's life: the cold start's request came from ipOf(0)
-	rep.PeakRSS, rep.FinalRSS = srv.rss()
-	printReport(stdout, rep)
 	return rep, nil
 }
 
-// load sends requests GETs to url from ips client addresses in turn, with
-// concurrency in flight, until done or ctx ends. It returns the latencies,
-// sorted, how many failed, and how long it took.
-func load(ctx context.Context, url string, requests, ips, concurrency int) (lat []time.Duration, failed int, elapsed time.Duration) {
+// loadFloor serves the framework's floor and sends it o's load.
+func loadFloor(ctx context.Context, o options) (Report, error) {
+	rep := Report{Requests: o.requests, IPs: o.ips, Concurrency: o.concurrency}
+	srv, err := startServer(floorTarget(), "")
+	if err != nil {
+		return rep, err
+	}
+	defer srv.stop()
+	return rep, srv.measure(ctx, &rep, nil)
+}
+
+// measure sends rep's load to s, with header on every request, and fills
+// in what it measured.
+func (s *server) measure(ctx context.Context, rep *Report, header http.Header) error {
+	rep.Listening, rep.ColdStart, rep.Answer = s.listening, s.firstToken, s.answer
+	cpu0, err := s.cpu()
+	if err != nil {
+		return err
+	}
+	s.startProfile()
+	lat, failed, elapsed := load(ctx, s.url, loadSpec{requests: rep.Requests, ips: rep.IPs, concurrency: rep.Concurrency, header: header, want: http.StatusOK})
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cpu1, err := s.cpu()
+	if err != nil {
+		return err
+	}
+	rep.CPU = CPUTime{User: cpu1.User - cpu0.User, System: cpu1.System - cpu0.System}
+	rep.Elapsed, rep.Failed = elapsed, failed
+	rep.P50, rep.P90, rep.P99, rep.Max = percentile(lat, 0.50), percentile(lat, 0.90), percentile(lat, 0.99), lat[len(lat)-1]
+	rep.PeakRSS, rep.FinalRSS = s.rss()
+	return nil
+}
+
+// percentile returns the p-th quantile of lat, sorted.
+func percentile(lat []time.Duration, p float64) time.Duration {
+	return lat[min(len(lat)-1, int(p*float64(len(lat))))]
+}
+
+// loadSpec is one load to send.
+type loadSpec struct {
+	requests, ips, concurrency int
+	header                     http.Header // on every request, besides X-Forwarded-For
+	want                       int         // the status every request should get
+}
+
+// load sends l.requests GETs to url from l.ips client addresses in turn,
+// with l.concurrency in flight, until done or ctx ends. It returns the
+// latencies, sorted, how many were not answered with l.want, and how long
+// it took.
+func load(ctx context.Context, url string, l loadSpec) (lat []time.Duration, unexpected int, elapsed time.Duration) {
 	client := &http.Client{
 		Timeout:   30 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxIdleConns: concurrency},
+		Transport: &http.Transport{MaxIdleConnsPerHost: l.concurrency, MaxIdleConns: l.concurrency},
 	}
+	defer client.CloseIdleConnections()
 	var next, failures atomic.Int64
-	lats := make([][]time.Duration, concurrency)
+	lats := make([][]time.Duration, l.concurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for w := range concurrency {
+	for w := range l.concurrency {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for ctx.Err() == nil {
 				i := int(next.Add(1) - 1)
-				if i >= requests {
+				if i >= l.requests {
 					return
 				}
 				t0 := time.Now()
-				ok := get(client, url, ipOf(i%ips))
+				code := get(client, url, ipOf(i%l.ips), l.header)
 				lats[w] = append(lats[w], time.Since(t0))
-				if !ok {
+				if code != l.want {
 					failures.Add(1)
 				}
 			}
@@ -219,23 +400,33 @@ func ipOf(i int) string {
 	return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255)
 }
 
-// get sends one request from ip and reports whether it got a 200.
-func get(c *http.Client, url, ip string) bool {
+// get sends one request from ip, with header, and returns its status; 0
+// if there was no answer.
+func get(c *http.Client, url, ip string, header http.Header) int {
 	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	req.Header.Set("X-Forwarded-For", ip)
 	resp, err := c.Do(req)
 	if err != nil {
-		return false
+		return 0
 	}
 	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	return resp.StatusCode
+}
+
+// µs formats d in microseconds, with one decimal.
+func µs(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Nanoseconds())/1000, 'f', 1, 64) + " µs"
+}
+
+func ms(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) + " ms"
 }
 
 func printReport(w io.Writer, r Report) {
-	ms := func(d time.Duration) string {
-		return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) + " ms"
-	}
 	fmt.Fprintf(w, "%d requests over %d IPs, concurrency %d, Momento latency %v per call\n", r.Requests, r.IPs, r.Concurrency, r.Latency)
 	fmt.Fprintf(w, "cold start     %s from starting the server process to its first token; listening after %s\n", ms(r.ColdStart), ms(r.Listening))
 	fmt.Fprintf(w, "throughput     %.0f requests/s (%v)\n", r.RPS(), r.Elapsed.Round(time.Millisecond))
@@ -248,96 +439,60 @@ func printReport(w io.Writer, r Report) {
 	}
 	fmt.Fprintf(w, "mints          %d %s\n", r.Mints, verdict)
 	fmt.Fprintf(w, "failed         %d\n", r.Failed)
+	if r.CPU.Total() > 0 {
+		fmt.Fprintf(w, "server CPU     %s per request (user %s, system %s)\n", µs(r.CPUPerRequest()), µs(r.CPU.User/time.Duration(r.Requests)), µs(r.CPU.System/time.Duration(r.Requests)))
+	}
 	if r.PeakRSS > 0 {
 		fmt.Fprintf(w, "server memory  peak RSS %.1f MiB, RSS at the end %.1f MiB\n", float64(r.PeakRSS)/(1<<20), float64(r.FinalRSS)/(1<<20))
 	}
-}
-
-// server is the function, served by a child process.
-type server struct {
-	proc       *functest.Process
-	url        string
-	listening  time.Duration
-	firstToken time.Duration
-}
-
-// startServer starts this binary as the function's server against emu, as
-// Cloud Functions runs it, and waits for its first token.
-func startServer(emu *momentotest.Server) (*server, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, err
-	}
-	port, err := functest.FreePort()
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(self)
-	// The function's defaults, whatever the caller's shell has set, but
-	// for the limits, which would shape the run.
-	cmd.Env = functest.Env(os.Environ(), map[string]string{
-		serverRoleEnv:           strconv.Itoa(port),
-		"FUNCTION_TARGET":       "TokenVendingMachine",
-		"MOMENTO_API_KEY":       emu.APIKey(),
-		"MOMENTO_EMULATOR_HOST": emu.Addr(),
-		// The per-instance limits derive from the fleet's budget; it is
-		// still counted, in Momento, but never refuses.
-		"FLEET_MINT_RATE":  "1000000",
-		"FLEET_MINT_BURST": "1000000",
-	})
-	cmd.Stdout = io.Discard // one log line per request; not what is measured
-	cmd.Stderr = os.Stderr
-	start := time.Now()
-	proc, err := functest.Start(cmd)
-	if err != nil {
-		return nil, err
-	}
-	s := &server{proc: proc, url: "http://127.0.0.1:" + strconv.Itoa(port) + "/"}
-	for {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port)); err == nil {
-			c.Close()
-			s.listening = time.Since(start)
-			break
+	if f := r.Floor; f != nil {
+		fmt.Fprintf(w, "\nthe framework's floor (a constant token, nothing called), the same load in a process of its own:\n")
+		fmt.Fprintf(w, "%-10s %14s %9s %9s %12s %10s %10s %8s\n", "server", "CPU/request", "user", "system", "requests/s", "p50", "p99", "failed")
+		for _, row := range []struct {
+			name string
+			r    Report
+		}{{"function", r}, {"floor", *f}} {
+			n := time.Duration(row.r.Requests)
+			fmt.Fprintf(w, "%-10s %14s %9.1f %9.1f %12.0f %10s %10s %8d\n", row.name, µs(row.r.CPUPerRequest()),
+				us(row.r.CPU.User/n), us(row.r.CPU.System/n), row.r.RPS(), ms(row.r.P50), ms(row.r.P99), row.r.Failed)
 		}
-		if time.Since(start) > 30*time.Second {
-			s.stop()
-			return nil, errors.New("the server did not listen within 30s")
+		fmt.Fprintf(w, "ratio      %.2f× the floor's CPU per request\n", float64(r.CPU.Total())/float64(max(f.CPU.Total(), 1)))
+		if len(r.Rounds) > 1 {
+			printRounds(w, r.Rounds)
 		}
-		time.Sleep(100 * time.Microsecond)
-	}
-	client := &http.Client{Timeout: 5 * time.Second}
-	for {
-		if get(client, s.url, ipOf(0)) {
-			s.firstToken = time.Since(start)
-			return s, nil
+		if !r.Answer.Like(f.Answer) {
+			fmt.Fprintf(w, "note       the answers differ: function %v, %d bytes; floor %v, %d bytes\n", r.Answer.Header, r.Answer.Body, f.Answer.Header, f.Answer.Body)
 		}
-		if time.Since(start) > 30*time.Second {
-			s.stop()
-			return nil, errors.New("the server gave no token within 30s")
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
-// rss returns the server's peak and current resident memory, from /proc.
-func (s *server) rss() (peak, now int64) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", s.proc.Cmd.Process.Pid))
-	if err != nil {
-		return 0, 0
+// printRounds prints the function's and the floor's CPU per request in each
+// round, and their medians and ranges.
+func printRounds(w io.Writer, rounds []Report) {
+	fmt.Fprintf(w, "\n%-10s %17s %17s %10s\n", "round", "function", "floor", "ratio")
+	var fn, fl, ratios []float64
+	for i, r := range rounds {
+		a, b := us(r.CPUPerRequest()), us(r.Floor.CPUPerRequest())
+		fn, fl, ratios = append(fn, a), append(fl, b), append(ratios, a/b)
+		fmt.Fprintf(w, "%-10d %14.1f µs %14.1f µs %9.2f×\n", i+1, a, b, a/b)
 	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		name, value, _ := strings.Cut(sc.Text(), ":")
-		kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
-		switch name {
-		case "VmHWM":
-			peak = kb << 10
-		case "VmRSS":
-			now = kb << 10
-		}
-	}
-	return peak, now
+	fmt.Fprintf(w, "%-10s %17s %17s %10s\n", "median", fmt.Sprintf("%.1f µs", median(fn)), fmt.Sprintf("%.1f µs", median(fl)), fmt.Sprintf("%.2f×", median(ratios)))
+	fmt.Fprintf(w, "%-10s %17s %17s %10s\n", "range", spread(fn, "%.1f")+" µs", spread(fl, "%.1f")+" µs", spread(ratios, "%.2f"))
 }
 
-func (s *server) stop() { s.proc.Stop(5 * time.Second) }
+// median returns the median of xs.
+func median(xs []float64) float64 {
+	s := slices.Sorted(slices.Values(xs))
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
+	return s[len(s)/2]
+}
+
+// spread formats the range of xs, each with format.
+func spread(xs []float64, format string) string {
+	return fmt.Sprintf(format+"–"+format, slices.Min(xs), slices.Max(xs))
+}
+
+// us returns d in microseconds.
+func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }

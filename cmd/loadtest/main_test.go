@@ -2,14 +2,19 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"flag"
 	"maps"
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"example.com/tokenvendingmachine/internal/credential"
 )
 
 // TestMain lets the test binary serve the function when run's child starts
@@ -60,6 +65,137 @@ func TestRun(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}
+	}
+}
+
+func TestCompareFloor(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two server processes")
+	}
+	var out strings.Builder
+	rep, err := run(context.Background(), []string{"-requests", "2000", "-ips", "100", "-concurrency", "4", "-latency", "0", "-compare-floor", "-rounds", "2"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+	if len(rep.Rounds) != 2 || rep.Rounds[1].Floor == nil || rep.Rounds[1].Mints != 100 {
+		t.Errorf("-rounds 2 reported %d rounds, want 2, each with its own servers and mints", len(rep.Rounds))
+	}
+	if rep.Floor == nil {
+		t.Fatal("-compare-floor reported no floor")
+	}
+	if !rep.OK() || rep.Floor.Failed != 0 {
+		t.Errorf("function failed %d, mints %d of %d IPs; floor failed %d", rep.Failed, rep.Mints, rep.IPs, rep.Floor.Failed)
+	}
+	if rep.Floor.Mints != 0 || rep.Floor.Calls != nil {
+		t.Errorf("the floor minted %d and called Momento %v; it calls nothing", rep.Floor.Mints, rep.Floor.Calls)
+	}
+	// Side by side only if both write the same bytes.
+	if !rep.Answer.Like(rep.Floor.Answer) {
+		t.Errorf("the function answers %+v, the floor %+v: want the same header names and body size", rep.Answer, rep.Floor.Answer)
+	}
+	for _, want := range []string{"server CPU", "× the floor's CPU per request", "median", "range"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+// TestShapes checks that each shape is what it says: hits are answered,
+// forged credentials refused with a 401, and the floor answers all.
+func TestShapes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two server processes")
+	}
+	var out strings.Builder
+	rep, err := run(context.Background(), []string{"-shapes", "-requests", "300", "-ips", "30", "-concurrency", "4", "-latency", "0", "-compare-floor", "-rounds", "2"}, &out)
+	if err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	t.Logf("\n%s", out.String())
+	type row struct {
+		Name       string
+		Status     int
+		Unexpected int
+		Rounds     int
+	}
+	rows := func(shapes []Shape) []row {
+		var out []row
+		for _, s := range shapes {
+			out = append(out, row{s.Name, s.Status, s.Unexpected, len(s.CPU)})
+		}
+		return out
+	}
+	want := []row{
+		{"hit, anonymous", 200, 0, 2},
+		{"hit, ticket", 200, 0, 2},
+		{"hit, ID token", 200, 0, 2},
+		{"forged ticket (another key)", 401, 0, 2},
+		{"forged ID token (published kid)", 401, 0, 2},
+		{"8 KB ticket, nested header member", 401, 0, 2},
+		{"8 KB ID token, nested header member", 401, 0, 2},
+		{"8 KB ID token, published kid", 401, 0, 2},
+	}
+	if diff := cmp.Diff(want, rows(rep.Shapes)); diff != "" {
+		t.Errorf("function's shapes (-want +got):\n%s", diff)
+	}
+	for i := range want {
+		want[i].Status = 200
+	}
+	if diff := cmp.Diff(want, rows(rep.FloorShapes)); diff != "" {
+		t.Errorf("floor's shapes (-want +got):\n%s", diff)
+	}
+	if !rep.OK() {
+		t.Error("Report.OK() = false, want true")
+	}
+}
+
+func TestNestedIsAsLongAsAllowed(t *testing.T) {
+	for _, open := range []string{`{"alg":"HS256","typ":"JWT"`, `{"alg":"RS256","kid":"oidctest-1","typ":"JWT"`} {
+		tok := nested(open, b64(`{"sub":"mallory"}`), 256)
+		if len(tok) > credential.MaxLen || len(tok) < credential.MaxLen-8 {
+			t.Errorf("nested(%s) is %d bytes long, want just under %d", open, len(tok), credential.MaxLen)
+		}
+		header, _, _ := strings.Cut(tok, ".")
+		if b, err := base64.RawURLEncoding.DecodeString(header); err != nil || !json.Valid(b) || !strings.Contains(string(b), "[[[[") {
+			t.Errorf("nested(%s) header %.40s...: not JSON with a nested member (%v)", open, b, err)
+		}
+	}
+}
+
+func TestLongIsAsLongAsAllowed(t *testing.T) {
+	tok := long(`{"alg":"RS256","kid":"oidctest-1","typ":"JWT"}`, `{"sub":"mallory"}`, 256)
+	if len(tok) > credential.MaxLen || len(tok) < credential.MaxLen-8 {
+		t.Errorf("long() is %d bytes long, want just under %d", len(tok), credential.MaxLen)
+	}
+	p := strings.Split(tok, ".")
+	if b, err := base64.RawURLEncoding.DecodeString(p[1]); err != nil || !json.Valid(b) {
+		t.Errorf("long() payload %.40s...: not JSON (%v)", b, err)
+	}
+}
+
+func TestParseStat(t *testing.T) {
+	tests := []struct {
+		name    string
+		stat    string
+		want    CPUTime
+		wantErr bool
+	}{
+		{name: "plain", stat: "4242 (loadtest) S 1 4242 4242 0 -1 4194560 3000 0 0 0 1234 567 0 0 20 0 9 0 100 0 0",
+			want: CPUTime{User: 12340 * time.Millisecond, System: 5670 * time.Millisecond}},
+		{name: "command with spaces and parentheses", stat: "7 (a) b (c)) R 1 7 7 0 -1 0 0 0 0 0 1 2 0 0 20 0 1 0 1 0 0",
+			want: CPUTime{User: 10 * time.Millisecond, System: 20 * time.Millisecond}},
+		{name: "short", stat: "7 (a) R 1 7", wantErr: true},
+		{name: "no command", stat: "7 a R", wantErr: true},
+		{name: "not a number", stat: "7 (a) R 1 7 7 0 -1 0 0 0 0 0 x 2 0", wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := parseStat(tt.stat)
+			if (err != nil) != tt.wantErr || got != tt.want {
+				t.Errorf("parseStat(%q) = %v, %v; want %v, error %v", tt.stat, got, err, tt.want, tt.wantErr)
+			}
+		})
 	}
 }
 

@@ -8,6 +8,8 @@
 // prints
 //
 //	{"time":"...","severity":"WARNING","message":"Momento Get failed; treating it as a miss","code":"Unavailable"}
+//
+// A line costs what the function's busiest path can afford: see [Handler].
 package cloudlog
 
 import (
@@ -19,9 +21,10 @@ import (
 // with the request's trace.
 const TraceKey = "logging.googleapis.com/trace"
 
-// New returns a logger that writes Cloud Logging's JSON to w, INFO and above.
+// New returns a logger that writes Cloud Logging's JSON to w, INFO and
+// above, with a [Handler].
 func New(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{ReplaceAttr: replace}))
+	return slog.New(NewHandler(w))
 }
 
 // replace renames slog's level and message to Cloud Logging's severity and

@@ -67,9 +67,12 @@ func BenchmarkCaller(b *testing.B) {
 		{name: "nested-header-ticket-8k", raw: nestedHeader(`{"alg":"HS256","typ":"JWT","x":`, tp[1], tp[2], MaxLen)},
 		{name: "nested-header-id-token-8k", raw: nestedHeader(`{"alg":"RS256","kid":"`+issuer.KeyID()+`","typ":"JWT","x":`, ip[1], flip(ip[2]), MaxLen)},
 		{name: "malformed", raw: "not-a-token"},
-		// As long as the nested-header tokens: the SHA-256 of the
-		// verified-callers lookup is paid by every token of that length.
+		// As long as the nested-header tokens, and like them not of a
+		// JWS's shape: neither is hashed for the verified-callers lookup.
 		{name: "malformed-8k", raw: strings.Repeat("A", MaxLen)},
+		// Of a JWS's shape, with an 8 KB payload: hashed and looked up,
+		// then refused by its signature.
+		{name: "forged-ticket-8k", raw: tp[0] + "." + strings.Repeat("A", MaxLen-len(tp[0])-len(tp[2])-2) + "." + flip(tp[2])},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()

@@ -119,25 +119,11 @@ var strict = base64.RawURLEncoding.Strict()
 // is one of algs, as the package comment says. Its errors are ErrMalformed
 // or ErrAlgorithm, and hold nothing from raw.
 func Parse(raw string, maxLen int, algs []string) (Token, error) {
-	if raw == "" || len(raw) > maxLen {
+	d1, d2, ok := segments(raw, maxLen)
+	if !ok {
 		return Token{}, ErrMalformed
 	}
-	d1 := strings.IndexByte(raw, '.')
-	if d1 < 0 {
-		return Token{}, ErrMalformed
-	}
-	d2 := strings.IndexByte(raw[d1+1:], '.')
-	if d2 < 0 {
-		return Token{}, ErrMalformed
-	}
-	d2 += d1 + 1
-	h, p, s := raw[:d1], raw[d1+1:d2], raw[d2+1:]
-	switch {
-	case strings.IndexByte(s, '.') >= 0, h == "", p == "":
-		return Token{}, ErrMalformed
-	case len(h) > MaxHeaderLen, len(s) > MaxSignatureLen:
-		return Token{}, ErrMalformed
-	}
+	h, s := raw[:d1], raw[d2+1:]
 	hb, err := decode(h)
 	if err != nil {
 		return Token{}, ErrMalformed
@@ -154,6 +140,42 @@ func Parse(raw string, maxLen int, algs []string) (Token, error) {
 		return Token{}, ErrMalformed
 	}
 	return Token{Header: hdr, raw: raw, payload: d1 + 1, sig: d2 + 1, sigb: sig}, nil
+}
+
+// Shaped reports whether raw passes the first of Parse's rules, those of
+// its length and segments: at most maxLen bytes, three segments, the
+// header and payload not empty, the header and signature within
+// MaxHeaderLen and MaxSignatureLen. It decodes nothing and costs a scan
+// for '.': a token it refuses, Parse refuses too, so a caller may skip
+// what only a token that passes Parse needs, such as a lookup by its hash.
+func Shaped(raw string, maxLen int) bool {
+	_, _, ok := segments(raw, maxLen)
+	return ok
+}
+
+// segments returns the indexes of the two '.' of raw, and whether raw has
+// the length and segments Shaped requires.
+func segments(raw string, maxLen int) (d1, d2 int, ok bool) {
+	if raw == "" || len(raw) > maxLen {
+		return 0, 0, false
+	}
+	d1 = strings.IndexByte(raw, '.')
+	if d1 < 0 {
+		return 0, 0, false
+	}
+	d2 = strings.IndexByte(raw[d1+1:], '.')
+	if d2 < 0 {
+		return 0, 0, false
+	}
+	d2 += d1 + 1
+	h, p, s := raw[:d1], raw[d1+1:d2], raw[d2+1:]
+	switch {
+	case strings.IndexByte(s, '.') >= 0, h == "", p == "":
+		return 0, 0, false
+	case len(h) > MaxHeaderLen, len(s) > MaxSignatureLen:
+		return 0, 0, false
+	}
+	return d1, d2, true
 }
 
 // parseHeader reads a flat JSON object.

@@ -13,7 +13,7 @@ import (
 
 // FuzzPrecheck checks Parse against its contract on arbitrary input: it
 // never panics; it refuses with exactly ErrMalformed or ErrAlgorithm; what
-// it accepts is within every bound and spelled canonically; and its header
+// it accepts is within every bound, spelled canonically and Shaped; and its header
 // scanner agrees with a reference built on encoding/json's streaming
 // Decoder, both ways. The header argument is the header's JSON, to reach
 // the scanner; raw, if not "", is the whole token instead.
@@ -39,6 +39,9 @@ func FuzzPrecheck(f *testing.F) {
 			raw = base64.RawURLEncoding.EncodeToString([]byte(header)) + ".e30." + base64.RawURLEncoding.EncodeToString([]byte("signature"))
 		}
 		tok, err := Parse(raw, maxLen, algs)
+		if err == nil && !Shaped(raw, maxLen) {
+			t.Fatalf("Parse(%q) accepted a token Shaped refuses", raw)
+		}
 		if fromHeader && len(raw) <= maxLen && len(raw) < MaxHeaderLen {
 			want, werr := referenceHeader([]byte(header))
 			if werr == nil && !slices.Contains(algs, want.Alg) {

@@ -127,6 +127,35 @@ func TestParseRefuses(t *testing.T) {
 	}
 }
 
+func TestShaped(t *testing.T) {
+	good := b64(`{"alg":"RS256","kid":"k"}`)
+	payload := b64(`{}`)
+	tests := []struct {
+		name string
+		raw  string
+		want bool
+	}{
+		{name: "a token", raw: good + "." + payload + "." + sig, want: true},
+		// Shaped decodes nothing.
+		{name: "segments not base64url", raw: "!.!.!", want: true},
+		{name: "no signature", raw: good + "." + payload + ".", want: true},
+		{name: "empty", raw: ""},
+		{name: "too long", raw: good + "." + b64(strings.Repeat("p", 8<<10)) + "." + sig},
+		{name: "one segment", raw: good},
+		{name: "two segments", raw: good + "." + payload},
+		{name: "four segments", raw: good + "." + payload + "." + sig + ".x"},
+		{name: "empty header", raw: "." + payload + "." + sig},
+		{name: "empty payload", raw: good + ".." + sig},
+		{name: "header too long", raw: strings.Repeat("h", MaxHeaderLen+1) + "." + payload + "." + sig},
+		{name: "signature too long", raw: good + "." + payload + "." + strings.Repeat("A", MaxSignatureLen+1)},
+	}
+	for _, tc := range tests {
+		if got := Shaped(tc.raw, 8<<10); got != tc.want {
+			t.Errorf("Shaped(%.40q) = %v, want %v", tc.raw, got, tc.want)
+		}
+	}
+}
+
 func TestPayloadRefusesNonCanonical(t *testing.T) {
 	p := b64(`{"a":1}`) // 7 bytes: the last character carries 2 bits
 	lenient := p[:len(p)-1] + string(p[len(p)-1]+1)

@@ -10,6 +10,7 @@ package lazy
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -32,12 +33,14 @@ type Value[T any] struct {
 	Now func() time.Time
 
 	flight singleflight.Group
+	// built is the built value, nil until a build succeeds; it never
+	// changes after. Read without mu: every request of an instance reads
+	// it.
+	built atomic.Pointer[T]
 
 	mu       sync.Mutex // guards the fields below
-	val      T
-	built    bool      // val holds a built value
-	err      error     // the last build's error, if it failed
-	failedAt time.Time // when it failed, on the Now clock
+	err      error      // the last build's error, if it failed
+	failedAt time.Time  // when it failed, on the Now clock
 }
 
 // Get returns the value, building it if no build has succeeded yet.
@@ -46,12 +49,10 @@ type Value[T any] struct {
 // only the wait: if it ends first, Get returns ctx's error and the build
 // goes on.
 func (v *Value[T]) Get(ctx context.Context) (T, error) {
-	v.mu.Lock()
-	if v.built {
-		val := v.val
-		v.mu.Unlock()
-		return val, nil
+	if p := v.built.Load(); p != nil {
+		return *p, nil
 	}
+	v.mu.Lock()
 	if v.err != nil && v.now().Sub(v.failedAt) < v.RetryDelay {
 		err := v.err
 		v.mu.Unlock()
@@ -94,15 +95,18 @@ func (v *Value[T]) build() (T, error) {
 		v.err, v.failedAt = err, v.now()
 		return val, err
 	}
-	v.val, v.built, v.err = val, true, nil
+	v.err = nil
+	v.built.Store(&val)
 	return val, nil
 }
 
 // Peek returns the value if a build has succeeded, without building.
 func (v *Value[T]) Peek() (T, bool) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	return v.val, v.built
+	if p := v.built.Load(); p != nil {
+		return *p, true
+	}
+	var zero T
+	return zero, false
 }
 
 func (v *Value[T]) now() time.Time {

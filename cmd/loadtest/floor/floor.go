@@ -1,0 +1,53 @@
+// Package floor is the functions framework's floor: a function that answers
+// every request with one constant token response and calls nothing. What
+// it costs per request is what the framework, net/http and the connection
+// cost; cmd/loadtest serves it beside the token vending machine, under the
+// same load, so that the machine's CPU per request reads against it.
+//
+// Its answer has the headers of the machine's answer to an anonymous
+// caller (default configuration) and a body of the same size, so that both
+// write the same bytes; the floor only does no work to find them.
+package floor
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
+)
+
+// EntryPoint is the floor's name, for FUNCTION_TARGET.
+const EntryPoint = "Floor"
+
+func init() {
+	functions.HTTP(EntryPoint, Serve)
+}
+
+// TokenLen is the length of the floor's token: that of a token the Momento
+// emulator mints for an anonymous caller.
+const TokenLen = 372
+
+// body is the floor's one answer.
+var body = []byte(`{"token":"` + strings.Repeat("x", TokenLen) + `","exp":1765000000,"expires_in":3600}` + "\n")
+
+// header is the floor's answer's header. Every answer shares its value
+// slices: net/http only reads them.
+var header = http.Header{
+	"Access-Control-Allow-Origin":   {"*"},
+	"Access-Control-Expose-Headers": {"Retry-After"},
+	"Cache-Control":                 {"no-store"},
+	"Content-Length":                {strconv.Itoa(len(body))},
+	"Content-Type":                  {"application/json"},
+	"X-Content-Type-Options":        {"nosniff"},
+}
+
+// Serve answers any request with the constant token response.
+func Serve(w http.ResponseWriter, _ *http.Request) {
+	h := w.Header()
+	for k, v := range header {
+		h[k] = v
+	}
+	w.WriteHeader(http.StatusOK)
+	w.Write(body)
+}

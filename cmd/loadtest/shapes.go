@@ -1,0 +1,286 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"example.com/tokenvendingmachine/internal/credential"
+	"example.com/tokenvendingmachine/internal/oidctest"
+	"example.com/tokenvendingmachine/internal/scope"
+	"example.com/tokenvendingmachine/internal/ticket"
+)
+
+// Shape is what one shape of request cost a server.
+type Shape struct {
+	// Name says what the requests were.
+	Name string
+	// Status is the status each request should get: 200 for a hit, 401
+	// for a forged credential.
+	Status int
+	// Requests is how many were measured in each round, and Unexpected
+	// how many of all rounds' got another status.
+	Requests, Unexpected int
+	// CPU is the server's CPU time over each round's requests.
+	CPU []CPUTime
+	// P50 and P99 are the latencies of the last round.
+	P50, P99 time.Duration
+}
+
+// CPUPerRequest returns the server's CPU time per request: the median of
+// the rounds'.
+func (s Shape) CPUPerRequest() time.Duration {
+	return time.Duration(median(s.perRequest()) * 1000)
+}
+
+// perRequest returns each round's CPU per request, in µs.
+func (s Shape) perRequest() []float64 {
+	var out []float64
+	for _, c := range s.CPU {
+		out = append(out, us(c.Per(s.Requests)))
+	}
+	return out
+}
+
+// requestShape is a shape of request: its credential, built when the shape
+// is measured, and the status it should get.
+type requestShape struct {
+	name   string
+	bearer func() (string, error) // nil: no Authorization header
+	status int
+}
+
+// shapeServer is the environment of the function that -shapes measures:
+// tickets signed with ticketKey and ID tokens from issuer accepted, and
+// anonymous callers still served (TOPICS is the default).
+func shapeServer(ticketKey string, issuer *oidctest.Server) map[string]string {
+	return map[string]string{
+		"TICKET_KEY":    ticketKey,
+		"OIDC_ISSUER":   issuer.Issuer(),
+		"OIDC_AUDIENCE": issuer.Audience(),
+		"OIDC_TOPICS":   "user-{sub}-*",
+	}
+}
+
+// requestShapes are the shapes -shapes measures. The forged credentials
+// are what anyone can write: a ticket signed with a key of their own, an
+// ID token with the claims and published kid of the issuer and a
+// signature of nobody's, both stretched to credential.MaxLen with a
+// header whose one member nests arrays as deep as fits, and the ID token
+// stretched by its claims instead.
+func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
+	ticketFor := func(secret []byte) func() (string, error) {
+		return func() (string, error) {
+			sc, err := scope.New([]string{"order-42-*"})
+			if err != nil {
+				return "", err
+			}
+			// Signed when its shape is measured: exp is at most
+			// ticket.DefaultMaxTTL ahead.
+			return ticket.Sign(ticket.Key{Secret: secret}, ticket.DefaultAudience,
+				ticket.Claims{Subject: "customer-7", Scope: sc, Expires: time.Now().Add(ticket.DefaultMaxTTL - time.Minute)})
+		}
+	}
+	idClaims := func() string {
+		now := time.Now()
+		b, _ := json.Marshal(map[string]any{
+			"iss": issuer.Issuer(), "aud": issuer.Audience(), "sub": "mallory",
+			"iat": now.Unix(), "auth_time": now.Unix(), "exp": now.Add(time.Hour).Unix(),
+		})
+		return string(b)
+	}
+	kid, _ := json.Marshal(issuer.KeyID())
+	ticketHeader := `{"alg":"HS256","typ":"JWT"`
+	idHeader := `{"alg":"RS256","kid":` + string(kid) + `,"typ":"JWT"`
+	const hmacLen, rsaLen = 32, 256 // signature bytes: HS256's, and RS256's with a 2048-bit key
+	return []requestShape{
+		{name: "hit, anonymous", status: http.StatusOK},
+		{name: "hit, ticket", status: http.StatusOK, bearer: ticketFor([]byte(ticketKey))},
+		{name: "hit, ID token", status: http.StatusOK, bearer: func() (string, error) { return issuer.IDToken("alice") }},
+		{name: "forged ticket (another key)", status: http.StatusUnauthorized, bearer: ticketFor([]byte(strings.Repeat("k", 32)))},
+		{name: "forged ID token (published kid)", status: http.StatusUnauthorized, bearer: func() (string, error) {
+			return forge(idHeader+"}", idClaims(), rsaLen), nil
+		}},
+		{name: "8 KB ticket, nested header member", status: http.StatusUnauthorized, bearer: func() (string, error) {
+			tkt, err := ticketFor([]byte(strings.Repeat("k", 32)))()
+			if err != nil {
+				return "", err
+			}
+			return nested(ticketHeader, strings.Split(tkt, ".")[1], hmacLen), nil
+		}},
+		{name: "8 KB ID token, nested header member", status: http.StatusUnauthorized, bearer: func() (string, error) {
+			return nested(idHeader, b64(idClaims()), rsaLen), nil
+		}},
+		// The longest refusal: a token of a JWS's shape, so hashed for
+		// the verified callers, then refused by one signature check.
+		{name: "8 KB ID token, published kid", status: http.StatusUnauthorized, bearer: func() (string, error) {
+			return long(idHeader+"}", idClaims(), rsaLen), nil
+		}},
+	}
+}
+
+func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
+
+// forge returns a compact JWS of header and payload, as written, and
+// sigLen random bytes for a signature.
+func forge(header, payload string, sigLen int) string {
+	return b64(header) + "." + b64(payload) + "." + randomSig(sigLen)
+}
+
+// nested returns a compact JWS of credential.MaxLen bytes at most: a header
+// that opens with open (an unclosed JSON object), then a member "x" whose
+// value nests as many arrays as fit, then payload (base64url) and sigLen
+// random bytes for a signature.
+func nested(open, payload string, sigLen int) string {
+	sig := randomSig(sigLen)
+	prefix := open + `,"x":`
+	room := (credential.MaxLen-len(payload)-len(sig)-2)/4*3 - len(prefix) - 1
+	depth := room / 2
+	header := prefix + strings.Repeat("[", depth) + strings.Repeat("]", depth) + "}"
+	return b64(header) + "." + payload + "." + sig
+}
+
+// long returns a compact JWS of credential.MaxLen bytes at most: header
+// and payload, the payload's JSON padded with a claim "x" as long as fits,
+// and sigLen random bytes for a signature.
+func long(header, payload string, sigLen int) string {
+	sig := randomSig(sigLen)
+	room := (credential.MaxLen-len(b64(header))-len(sig)-2)/4*3 - len(payload) - len(`,"x":""`)
+	padded := strings.TrimSuffix(payload, "}") + `,"x":"` + strings.Repeat("x", room) + `"}`
+	return b64(header) + "." + b64(padded) + "." + sig
+}
+
+func randomSig(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// runShapes measures each request shape in turn against one server, and
+// with o.compareFloor against the floor too, right after; o.rounds times.
+func runShapes(ctx context.Context, o options, stdout io.Writer) (Report, error) {
+	rep := Report{Requests: o.requests, IPs: o.ips, Concurrency: o.concurrency, Latency: o.latency}
+	emu, err := newEmulator(o.latency)
+	if err != nil {
+		return rep, err
+	}
+	defer emu.Close()
+	issuer, err := oidctest.NewServer(oidctest.Options{})
+	if err != nil {
+		return rep, err
+	}
+	defer issuer.Close()
+	key := make([]byte, 32)
+	rand.Read(key)
+	ticketKey := hex.EncodeToString(key)
+	shapes := requestShapes(ticketKey, issuer)
+
+	srv, err := startServer(functionTarget(emu, shapeServer(ticketKey, issuer)), o.cpuprofile)
+	if err != nil {
+		return rep, err
+	}
+	defer srv.stop()
+	var fl *server
+	if o.compareFloor {
+		if fl, err = startServer(floorTarget(), ""); err != nil {
+			return rep, fmt.Errorf("floor: %w", err)
+		}
+		defer fl.stop()
+		rep.FloorShapes = make([]Shape, len(shapes))
+	}
+	rep.Shapes = make([]Shape, len(shapes))
+	for range o.rounds {
+		for i, rs := range shapes {
+			// Built anew each round: a ticket's exp is at most minutes
+			// ahead.
+			var header http.Header
+			if rs.bearer != nil {
+				raw, err := rs.bearer()
+				if err != nil {
+					return rep, fmt.Errorf("%s: %w", rs.name, err)
+				}
+				header = http.Header{"Authorization": {"Bearer " + raw}}
+			}
+			if err := srv.measureShape(ctx, o, &rep.Shapes[i], rs.name, header, rs.status); err != nil {
+				return rep, err
+			}
+			if fl != nil {
+				// The floor refuses nothing.
+				if err := fl.measureShape(ctx, o, &rep.FloorShapes[i], rs.name, header, http.StatusOK); err != nil {
+					return rep, fmt.Errorf("floor: %w", err)
+				}
+			}
+		}
+	}
+	printShapes(stdout, rep)
+	return rep, nil
+}
+
+// measureShape sends header from every IP once, to warm s up and cache
+// what a hit needs, then measures o.requests more, and adds that round
+// to sh.
+func (s *server) measureShape(ctx context.Context, o options, sh *Shape, name string, header http.Header, status int) error {
+	l := loadSpec{requests: min(o.ips, o.requests), ips: o.ips, concurrency: o.concurrency, header: header, want: status}
+	load(ctx, s.url, l)
+	l.requests = o.requests
+	s.startProfile() // the first time counts; the profile ends with the server
+	cpu0, err := s.cpu()
+	if err != nil {
+		return err
+	}
+	lat, unexpected, _ := load(ctx, s.url, l)
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cpu1, err := s.cpu()
+	if err != nil {
+		return err
+	}
+	sh.Name, sh.Status, sh.Requests = name, status, o.requests
+	sh.Unexpected += unexpected
+	sh.CPU = append(sh.CPU, CPUTime{User: cpu1.User - cpu0.User, System: cpu1.System - cpu0.System})
+	sh.P50, sh.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
+	return nil
+}
+
+func printShapes(w io.Writer, r Report) {
+	rounds := len(r.Shapes[0].CPU)
+	fmt.Fprintf(w, "%d requests of each shape over %d IPs, concurrency %d, %d round(s); each shape sent once from every IP first\n", r.Requests, r.IPs, r.Concurrency, rounds)
+	fmt.Fprintf(w, "CPU per request of the server process, user+system, in µs: the median of the rounds [their range]")
+	if r.FloorShapes != nil {
+		fmt.Fprintf(w, ";\nthe floor is sent the same requests, each right after the function, and answers each with its token")
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "%-36s %6s %5s %22s %6s", "shape", "status", "unexp", "function", "× hit")
+	if r.FloorShapes != nil {
+		fmt.Fprintf(w, " %22s %8s", "floor", "× floor")
+	}
+	fmt.Fprintf(w, " %9s %9s\n", "p50", "p99")
+	hit := r.Shapes[0].CPUPerRequest()
+	for i, s := range r.Shapes {
+		fmt.Fprintf(w, "%-36s %6d %5d %22s %6.2f", s.Name, s.Status, s.Unexpected, cpuColumn(s), ratio(s.CPUPerRequest(), hit))
+		if i < len(r.FloorShapes) {
+			f := r.FloorShapes[i]
+			fmt.Fprintf(w, " %22s %8.2f", cpuColumn(f), ratio(s.CPUPerRequest(), f.CPUPerRequest()))
+		}
+		fmt.Fprintf(w, " %9s %9s\n", ms(s.P50), ms(s.P99))
+	}
+}
+
+// cpuColumn is a shape's CPU per request: the median [the range].
+func cpuColumn(s Shape) string {
+	per := s.perRequest()
+	if len(per) == 1 {
+		return fmt.Sprintf("%.1f", per[0])
+	}
+	return fmt.Sprintf("%.1f [%s]", median(per), spread(per, "%.1f"))
+}
+
+func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) }
