@@ -169,17 +169,33 @@ func writeError(w http.ResponseWriter, code int, message string, retryAfter time
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	}
 	w.Header()["Cache-Control"] = noStore
-	writeJSON(w, code, struct {
-		Message string `json:"message"`
-	}{message})
+	body, ok := errorBodies[message]
+	if !ok {
+		body = errorBody(message)
+	}
+	writeBody(w, code, body)
 }
 
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err) // only strings and numbers: it always marshals
+// errorBodies are the bodies of the answers' messages, made once: a flood
+// of forged credentials is answered with one of them each time. w.Write
+// only reads them.
+var errorBodies = func() map[string][]byte {
+	m := make(map[string][]byte, len(answers))
+	for _, a := range answers {
+		m[a.message] = errorBody(a.message)
 	}
-	writeBody(w, code, append(b, '\n'))
+	return m
+}()
+
+// errorBody returns the JSON body of an answer with message.
+func errorBody(message string) []byte {
+	b, err := json.Marshal(struct {
+		Message string `json:"message"`
+	}{message})
+	if err != nil {
+		panic(err) // a string: it always marshals
+	}
+	return append(b, '\n')
 }
 
 // writeBody answers with code and body, JSON.
