@@ -181,7 +181,7 @@ func decodeBody(t testing.TB, body []byte) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return response{Token: tok.Token, Exp: tok.Exp, ExpiresIn: tok.ExpiresIn}
+	return response{Token: tok.Token, Exp: tok.Exp, ExpiresIn: tok.ExpiresIn, RefreshIn: tok.RefreshIn}
 }
 
 // checkErrorBody checks that w is a JSON error a page can read.
