@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -589,5 +590,31 @@ func TestLimits(t *testing.T) {
 				t.Errorf("code %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestEndSubscriptions ends open subscriptions as a server would: cleanly,
+// or with a status; later subscriptions are served as usual.
+func TestEndSubscriptions(t *testing.T) {
+	s := NewServerT(t, "pizza")
+	if n := s.EndSubscriptions(nil); n != 0 {
+		t.Errorf("EndSubscriptions with none open = %d, want 0", n)
+	}
+	clean, failed := rawSubscribe(t, s, s.APIKey(), "pizza", "a"), rawSubscribe(t, s, s.APIKey(), "pizza", "b")
+	if n := s.EndSubscriptions(nil); n != 2 {
+		t.Errorf("EndSubscriptions(nil) = %d, want 2", n)
+	}
+	if err := clean(); err != io.EOF {
+		t.Errorf("a subscription ended cleanly: %v, want io.EOF (status OK)", err)
+	}
+	if err := failed(); err != io.EOF {
+		t.Errorf("the other: %v, want io.EOF", err)
+	}
+	again := rawSubscribe(t, s, s.APIKey(), "pizza", "a")
+	if n := s.EndSubscriptions(status.Error(codes.Unavailable, "draining")); n != 1 {
+		t.Errorf("EndSubscriptions(Unavailable) = %d, want 1", n)
+	}
+	if err := again(); status.Code(err) != codes.Unavailable {
+		t.Errorf("a subscription ended with Unavailable: %v", err)
 	}
 }

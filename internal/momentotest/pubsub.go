@@ -33,6 +33,9 @@ type published struct {
 // subscriber is one open subscription's queue.
 type subscriber struct {
 	ch chan published
+	// end receives the status that EndSubscriptions ends the
+	// subscription with (nil: a clean end). It has room for one.
+	end chan error
 	// lost is the sequence number of the newest item dropped for this
 	// subscriber. It is guarded by Server.mu.
 	lost uint64
@@ -86,6 +89,27 @@ func (s *Server) publish(ctx context.Context, req protoreflect.Message) (proto.M
 	return newMessage("common._Empty").Interface(), nil
 }
 
+// EndSubscriptions ends every open subscription: with err's status, or
+// cleanly (status OK, as a server draining its connections ends them) if
+// err is nil. It returns how many it ended. A client that subscribes again,
+// resuming at the next sequence number, is sent what it missed from the
+// topic's history (Options.TopicHistory); one that subscribes afresh is not.
+func (s *Server) EndSubscriptions(err error) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.topics {
+		for sub := range t.subs {
+			select {
+			case sub.end <- err:
+				n++
+			default: // already being ended
+			}
+		}
+	}
+	return n
+}
+
 // topicValueSize is the size of a _TopicValue's text or bytes.
 func topicValueSize(v protoreflect.Message) int {
 	if whichOneof(v, "kind") == "text" {
@@ -124,7 +148,7 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 	resumeAt := getUint(req, "resume_at_topic_sequence_number")
 	page := getUint(req, "sequence_page")
 
-	sub := &subscriber{ch: make(chan published, subscriberBuffer)}
+	sub := &subscriber{ch: make(chan published, subscriberBuffer), end: make(chan error, 1)}
 	s.mu.Lock()
 	c, err := s.dataCallerLocked(ctx, "topic", "subscribe to", key.cache, key.topic, "TopicReadWrite", "TopicReadOnly")
 	if err != nil {
@@ -178,6 +202,8 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 			return status.Error(codes.Unauthenticated, "momentotest: token has expired")
 		case <-t.gone:
 			return status.Errorf(codes.NotFound, "momentotest: cache %q not found", key.cache)
+		case err := <-sub.end:
+			return err
 		case <-tick.C:
 			if err := sendHeartbeat(stream); err != nil {
 				return err

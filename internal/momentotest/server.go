@@ -13,7 +13,8 @@
 // is the fake's own clock ([Server.Now]): it runs in real time until
 // [Server.SetTime] stops it, and [Server.FastForward] moves it, so expiry
 // needs no sleeping. Faults and latency are injected per method with
-// [Server.SetFault] and [Server.SetLatency].
+// [Server.SetFault] and [Server.SetLatency], and [Server.EndSubscriptions]
+// ends open subscriptions, cleanly or with a status.
 //
 // Browsers reach the same fake over gRPC-web: [Server.ServeGRPCWeb] serves
 // it on a port of its own (or mount [Server.GRPCWebHandler]), in the binary
