@@ -67,12 +67,42 @@ func (s *Server) publish(ctx context.Context, req protoreflect.Message) (proto.M
 	if err != nil {
 		return nil, err
 	}
+	var publisher string
+	if c.mint != nil {
+		publisher = c.mint.TokenID
+	}
+	s.publishLocked(key, proto.Clone(value.Interface()), publisher)
+	return newMessage("common._Empty").Interface(), nil
+}
+
+// Publish publishes text on topic in cache as the account would, without a
+// client, and returns the item's sequence number: for tests, and for a local
+// backend that plays the app's. The cache must exist (NotFound otherwise),
+// and text is held to Momento's 4 KiB limit, as over the wire.
+func (s *Server) Publish(cache, topic, text string) (uint64, error) {
+	if cache == "" || topic == "" {
+		return 0, status.Error(codes.InvalidArgument, "momentotest: cache and topic are required")
+	}
+	if len(text) > maxTopicValue {
+		return 0, status.Errorf(codes.ResourceExhausted, "momentotest: message of %d bytes exceeds the limit of %d", len(text), maxTopicValue)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.requireCacheLocked(cache); err != nil {
+		return 0, err
+	}
+	v := newMessage("cache_client.pubsub._TopicValue")
+	set(v, "text", protoreflect.ValueOfString(text))
+	return s.publishLocked(topicKey{cache, topic}, v.Interface(), ""), nil
+}
+
+// publishLocked numbers value, keeps it for resuming subscribers, hands it
+// to the open subscriptions of key, and returns its sequence number. value
+// must not be modified after. s.mu must be held.
+func (s *Server) publishLocked(key topicKey, value proto.Message, publisher string) uint64 {
 	t := s.topicLocked(key)
 	t.seq++
-	item := published{seq: t.seq, value: proto.Clone(value.Interface())}
-	if c.mint != nil {
-		item.publisher = c.mint.TokenID
-	}
+	item := published{seq: t.seq, value: value, publisher: publisher}
 	if s.history > 0 {
 		if len(t.history) == s.history {
 			t.history = append(t.history[:0], t.history[1:]...)
@@ -86,7 +116,7 @@ func (s *Server) publish(ctx context.Context, req protoreflect.Message) (proto.M
 			sub.lost = item.seq
 		}
 	}
-	return newMessage("common._Empty").Interface(), nil
+	return t.seq
 }
 
 // EndSubscriptions ends every open subscription: with err's status, or
