@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 
 	"example.com/tokenvendingmachine/internal/demo"
 	"example.com/tokenvendingmachine/internal/momentotest"
+	"example.com/tokenvendingmachine/internal/oidctest"
 	"example.com/tokenvendingmachine/internal/ticket"
 	"example.com/tokenvendingmachine/web"
 )
@@ -52,6 +54,8 @@ func TestWebHelper(t *testing.T) {
 	t.Run("RetryAfterDelaysTheNextFetch", func(t *testing.T) { webTestRetryAfter(t, browser, bundle) })
 	t.Run("UnauthorizedAsksOnceMoreThenStops", func(t *testing.T) { webTestUnauthorized(t, browser, bundle) })
 	t.Run("ForbiddenStops", func(t *testing.T) { webTestForbidden(t, browser, bundle) })
+	t.Run("DemoShowsWhatEachCallerSees", func(t *testing.T) { webTestDemo(t, browser, bundle) })
+	t.Run("DemoSaysHowToGetTheSDK", func(t *testing.T) { webTestDemoWithoutSDK(t, browser) })
 	t.Run("RefreshesWithoutLossOrDuplicates", func(t *testing.T) {
 		t.Parallel()
 		webTestRefresh(t, browser, bundle)
@@ -228,6 +232,96 @@ func webTestForbidden(t *testing.T, browser context.Context, bundle []byte) {
 		t.Errorf("after a 403: %d requests, stopped for %q; want 1, forbidden", n, last.Reason)
 	}
 	t.Logf("403: %d request, stopped: %s (%s)", len(front.times()), last.Reason, last.Message)
+}
+
+// webTestDemo opens the demo page's live view while the pizzeria publishes:
+// the visitor (TOPICS=*) receives every order; the customer of order 42,
+// with a ticket, receives order 42's updates, is refused order 43's topic
+// and never receives one of its items; alice receives her notifications
+// only.
+func webTestDemo(t *testing.T, browser context.Context, bundle []byte) {
+	issuer := oidctest.NewServerT(t, oidctest.Options{})
+	we := webSetup(t, browser, bundle, map[string]string{"OIDC_ISSUER": issuer.Issuer(), "OIDC_AUDIENCE": issuer.Audience(), "OIDC_TOPICS": "user-{sub}-*"}, nil)
+	sdkFile := filepath.Join(t.TempDir(), "sdk-web.js")
+	if err := os.WriteFile(sdkFile, bundle, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	site := httptest.NewServer(demo.Handler(demo.Options{FunctionURL: we.fn.URL + "/", GRPCWebURL: we.grpcWeb, WebSDKFile: sdkFile,
+		TicketKey: []byte(testTicketKey), TicketAudience: ticket.DefaultAudience, SignInURL: issuer.Issuer() + string(oidctest.EndpointToken)}))
+	t.Cleanup(site.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		demo.RunPizzeria(ctx, 300*time.Millisecond, func(topic, text string) error {
+			_, err := we.hs.momento.Publish("pizza", topic, text)
+			return err
+		}, func(err error) { t.Errorf("the pizzeria: %v", err) })
+	}()
+	t.Cleanup(func() { cancel(); <-published })
+
+	start := time.Now()
+	tab := we.tab(t, browser, true)
+	tab.open(t, site.URL+"/demo")
+	type topics map[string][]int
+	got, err := chromedp.Run(tab.ctx, chromedp.Poll[map[string]struct {
+		Items topics `json:"items"`
+		State webState
+	}](`(() => {
+		const l = window.demoLive, enough = (c, t) => l && l[c] && (l[c].items[t] || []).length >= 3;
+		return enough("visitor", "order-42-status-updated") && enough("visitor", "order-43-status-updated") && enough("visitor", "new-order") &&
+			enough("ticket", "order-42-status-updated") && enough("user", "user-alice-notifications") &&
+			l.ticket.state.topics["order-43-status-updated"].status === "refused" &&
+			l.user.state.topics["user-bob-notifications"].status === "refused" && l;
+	})()`, webPoll(30*time.Second)...))
+	if err != nil {
+		live, _ := chromedp.Run(tab.ctx, chromedp.Evaluate[any](`window.demoLive`))
+		t.Fatalf("waiting for every caller's updates: %v\n%v", err, live)
+	}
+	for caller, want := range map[string][]string{
+		"visitor": {"new-order", "order-42-status-updated", "order-43-status-updated"},
+		"ticket":  {"order-42-status-updated"},
+		"user":    {"user-alice-notifications"},
+	} {
+		var have []string
+		for topic, seqs := range got[caller].Items {
+			have = append(have, topic)
+			for i := 1; i < len(seqs); i++ {
+				if seqs[i] != seqs[i-1]+1 {
+					t.Errorf("%s on %s: items %v, want each once, in order", caller, topic, seqs)
+					break
+				}
+			}
+		}
+		slices.Sort(have)
+		if !slices.Equal(have, want) {
+			t.Errorf("%s received items on %v, want %v only", caller, have, want)
+		}
+		t.Logf("%s (%s): %v", caller, got[caller].State.Status, got[caller].Items)
+	}
+	if shot, err := chromedp.Run(tab.ctx, chromedp.FullScreenshot(100)); err == nil {
+		t.Cleanup(func() {
+			if t.Failed() {
+				browserKeep(t, map[string][]byte{"demo-live.png": shot})
+			}
+		})
+	}
+	t.Logf("%v to every caller's third update", time.Since(start).Round(time.Millisecond))
+}
+
+// webTestDemoWithoutSDK opens the demo page where the web SDK cannot be
+// loaded: it says which command builds it.
+func webTestDemoWithoutSDK(t *testing.T, browser context.Context) {
+	site := httptest.NewServer(demo.Handler(demo.Options{FunctionURL: "http://127.0.0.1:9/", GRPCWebURL: "http://127.0.0.1:9",
+		WebSDKURL: "/missing-sdk.js", WebSDKFile: filepath.Join(t.TempDir(), "absent.js")}))
+	t.Cleanup(site.Close)
+	we := &webEnv{}
+	tab := we.tab(t, browser, true)
+	tab.open(t, site.URL+"/demo")
+	text, err := chromedp.Run(tab.ctx, chromedp.Poll[string](`(document.getElementById("live-error") || {}).textContent`, webPoll(10*time.Second)...))
+	if err != nil || !strings.Contains(text, demo.BundleCommand) {
+		t.Errorf("the live view without the SDK says %q (%v), want the command %q", text, err, demo.BundleCommand)
+	}
 }
 
 // webEnv is one test's stack: the function (behind front, if any), the
