@@ -21,9 +21,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -54,6 +56,8 @@ func TestWebHelper(t *testing.T) {
 	t.Run("RetryAfterDelaysTheNextFetch", func(t *testing.T) { webTestRetryAfter(t, browser, bundle) })
 	t.Run("UnauthorizedAsksOnceMoreThenStops", func(t *testing.T) { webTestUnauthorized(t, browser, bundle) })
 	t.Run("ForbiddenStops", func(t *testing.T) { webTestForbidden(t, browser, bundle) })
+	t.Run("ResumesWhenTheNetworkIsBack", func(t *testing.T) { webTestOnline(t, browser, bundle) })
+	t.Run("NoticesASleepByTheWallClock", func(t *testing.T) { webTestSleep(t, browser, bundle) })
 	t.Run("DemoShowsWhatEachCallerSees", func(t *testing.T) { webTestDemo(t, browser, bundle) })
 	t.Run("DemoSaysHowToGetTheSDK", func(t *testing.T) { webTestDemoWithoutSDK(t, browser) })
 	t.Run("RefreshesWithoutLossOrDuplicates", func(t *testing.T) {
@@ -169,6 +173,71 @@ func webTestCut(t *testing.T, browser context.Context, bundle []byte) {
 	}
 	t.Logf("%d published, %d received once and in order, %d missed across the second cut, all reported (%v); %d subscriptions",
 		published, got.received, got.missed, got.reasons, we.hs.momento.Count(momentotest.MethodSubscribe))
+}
+
+// webTestSleep moves the page's wall clock two hours on, as a sleep does on
+// a machine whose page clock stops meanwhile: the helper takes its token
+// for expired and fetches at once, while its subscription, which still
+// delivers, carries on with nothing lost.
+func webTestSleep(t *testing.T, browser context.Context, bundle []byte) {
+	we := webSetup(t, browser, bundle, nil, nil)
+	tab := we.tab(t, browser, true)
+	tab.open(t, we.site.URL+"/")
+	tab.start(t, webOptions{URL: we.fn.URL + "/", Endpoint: we.grpcWeb, Cache: "pizza", Topics: []string{"orders"}})
+	tab.waitStatus(t, "live")
+	stop := webPublish(t, we.hs.momento, 100*time.Millisecond, "orders")
+	tab.waitItems(t, 5)
+	before := we.fn.gets()
+	start := time.Now()
+	if _, err := chromedp.Run(tab.ctx, chromedp.Evaluate[bool](`sleep(2 * 3600 * 1000)`)); err != nil {
+		t.Fatal(err)
+	}
+	for we.fn.gets() == before && time.Since(start) < 5*time.Second {
+		time.Sleep(20 * time.Millisecond)
+	}
+	noticed := time.Since(start)
+	tab.waitItems(t, len(tab.events(t))+5)
+	published := stop()["orders"]
+	got := webCheckStream(t, tab.waitFor(t, "orders", published), "orders", published)
+	if gets := we.fn.gets(); gets != before+1 || noticed > 2*time.Second {
+		t.Errorf("after the wall clock jumped: %d token requests, the first after %v; want one within the ticker's second", gets-before, noticed)
+	}
+	if got.gaps != 0 || got.missed != 0 {
+		t.Errorf("after the wall clock jumped: %d missed, discontinuities %v; want none from a subscription that carried on", got.missed, got.reasons)
+	}
+	t.Logf("a 2 h jump of the wall clock: a token request %v later, %d items once and in order", noticed.Round(time.Millisecond), got.received)
+}
+
+// webTestOnline starts the page offline: its token request fails, and it
+// waits for the network rather than retrying into it. When the browser says
+// it is online again, it fetches within a second, not at its back-off.
+func webTestOnline(t *testing.T, browser context.Context, bundle []byte) {
+	front := &webFront{}
+	front.down.Store(true)
+	we := webSetup(t, browser, bundle, nil, front)
+	tab := we.tab(t, browser, true)
+	tab.open(t, we.site.URL+"/")
+	if _, err := chromedp.Call(tab.ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: true, DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
+		t.Fatalf("going offline: %v", err)
+	}
+	tab.start(t, webOptions{URL: we.front.URL + "/", Endpoint: we.grpcWeb, Cache: "pizza", Topics: []string{"orders"}})
+	offline := tab.waitStatus(t, "retrying")
+	if offline.Reason != "offline" || offline.RetryAt == nil {
+		t.Errorf("offline, the page is retrying for %q at %v, want offline", offline.Reason, offline.RetryAt)
+	}
+	time.Sleep(500 * time.Millisecond)
+	front.down.Store(false)
+	back := time.Now()
+	if _, err := chromedp.Call(tab.ctx, network.OverrideNetworkState, network.OverrideNetworkStateParams{Offline: false, DownloadThroughput: -1, UploadThroughput: -1}); err != nil {
+		t.Fatalf("going online: %v", err)
+	}
+	tab.waitStatus(t, "live")
+	times := front.times()
+	if len(times) != 2 || times[1].Sub(back) > 1500*time.Millisecond {
+		t.Errorf("token requests at %v, online at %v: want one offline and one within a second of going online", times, back)
+	}
+	t.Logf("offline: %d request, then waiting for the network (the next try set %v ahead); online: a request %v later, then live",
+		len(times)-1, time.Duration(*offline.RetryAt-float64(times[0].UnixMilli()))*time.Millisecond, times[len(times)-1].Sub(back).Round(time.Millisecond))
 }
 
 // webTestRetryAfter answers the page's first token request with 429 and
@@ -387,6 +456,12 @@ const webPage = `<!doctype html>
 import * as momento from "/sdk-web.js";
 import {subscribeTopics} from "/tvm.js";
 const rec = window.rec = {events: [], states: [], asks: []};
+// sleep(ms) moves the wall clock as a machine's sleep does, leaving
+// performance.now(), which on some systems does not count a sleep, alone.
+const wallNow = Date.now.bind(Date);
+let slept = 0;
+Date.now = () => wallNow() + slept;
+window.sleep = ms => { slept += ms; return true; };
 window.start = o => {
 	const credential = o.credential;
 	window.sub = subscribeTopics({...o, sdk: momento,
@@ -700,6 +775,9 @@ type webAnswer struct {
 type webFront struct {
 	fn      http.Handler
 	answers []webAnswer
+	// down, while true, makes every token request fail as a network does:
+	// the connection closes without an answer.
+	down atomic.Bool
 
 	mu   sync.Mutex // guards gets
 	gets []time.Time
@@ -714,6 +792,12 @@ func (f *webFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	n := len(f.gets)
 	f.gets = append(f.gets, time.Now())
 	f.mu.Unlock()
+	if f.down.Load() {
+		if conn, _, err := http.NewResponseController(w).Hijack(); err == nil {
+			conn.Close()
+		}
+		return
+	}
 	if n >= len(f.answers) {
 		f.fn.ServeHTTP(w, r)
 		return

@@ -13,7 +13,8 @@
 
 const TICK_MS = 1000; // how often the clocks are compared, and timers checked
 const SLEEP_MS = 2000; // wall-clock time beyond the page's own clock that counts as a sleep
-const GRACE_MS = 2000; // how long an old subscription overlaps a new one on a quiet topic
+const GRACE_MS = 2000; // the longest an old subscription overlaps a live new one
+const STALL_MS = 30000; // a subscription silent this long awake (Momento heartbeats every few seconds) is dead
 const ASK_MS = 2000; // how long a tab waits for the tab that fetches before fetching itself
 const FETCH_BACKOFF_MS = 1000; // the first back-off of a failed token fetch, doubling
 const SUBSCRIBE_BACKOFF_MS = 200; // the first back-off of a failed subscription, doubling
@@ -171,10 +172,12 @@ class Session {
     }
   }
 
+  // schedule fetches (or asks for) the next token at at. The timer acts
+  // itself: browsers may fire it a millisecond before the clock reads at.
   schedule(at) {
     clearTimeout(this.timer);
     this.due = at;
-    this.timer = setTimeout(() => this.check(), Math.max(0, at - this.clock.now()));
+    this.timer = setTimeout(() => !this.stopped && this.due === at && this.fire(), Math.max(0, at - this.clock.now()));
   }
 
   unschedule() {
@@ -190,6 +193,12 @@ class Session {
     if (this.due && now >= this.due) this.fire();
     for (const topic of this.topics.values()) {
       if (topic.due && now >= topic.due && this.token) this.subscribe(topic);
+      // A connection that died without a word (in a sleep, say) leaves a
+      // subscription that will never deliver: end it, and subscribe anew.
+      // Silence is counted awake only, so a sleep alone ends nothing.
+      for (const st of topic.streams) {
+        if (st.live && performance.now() - st.heard > STALL_MS) this.onEnd(topic, st, {errorCode: () => 'STALLED', message: () => `nothing heard for ${STALL_MS / 1000} s`});
+      }
     }
     this.changed();
   }
@@ -200,7 +209,9 @@ class Session {
     if (this.stopped) return;
     const soon = this.clock.now() + Math.random() * 1000;
     if (online && this.fault && ['network', 'offline'].includes(this.fault.reason)) this.schedule(soon);
-    for (const topic of this.topics.values()) if (online && topic.due) topic.due = Math.min(topic.due, soon);
+    for (const topic of this.topics.values()) {
+      if (online && topic.due > soon) this.later(topic, soon - this.clock.now());
+    }
     this.check();
   }
 
@@ -343,7 +354,7 @@ class Session {
     clearTimeout(topic.timer);
     topic.due = 0;
     const tok = this.token;
-    const st = {gen: tok.gen, sub: null, live: false, done: false, first: undefined, pending: [], overlap: false};
+    const st = {gen: tok.gen, sub: null, live: false, done: false, first: undefined, pending: [], overlap: false, heard: 0};
     if (topic.streams.length) for (const s of [...topic.streams, st]) s.overlap = true;
     topic.streams.push(st);
     if (topic.status !== 'live') topic.status = 'subscribing';
@@ -352,6 +363,7 @@ class Session {
       resp = await tok.client.subscribe(this.o.cache, topic.name, {
         onItem: item => this.onItem(topic, st, item),
         onDiscontinuity: d => this.onServerGap(topic, st, d),
+        onHeartbeat: () => (st.heard = performance.now()),
         onError: err => this.onEnd(topic, st, err),
       });
     } catch (err) {
@@ -361,6 +373,7 @@ class Session {
     if (resp?.type !== 'Subscription') return this.onEnd(topic, st, resp);
     st.sub = resp;
     st.live = true;
+    st.heard = performance.now();
     topic.status = 'live';
     topic.message = '';
     topic.retries = 0;
@@ -379,6 +392,7 @@ class Session {
 
   onItem(topic, st, item) {
     if (st.done || this.stopped) return;
+    st.heard = performance.now();
     const seq = item.sequenceNumber();
     if (st.first === undefined) st.first = seq;
     if (topic.last !== undefined && seq <= topic.last) {
@@ -435,12 +449,14 @@ class Session {
     this.changed();
   }
 
-  // graceOver ends what a new subscription overlaps after GRACE_MS on a
-  // quiet topic; an item the old one still had in flight then shows as a
-  // gap with the next item, never silently.
+  // graceOver ends what a live new subscription still overlaps after
+  // GRACE_MS: on a quiet topic there is nothing to catch up on, and an old
+  // subscription that lags (or hangs on a dead connection) by that much
+  // gives way. What it still had then shows as a gap, never silently.
   graceOver(topic, st) {
-    if (st.done || st.pending.length || this.stopped) return;
+    if (st.done || this.stopped) return;
     for (const s of topic.streams) if (!s.done && s.gen < st.gen) this.end(topic, s);
+    this.flush(topic);
     this.changed();
   }
 
@@ -455,6 +471,7 @@ class Session {
   }
 
   onServerGap(topic, st, d) {
+    st.heard = performance.now();
     if (st.done || this.stopped || topic.last === undefined) return;
     const next = d.newSequenceNumber();
     if (next < topic.last && !st.overlap) {
@@ -503,10 +520,15 @@ class Session {
       topic.status = 'retrying';
       topic.message = message;
     }
-    const wait = backoff(topic.retries++, SUBSCRIBE_BACKOFF_MS);
-    topic.due = this.clock.now() + wait;
-    topic.timer = setTimeout(() => this.check(), wait);
+    this.later(topic, backoff(topic.retries++, SUBSCRIBE_BACKOFF_MS));
     this.changed();
+  }
+
+  // later subscribes to topic again in wait ms, when there is a token.
+  later(topic, wait) {
+    clearTimeout(topic.timer);
+    const due = (topic.due = this.clock.now() + wait);
+    topic.timer = setTimeout(() => !this.stopped && topic.due === due && this.token && this.subscribe(topic), wait);
   }
 
   gap(topic, reason, last, next) {
