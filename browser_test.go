@@ -51,7 +51,7 @@ const browserPage = `<!doctype html>
 // its own, with a fresh profile (a new browser context), against a function
 // of its own.
 func TestBrowser(t *testing.T) {
-	browser := browserStart(t)
+	browser := browserStart(t, browserSessionTimeout)
 	t.Run("FetchFromAnotherOrigin", func(t *testing.T) { browserTestFetch(t, browser) })
 	t.Run("DisallowedOriginCannotRead", func(t *testing.T) { browserTestDisallowedOrigin(t, browser) })
 	t.Run("PreflightForACustomHeader", func(t *testing.T) { browserTestPreflight(t, browser) })
@@ -533,15 +533,15 @@ func browserSetup(t *testing.T, browser context.Context, env func(pageOrigin str
 
 // browserStart starts headless Chromium, with a fresh profile and no
 // background traffic, and returns its context, for browserSetup, which ends
-// after browserSessionTimeout. It skips t if Chromium is absent or in -short
-// mode, unless REQUIRE_BROWSER=1. The browser stops when t ends; if t failed,
-// it logs the tail of Chromium's output.
-func browserStart(t *testing.T) context.Context {
+// after timeout. It skips t if Chromium is absent or in -short mode, unless
+// REQUIRE_BROWSER=1. The browser stops when t ends; if t failed, it logs the
+// tail of Chromium's output.
+func browserStart(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
 	execPath := browserFind(t)
 	profile := t.TempDir() // removed after the browser has stopped
 	output := &logbuf.Buffer{}
-	ctx, cancelSession := context.WithTimeout(context.Background(), browserSessionTimeout)
+	ctx, cancelSession := context.WithTimeout(context.Background(), timeout)
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(execPath),
 		chromedp.Headless,
@@ -557,6 +557,11 @@ func browserStart(t *testing.T) context.Context {
 		chromedp.Flag("disable-breakpad", true),
 		chromedp.Flag("disable-extensions", true),
 		chromedp.Flag("disable-dev-shm-usage", true), // /dev/shm is small in containers
+		// Timers on time in every tab, in front or not, as in a page the
+		// user looks at: tests of timing must not depend on which is which.
+		chromedp.Flag("disable-background-timer-throttling", true),
+		chromedp.Flag("disable-renderer-backgrounding", true),
+		chromedp.Flag("disable-backgrounding-occluded-windows", true),
 		chromedp.UserDataDir(profile),
 		chromedp.WindowSize(1280, 800),
 		chromedp.CombinedOutput(output),

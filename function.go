@@ -2,7 +2,8 @@
 // short-lived Momento tokens, so that a web page can subscribe to Momento
 // topics without ever holding the account's API key.
 //
-// A GET returns {"token": "...", "exp": <unix seconds>, "expires_in": <seconds>}.
+// A GET returns {"token": "...", "exp": <unix seconds>, "expires_in":
+// <seconds>, "refresh_in": <seconds>}, the last saying when to fetch the next.
 // The token may subscribe, in one cache, to the topics its caller is entitled
 // to (and publish only where OIDC_PUBLISH allows), for TOKEN_TTL; a caller is
 // a client IP, the holder of a ticket from the app's backend, or a user
@@ -138,7 +139,7 @@ func (h *handler) serve(w http.ResponseWriter, r *http.Request, le *logEntry) er
 	if tok.Source == vending.Minted {
 		le.outcome = "mint"
 	}
-	writeToken(w, tok, h.now())
+	writeToken(w, tok, h.now(), h.cfg.Margin)
 	return nil
 }
 

@@ -99,6 +99,51 @@ func TestRepeatRequestsGetTheSameToken(t *testing.T) {
 	}
 }
 
+// TestResponseSaysWhenToRefresh checks refresh_in: a point in the first
+// half of the token's last 5 minutes, the same point in every answer that
+// carries the token, from which a fetch gets the next token. With the
+// emulator's short lifetimes the margin shrinks with TOKEN_TTL.
+func TestResponseSaysWhenToRefresh(t *testing.T) {
+	tests := []struct {
+		name   string
+		env    map[string]string
+		margin time.Duration
+	}{
+		{"deployed lifetimes", nil, 5 * time.Minute},
+		{"12s tokens", map[string]string{"TOKEN_TTL": "12s"}, time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hs := newHarness(t, tt.env)
+			first := hs.token(t, "203.0.113.7")
+			exp := time.Unix(first.Exp, 0)
+			at := hs.momento.Now().Add(time.Duration(first.RefreshIn * float64(time.Second)))
+			if earliest, latest := exp.Add(-tt.margin), exp.Add(-tt.margin/2); at.Before(earliest) || at.After(latest) {
+				t.Fatalf("refresh_in %v refreshes at %v, want from %v to %v (exp %v)", first.RefreshIn, at, earliest, latest, exp)
+			}
+			// Halfway there, the same token names the same point.
+			half := time.Duration(first.RefreshIn*float64(time.Second)) / 2
+			hs.momento.FastForward(half)
+			again := hs.token(t, "203.0.113.7")
+			if got := hs.momento.Now().Add(time.Duration(again.RefreshIn * float64(time.Second))); again.Token != first.Token || got.Sub(at).Abs() > time.Millisecond {
+				t.Errorf("halfway, refresh at %v (same token %v), want %v", got, again.Token == first.Token, at)
+			}
+			// At that point the next fetch gets the next token.
+			hs.momento.SetTime(at)
+			next := hs.token(t, "203.0.113.7")
+			if next.Token == first.Token || len(hs.momento.Mints()) != 2 {
+				t.Errorf("a fetch at refresh_in got the same token (mints %d), want a new one", len(hs.momento.Mints()))
+			}
+			// Another caller's token names another point (in 150,000
+			// milliseconds; the 500 of 12s tokens could coincide).
+			other := hs.token(t, "198.51.100.23")
+			if tt.margin >= time.Minute && other.RefreshIn == next.RefreshIn {
+				t.Errorf("two tokens minted together refresh at the same moment, %v s", other.RefreshIn)
+			}
+		})
+	}
+}
+
 func TestExpiredCacheEntryMintsANewToken(t *testing.T) {
 	hs := newHarness(t, nil)
 	first := hs.token(t, "203.0.113.7")

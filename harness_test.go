@@ -52,13 +52,29 @@ func newHarness(t testing.TB, env map[string]string) *harness {
 // fakes run, for variables that name them.
 func newHarnessFunc(t testing.TB, env func(hs *harness) map[string]string) *harness {
 	t.Helper()
+	return startHarness(t, false, env)
+}
+
+// newLiveHarness is newHarness with the fakes' clock running in real time,
+// for browsers that wait for tokens to expire.
+func newLiveHarness(t testing.TB, env map[string]string) *harness {
+	t.Helper()
+	return startHarness(t, true, func(*harness) map[string]string { return env })
+}
+
+// startHarness starts the fakes, with their clock stopped at noon on
+// 2026-11-28 unless live, and the function.
+func startHarness(t testing.TB, live bool, env func(hs *harness) map[string]string) *harness {
+	t.Helper()
 	hs := &harness{
 		momento: momentotest.NewServerT(t, "pizza"),
 		secrets: secretmanagertest.NewServerT(t),
 		logs:    &logbuf.Buffer{},
 		ips:     make(map[string]bool),
 	}
-	hs.momento.SetTime(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	if !live {
+		hs.momento.SetTime(time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC))
+	}
 	// A v2 key, as Momento's console issues them; the emulator host stands
 	// in for its endpoint.
 	hs.secrets.AddVersion(secretID, []byte(hs.momento.APIKeyV2()))
@@ -179,7 +195,7 @@ func decodeBody(t testing.TB, body []byte) response {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return response{Token: tok.Token, Exp: tok.Exp, ExpiresIn: tok.ExpiresIn}
+	return response{Token: tok.Token, Exp: tok.Exp, ExpiresIn: tok.ExpiresIn, RefreshIn: tok.RefreshIn}
 }
 
 // checkErrorBody checks that w is a JSON error a page can read.

@@ -3,6 +3,7 @@ package tokenvendingmachine
 import (
 	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -22,16 +23,22 @@ type response struct {
 	// ExpiresIn is the seconds left when this response was made, for a
 	// browser whose clock is wrong.
 	ExpiresIn int64 `json:"expires_in"`
+	// RefreshIn is the seconds, to the millisecond, after which the page
+	// should fetch its next token (see refreshIn). Pages that predate it
+	// ignore it; the browser helper falls back to expires_in without it.
+	RefreshIn float64 `json:"refresh_in"`
 }
 
-// writeToken answers with tok, as of now.
-func writeToken(w http.ResponseWriter, tok vending.Token, now time.Time) {
+// writeToken answers with tok, as of now; margin is the least life a
+// served token has left.
+func writeToken(w http.ResponseWriter, tok vending.Token, now time.Time, margin time.Duration) {
 	w.Header()["Cache-Control"] = noStore
 	bp := bodies.Get().(*[]byte)
 	b := appendResponse((*bp)[:0], response{
 		Token:     tok.Value,
 		Exp:       tok.Expires.Unix(),
 		ExpiresIn: max(0, tok.Expires.Unix()-now.Unix()),
+		RefreshIn: float64(refreshIn(tok, now, margin).Milliseconds()) / 1000,
 	})
 	writeBody(w, http.StatusOK, b)
 	*bp = b[:0] // w kept none of it
@@ -58,6 +65,8 @@ func appendResponse(b []byte, r response) []byte {
 	b = strconv.AppendInt(b, r.Exp, 10)
 	b = append(b, `,"expires_in":`...)
 	b = strconv.AppendInt(b, r.ExpiresIn, 10)
+	b = append(b, `,"refresh_in":`...)
+	b = strconv.AppendFloat(b, r.RefreshIn, 'f', -1, 64)
 	return append(b, "}\n"...)
 }
 
@@ -85,6 +94,24 @@ var (
 	noStore          = []string{"no-store"}
 	jsonContent      = []string{"application/json"}
 )
+
+// refreshIn returns how long after now a page holding tok should fetch the
+// next token: at a point in the first half of tok's last margin of life.
+// From that margin on the function no longer serves tok, so the fetch gets
+// a newer token, and the second half is left for retries. Where in the
+// first half follows from a hash of the token, so the point is the same in
+// every answer that carries tok: callers whose tokens were minted together
+// (after a deploy, say) refresh spread over half the margin, while the pages
+// of one caller, which share a token, ask together and cost one mint. The
+// function chooses, not the page, so that a new margin or spread reaches
+// pages already open without a change to them.
+func refreshIn(tok vending.Token, now time.Time, margin time.Duration) time.Duration {
+	h := fnv.New64a()
+	h.Write([]byte(tok.Value))
+	frac := float64(h.Sum64()>>11) / (1 << 53) // in [0, 1)
+	at := tok.Expires.Add(-margin + time.Duration(frac*float64(margin/2)))
+	return min(max(at.Sub(now), 0), tok.Expires.Sub(now))
+}
 
 // answer is how the function answers one kind of failure.
 type answer struct {

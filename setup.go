@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
-	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/credential"
 	"example.com/tokenvendingmachine/internal/failure"
 	"example.com/tokenvendingmachine/internal/secret"
@@ -130,7 +129,7 @@ func (h *handler) vendingOptions() vending.Options {
 		CacheName:      cfg.CacheName,
 		TokenTTL:       cfg.TokenTTL,
 		CacheTTL:       cfg.CacheTTL,
-		Margin:         config.RefreshMargin,
+		Margin:         cfg.Margin,
 		CallTimeout:    cfg.UpstreamTimeout,
 		MintRate:       cfg.MintRate,
 		MintBurst:      cfg.MintBurst,

@@ -6,7 +6,9 @@
 // With neither SECRET_ID nor MOMENTO_API_KEY set it starts an embedded
 // Momento emulator and serves tokens from it (they are not valid on real
 // Momento), plus a demo page on the next port and the emulator's gRPC-web
-// endpoint, for @gomomento/sdk-web in a page, on the one after (-grpcweb-port).
+// endpoint, for @gomomento/sdk-web in a page, on the one after (-grpcweb-port),
+// and plays the pizza shop's backend, publishing orders' progress, which the
+// demo page shows live.
 // Otherwise it uses the
 // configuration in the environment, as the deployed function does; see the
 // README.
@@ -30,8 +32,10 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -188,6 +192,10 @@ func serve(ctx context.Context, o options, stdout io.Writer) error {
 	return nil
 }
 
+// defaultWebSDK is where "npm --prefix web run bundle" writes the web SDK,
+// relative to the repository's root, where go run ./cmd runs.
+const defaultWebSDK = "web/dist/sdk-web.js"
+
 // options are the runner's flags, with their defaults applied.
 type options struct {
 	port, demoPort      int
@@ -195,6 +203,7 @@ type options struct {
 	host                string
 	momentoHost, smHost string
 	latency             time.Duration
+	webSDK              string // the demo's local web SDK bundle, absolute
 }
 
 // parseFlags parses args, giving -port its default from PORT and
@@ -213,6 +222,7 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 	fs.StringVar(&o.momentoHost, "momento-emulator", "", "`host:port` of a Momento-compatible server to use instead of Momento (sets MOMENTO_EMULATOR_HOST)")
 	fs.StringVar(&o.smHost, "secretmanager-emulator", "", "`host:port` of a Secret Manager-compatible server (sets SECRETMANAGER_EMULATOR_HOST)")
 	fs.DurationVar(&o.latency, "emulator-latency", 0, "latency the embedded emulator adds to each call, such as 2ms")
+	fs.StringVar(&o.webSDK, "web-sdk", defaultWebSDK, "`file` of the web SDK bundle the demo's live view loads while it exists, else esm.sh ("+demo.BundleCommand+" builds it)")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
 		return o, err
 	} else if err != nil {
@@ -236,6 +246,9 @@ func parseFlags(args []string, getenv func(string) string, stdout io.Writer) (op
 		o.demoPort = o.port + 1
 	} else if o.demoPort < 0 || o.demoPort > 65535 {
 		return o, fmt.Errorf("-demo-port must be from 0 (no demo page) to 65535, got %d", o.demoPort)
+	}
+	if abs, err := filepath.Abs(o.webSDK); err == nil {
+		o.webSDK = abs
 	}
 	if !given["grpcweb-port"] {
 		o.grpcWebPort = o.port + 2
@@ -266,6 +279,8 @@ type localStack struct {
 	ticketKey string           // "" when TICKET_SECRET_ID is set
 	signInURL string           // the local login issuer's token endpoint
 	stopDemo  func()
+	// stopPizzeria stops the backend that publishes orders; nil until announce.
+	stopPizzeria func()
 }
 
 // startLocal starts the emulator (with no cache yet: CACHE_NAME is made
@@ -314,9 +329,34 @@ func (l *localStack) announce(stdout io.Writer, o options, cfg config.Config, ge
 		return fmt.Errorf("create the emulator's cache: %w", err)
 	}
 	fnURL := localURL(o.host, o.port, "/")
+	grpcWebURL := ""
+	if o.grpcWebPort > 0 {
+		// The emulator's tokens are worthless elsewhere, so any origin may
+		// use its gRPC-web endpoint.
+		if _, err := l.emu.ServeGRPCWeb(net.JoinHostPort(o.host, strconv.Itoa(o.grpcWebPort)), "*"); err != nil {
+			return fmt.Errorf("gRPC-web: cannot listen on port %d: %w (set -grpcweb-port, or 0 to turn it off)", o.grpcWebPort, err)
+		}
+		grpcWebURL = localURL(o.host, o.grpcWebPort, "")
+	}
+	// Play the pizza shop's backend, publishing as the account, for the
+	// demo's live view and for anyone who subscribes.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var reported sync.Once
+	go func() {
+		defer close(done)
+		demo.RunPizzeria(ctx, demo.DefaultPizzeriaTick, func(topic, text string) error {
+			_, err := l.emu.Publish(cfg.CacheName, topic, text)
+			return err
+		}, func(err error) {
+			reported.Do(func() { fmt.Fprintf(stdout, "The pizzeria cannot publish (it goes on trying): %v\n", err) })
+		})
+	}()
+	l.stopPizzeria = func() { cancel(); <-done }
 	demoURL := ""
 	if o.demoPort > 0 {
-		opts := demo.Options{FunctionURL: fnURL, SignInURL: l.signInURL, TicketAudience: cfg.TicketAudience}
+		opts := demo.Options{FunctionURL: fnURL, SignInURL: l.signInURL, TicketAudience: cfg.TicketAudience,
+			GRPCWebURL: grpcWebURL, CacheName: cfg.CacheName, WebSDKFile: o.webSDK}
 		if opts.TicketAudience == "" {
 			opts.TicketAudience = ticket.DefaultAudience
 		}
@@ -336,16 +376,16 @@ func (l *localStack) announce(stdout io.Writer, o options, cfg config.Config, ge
 			"  function refuses the demo: add that origin to ALLOWED_ORIGINS, or unset it.",
 			strings.TrimSuffix(demoURL, "/demo"))
 	}
-	grpcWebURL := ""
-	if o.grpcWebPort > 0 {
-		// The emulator's tokens are worthless elsewhere, so any origin may
-		// use its gRPC-web endpoint.
-		if _, err := l.emu.ServeGRPCWeb(net.JoinHostPort(o.host, strconv.Itoa(o.grpcWebPort)), "*"); err != nil {
-			return fmt.Errorf("gRPC-web: cannot listen on port %d: %w (set -grpcweb-port, or 0 to turn it off)", o.grpcWebPort, err)
-		}
-		grpcWebURL = localURL(o.host, o.grpcWebPort, "")
-	}
 	banner(stdout, l.emu.Addr(), cfg.CacheName, fnURL, demoURL, grpcWebURL, warning)
+	fmt.Fprintf(stdout, "The pizzeria publishes orders 42's and 43's progress every %v on %s,\n  %s, %s, %s and %s;\n  the demo page shows them live.\n",
+		demo.DefaultPizzeriaTick, demo.TopicOrder42, demo.TopicOrder43, demo.TopicNewOrder, demo.TopicAliceInbox, demo.TopicBobInbox)
+	if demoURL != "" && grpcWebURL != "" {
+		if _, err := os.Stat(o.webSDK); err == nil {
+			fmt.Fprintf(stdout, "The demo's live view loads the web SDK from %s.\n", o.webSDK)
+		} else {
+			fmt.Fprintf(stdout, "The demo's live view loads the web SDK from esm.sh; offline, build it once, from the\n  repository's root, and reload the page:\n  %s\n", demo.BundleCommand)
+		}
+	}
 	if l.ticketKey != "" {
 		fmt.Fprintf(stdout, "Tickets are signed with TICKET_KEY; try one:\n  TICKET_KEY='%s' go run ./cmd/ticket -sub alice -topics 'order-42-*'\n", l.ticketKey)
 	}
@@ -358,6 +398,9 @@ func (l *localStack) announce(stdout io.Writer, o options, cfg config.Config, ge
 
 // close stops what startLocal and announce started.
 func (l *localStack) close() {
+	if l.stopPizzeria != nil {
+		l.stopPizzeria()
+	}
 	if l.stopDemo != nil {
 		l.stopDemo()
 	}

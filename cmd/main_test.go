@@ -20,6 +20,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/momentohq/client-sdk-go/auth"
+	"github.com/momentohq/client-sdk-go/config"
+	"github.com/momentohq/client-sdk-go/config/logger"
+	"github.com/momentohq/client-sdk-go/momento"
+
 	"example.com/tokenvendingmachine/internal/functest"
 )
 
@@ -239,6 +244,14 @@ func TestRunWithoutConfiguration(t *testing.T) {
 				if !strings.Contains(string(page), url) {
 					t.Errorf("demo page does not call %s", url)
 				}
+				if want := fmt.Sprintf("const GRPC_WEB = %q", webURL); !strings.Contains(string(page), want) {
+					t.Errorf("demo page's live view lacks %s", want)
+				}
+			}
+			// The pizzeria publishes order 42's progress, which the
+			// visitor's token may read.
+			if item := runnerTopicItem(t, output.String(), tok.Token, "order-42-status-updated"); !strings.HasPrefix(item, "order 42: ") {
+				t.Errorf("first item on order-42-status-updated = %q, want order 42's status", item)
 			}
 
 			start := time.Now()
@@ -508,4 +521,38 @@ func TestBannerWarnsOfARefusedDemo(t *testing.T) {
 	if !strings.Contains(out.String(), "WARNING: the demo is refused") {
 		t.Errorf("banner with a warning:\n%s", out.String())
 	}
+}
+
+// runnerTopicItem subscribes with token to topic on the emulator whose
+// address the runner's banner (in output) names, and returns the first item.
+func runnerTopicItem(t *testing.T, output, token, topic string) string {
+	t.Helper()
+	_, addr, _ := strings.Cut(output, "embedded Momento emulator on ")
+	addr, _, _ = strings.Cut(addr, ".\n")
+	cp, err := auth.FromString(token)
+	if err != nil {
+		t.Fatalf("the runner's token: %v", err)
+	}
+	ep := auth.Endpoint{Endpoint: addr, InsecureConnection: true}
+	if cp, err = cp.WithEndpoints(auth.AllEndpoints{ControlEndpoint: ep, CacheEndpoint: ep, TokenEndpoint: ep, StorageEndpoint: ep}); err != nil {
+		t.Fatal(err)
+	}
+	// Not closed: in SDK v1.38.0 TopicClient.Close races with its pool.
+	c, err := momento.NewTopicClient(config.TopicsDefaultWithLogger(logger.NewNoopMomentoLoggerFactory()), cp)
+	if err != nil {
+		t.Fatalf("NewTopicClient: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := c.Subscribe(ctx, &momento.TopicSubscribeRequest{CacheName: "pizza", TopicName: topic})
+	if err != nil {
+		t.Fatalf("Subscribe(%s) on the runner's emulator at %s: %v", topic, addr, err)
+	}
+	defer sub.Close()
+	item, err := sub.Item(ctx)
+	if err != nil {
+		t.Fatalf("no item on %s within 10s: %v", topic, err)
+	}
+	s, _ := item.(momento.String)
+	return string(s)
 }

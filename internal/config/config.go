@@ -30,6 +30,21 @@ const MaxTokenTTL = time.Hour
 // minute of caching.
 const MinTokenTTL = RefreshMargin + time.Minute
 
+// MinEmulatorTokenTTL is the shortest token lifetime with
+// MOMENTO_EMULATOR_HOST set, so that tests can watch tokens be refreshed
+// in seconds. Below MinTokenTTL, the refresh margin and the least CACHE_TTL
+// keep an hour's proportions ([ScaledToTokenTTL]): TOKEN_TTL/12 and
+// TOKEN_TTL/60.
+const MinEmulatorTokenTTL = 6 * time.Second
+
+// ScaledToTokenTTL returns d scaled as a token of lifetime ttl would have it
+// if d were meant for a token of an hour: 5m becomes 1s for a 12s token.
+// It counts in milliseconds, so that nothing overflows for d and ttl up to
+// an hour.
+func ScaledToTokenTTL(d, ttl time.Duration) time.Duration {
+	return time.Duration(d.Milliseconds()*int64(ttl)/int64(time.Hour)) * time.Millisecond
+}
+
 // Config is the function's configuration.
 type Config struct {
 	// SecretID is the Secret Manager secret version holding the Momento API
@@ -49,9 +64,13 @@ type Config struct {
 	// whole seconds.
 	TokenTTL time.Duration
 	// CacheTTL is how long a token is cached: at least a minute and at most
-	// TokenTTL minus RefreshMargin. Unset, it is DefaultCacheTTL, or TokenTTL
-	// minus RefreshMargin if that is shorter.
+	// TokenTTL minus Margin. Unset, it is DefaultCacheTTL, or TokenTTL minus
+	// Margin if that is shorter.
 	CacheTTL time.Duration
+	// Margin is the least lifetime a served token has left: RefreshMargin,
+	// or for a TokenTTL under MinTokenTTL (only with MOMENTO_EMULATOR_HOST)
+	// RefreshMargin scaled to it, TokenTTL/12.
+	Margin time.Duration
 	// AllowedOrigins are the origins CORS lets read a token; nil means any ("*").
 	AllowedOrigins []string
 	// TrustedProxies is how many proxies in front of the function append to
@@ -250,27 +269,41 @@ func (p *parser) key(c *Config) {
 	}
 }
 
-// lifetimes checks TOKEN_TTL and CACHE_TTL, and derives CACHE_TTL when unset.
+// lifetimes checks TOKEN_TTL and CACHE_TTL, derives CACHE_TTL when unset,
+// and sets the refresh margin. Deployed, a token lives 6m to 1h and keeps a
+// 5m margin. With MOMENTO_EMULATOR_HOST set it may live from 6s, and below
+// 6m the margin and the least CACHE_TTL keep an hour's proportions (5m and
+// 1m of 1h), so that tests see tokens refreshed within seconds.
 func (p *parser) lifetimes(c *Config) {
+	c.Margin = RefreshMargin
+	minCache := time.Minute
+	emulated := c.MomentoEmulatorHost != ""
 	if p.ok("TOKEN_TTL") {
 		switch {
-		case c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL:
+		case emulated && c.TokenTTL >= MinEmulatorTokenTTL && c.TokenTTL < MinTokenTTL:
+			c.Margin = ScaledToTokenTTL(RefreshMargin, c.TokenTTL)
+			minCache = ScaledToTokenTTL(time.Minute, c.TokenTTL)
+		case emulated && (c.TokenTTL < MinEmulatorTokenTTL || c.TokenTTL > MaxTokenTTL):
+			p.invalid("TOKEN_TTL", "must be from %s (the %s refresh margin plus a minute of caching) to %s, or from %s with MOMENTO_EMULATOR_HOST set, got %v",
+				short(MinTokenTTL), short(RefreshMargin), short(MaxTokenTTL), short(MinEmulatorTokenTTL), c.TokenTTL)
+		case !emulated && (c.TokenTTL < MinTokenTTL || c.TokenTTL > MaxTokenTTL):
 			p.invalid("TOKEN_TTL", "must be from %s (the %s refresh margin plus a minute of caching) to %s, got %v",
 				short(MinTokenTTL), short(RefreshMargin), short(MaxTokenTTL), c.TokenTTL)
-		case c.TokenTTL%time.Second != 0:
+		}
+		if p.ok("TOKEN_TTL") && c.TokenTTL%time.Second != 0 {
 			p.invalid("TOKEN_TTL", "must be whole seconds, got %v", c.TokenTTL)
 		}
 	}
 	if p.str("CACHE_TTL") == "" {
-		c.CacheTTL = min(DefaultCacheTTL, c.TokenTTL-RefreshMargin)
+		c.CacheTTL = min(DefaultCacheTTL, c.TokenTTL-c.Margin)
 	}
 	if p.ok("CACHE_TTL") && p.ok("TOKEN_TTL") {
 		switch {
-		case c.CacheTTL < time.Minute:
-			p.fail("CACHE_TTL must be at least 1m, got %v", c.CacheTTL)
-		case c.CacheTTL > c.TokenTTL-RefreshMargin:
+		case c.CacheTTL < minCache:
+			p.fail("CACHE_TTL must be at least %s, got %v", short(minCache), c.CacheTTL)
+		case c.CacheTTL > c.TokenTTL-c.Margin:
 			p.fail("CACHE_TTL must be at most TOKEN_TTL minus the %v refresh margin (%v), got %v",
-				RefreshMargin, c.TokenTTL-RefreshMargin, c.CacheTTL)
+				c.Margin, c.TokenTTL-c.Margin, c.CacheTTL)
 		}
 	}
 }

@@ -39,6 +39,7 @@ func defaults() Config {
 		CacheName:         "pizza",
 		TokenTTL:          time.Hour,
 		CacheTTL:          55 * time.Minute,
+		Margin:            5 * time.Minute,
 		AllowedOrigins:    nil,
 		TrustedProxies:    1,
 		UpstreamTimeout:   2 * time.Second,
@@ -582,6 +583,64 @@ func TestTokenTTLErrorGivesTheRange(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "TOKEN_TTL must be from 6m (") || !strings.Contains(err.Error(), ") to 1h, got") {
 			t.Errorf("FromEnv(TOKEN_TTL=%s) = %v, want an error giving the range 6m to 1h", ttl, err)
 		}
+	}
+}
+
+// TestShortLifetimesOnlyWithTheEmulator checks that tokens shorter than
+// the deployed 6m minimum are accepted only with MOMENTO_EMULATOR_HOST set,
+// from 6s, with the refresh margin and CACHE_TTL kept in an hour's
+// proportions, and that from 6m on the emulator changes nothing.
+func TestShortLifetimesOnlyWithTheEmulator(t *testing.T) {
+	emulator := map[string]string{"MOMENTO_EMULATOR_HOST": "127.0.0.1:9"}
+	with := func(m, extra map[string]string) map[string]string {
+		out := withKey(m)
+		for k, v := range extra {
+			out[k] = v
+		}
+		return out
+	}
+	tests := []struct {
+		name                   string
+		env                    map[string]string
+		wantMargin, wantCache  time.Duration
+		wantErr, wantErrNotSub string
+	}{
+		{name: "12s with the emulator", env: with(emulator, map[string]string{"TOKEN_TTL": "12s"}),
+			wantMargin: time.Second, wantCache: 11 * time.Second},
+		{name: "6s with the emulator", env: with(emulator, map[string]string{"TOKEN_TTL": "6s"}),
+			wantMargin: 500 * time.Millisecond, wantCache: 5500 * time.Millisecond},
+		{name: "2m with the emulator and CACHE_TTL", env: with(emulator, map[string]string{"TOKEN_TTL": "2m", "CACHE_TTL": "2s"}),
+			wantMargin: 10 * time.Second, wantCache: 2 * time.Second},
+		{name: "1h with the emulator keeps the deployed margin", env: with(emulator, map[string]string{"TOKEN_TTL": "1h"}),
+			wantMargin: 5 * time.Minute, wantCache: 55 * time.Minute},
+		{name: "6m with the emulator keeps the deployed margin", env: with(emulator, map[string]string{"TOKEN_TTL": "6m"}),
+			wantMargin: 5 * time.Minute, wantCache: time.Minute},
+		{name: "12s deployed", env: withKey(map[string]string{"TOKEN_TTL": "12s"}),
+			wantErr: "TOKEN_TTL must be from 6m (the 5m refresh margin plus a minute of caching) to 1h, got 12s", wantErrNotSub: "EMULATOR"},
+		{name: "5s with the emulator", env: with(emulator, map[string]string{"TOKEN_TTL": "5s"}),
+			wantErr: "TOKEN_TTL must be from 6m (the 5m refresh margin plus a minute of caching) to 1h, or from 6s with MOMENTO_EMULATOR_HOST set, got 5s"},
+		{name: "cache ttl under a sixtieth", env: with(emulator, map[string]string{"TOKEN_TTL": "12s", "CACHE_TTL": "100ms"}),
+			wantErr: "CACHE_TTL must be at least 200ms, got 100ms"},
+		{name: "cache ttl within the scaled margin", env: with(emulator, map[string]string{"TOKEN_TTL": "12s", "CACHE_TTL": "11500ms"}),
+			wantErr: "CACHE_TTL must be at most TOKEN_TTL minus the 1s refresh margin (11s), got 11.5s"},
+		{name: "cache ttl deployed still at least 1m", env: withKey(map[string]string{"CACHE_TTL": "59s"}),
+			wantErr: "CACHE_TTL must be at least 1m, got 59s"},
+		{name: "cache ttl deployed within the margin", env: withKey(map[string]string{"TOKEN_TTL": "1h", "CACHE_TTL": "56m"}),
+			wantErr: "CACHE_TTL must be at most TOKEN_TTL minus the 5m0s refresh margin (55m0s), got 56m0s"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := FromEnv(env(tt.env))
+			if tt.wantErr != "" {
+				if err == nil || err.Error() != tt.wantErr {
+					t.Errorf("FromEnv(%v) = %v, want the error %q", tt.env, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || got.Margin != tt.wantMargin || got.CacheTTL != tt.wantCache {
+				t.Errorf("FromEnv(%v) = margin %v, CACHE_TTL %v, %v; want %v and %v", tt.env, got.Margin, got.CacheTTL, err, tt.wantMargin, tt.wantCache)
+			}
+		})
 	}
 }
 

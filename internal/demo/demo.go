@@ -1,13 +1,14 @@
-// Package demo serves a one-page demo of the function for local runs: the
-// page fetches a token from the function the way a web app would, shows its
-// scope and a countdown to its expiry, and fetches the next one five minutes
-// before it expires. Only the local runner serves it, and only when it runs
-// the embedded emulator; the deployed function never does.
-//
-// The page has three modes: a visitor (no credentials: the TOPICS scope), a
-// customer tracking an order (the demo server plays the app's backend and
-// issues a ticket for that order's topics), and a signed-in user (an ID
-// token from the runner's fake login issuer).
+// Package demo serves a one-page demo of the function for local runs. Its
+// live view shows, through the browser helper (web/tvm.js) and the Momento
+// web SDK, what each kind of caller receives from the topics that the
+// runner's pizzeria (RunPizzeria) publishes on, with each token's refreshes:
+// a visitor (no credentials: the TOPICS scope, every order with TOPICS=*),
+// the customer of order 42 (the demo server plays the app's backend and
+// issues a ticket for that order's topics), and a user signed in as alice
+// (an ID token from the runner's fake login issuer). Below it, the page
+// fetches a token as a web app would and shows its scope and a countdown
+// to its expiry. Only the local runner serves it, and only when it runs the
+// embedded emulator; the deployed function never does.
 package demo
 
 import (
@@ -15,10 +16,12 @@ import (
 	"encoding/json"
 	"html/template"
 	"net/http"
+	"os"
 	"time"
 
 	"example.com/tokenvendingmachine/internal/scope"
 	"example.com/tokenvendingmachine/internal/ticket"
+	"example.com/tokenvendingmachine/web"
 )
 
 //go:embed index.html
@@ -40,20 +43,67 @@ type Options struct {
 	// SignInURL, if set, is the fake login issuer's token endpoint; the
 	// page's sign-in mode gets an ID token there for ?sub=NAME.
 	SignInURL string
+	// GRPCWebURL, if set, is the emulator's gRPC-web endpoint, such as
+	// http://127.0.0.1:8082: the page's live view subscribes there. Without
+	// it, the page has no live view.
+	GRPCWebURL string
+	// CacheName is the cache the topics are in; "" means "pizza".
+	CacheName string
+	// WebSDKFile, if set, is an ES module bundle of @gomomento/sdk-web
+	// (npm --prefix web run bundle writes web/dist/sdk-web.js): while it
+	// exists, the page loads the SDK from it, at /sdk-web.js, and otherwise
+	// from WebSDKURL. It is looked for on every page load, so that building
+	// it needs no restart.
+	WebSDKFile string
+	// WebSDKURL is where the page loads the SDK without a WebSDKFile; ""
+	// means DefaultWebSDKURL.
+	WebSDKURL string
 }
 
-// Handler serves the page at /demo, and redirects / there.
+// DefaultWebSDKURL is the web SDK, pinned, as an ES module from esm.sh.
+const DefaultWebSDKURL = "https://esm.sh/@gomomento/sdk-web@1.118.0"
+
+// BundleCommand is the command that builds the local bundle of the web SDK
+// from the repository's lockfile, run from the repository's root.
+const BundleCommand = "npm --prefix web run bundle"
+
+// Handler serves the page at /demo, and redirects / there; the browser
+// helper at /tvm.js, and the web SDK at /sdk-web.js while o.WebSDKFile exists.
 func Handler(o Options) http.Handler {
+	if o.CacheName == "" {
+		o.CacheName = "pizza"
+	}
+	if o.WebSDKURL == "" {
+		o.WebSDKURL = DefaultWebSDKURL
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /demo", func(w http.ResponseWriter, r *http.Request) {
+		sdk, local := o.WebSDKURL, false
+		if o.WebSDKFile != "" {
+			if _, err := os.Stat(o.WebSDKFile); err == nil {
+				sdk, local = "/sdk-web.js", true
+			}
+		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		tmpl.Execute(w, struct {
-			FunctionURL, SignInURL string
-			Tickets                bool
-		}{o.FunctionURL, o.SignInURL, o.TicketKey != nil})
+			FunctionURL, SignInURL, GRPCWebURL, CacheName string
+			WebSDKURL, BundleCommand                      string
+			LocalSDK, Tickets                             bool
+		}{o.FunctionURL, o.SignInURL, o.GRPCWebURL, o.CacheName, sdk, BundleCommand, local, o.TicketKey != nil})
 	})
 	mux.Handle("GET /{$}", http.RedirectHandler("/demo", http.StatusFound))
+	mux.HandleFunc("GET /tvm.js", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-cache")
+		w.Write([]byte(web.Module))
+	})
+	if o.WebSDKFile != "" {
+		mux.HandleFunc("GET /sdk-web.js", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+			http.ServeFile(w, r, o.WebSDKFile)
+		})
+	}
 	if o.TicketKey != nil {
 		mux.HandleFunc("GET /ticket", func(w http.ResponseWriter, r *http.Request) {
 			issueTicket(w, r, o)

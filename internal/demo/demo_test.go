@@ -1,13 +1,21 @@
 package demo
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
 
 	"example.com/tokenvendingmachine/internal/ticket"
+	"example.com/tokenvendingmachine/web"
 )
 
 func TestHandler(t *testing.T) {
@@ -70,5 +78,82 @@ func TestTicketEndpoint(t *testing.T) {
 		if w.Code != http.StatusBadRequest {
 			t.Errorf("GET /ticket?order=%s = %d, want 400", bad, w.Code)
 		}
+	}
+}
+
+// TestLiveView checks that the page has a live view only with the
+// emulator's gRPC-web URL, serves the helper, and loads the web SDK from
+// the local bundle while it exists, else from esm.sh.
+func TestLiveView(t *testing.T) {
+	get := func(h http.Handler, path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		return w
+	}
+	if body := get(Handler(Options{FunctionURL: "http://127.0.0.1:8080/"}), "/demo").Body.String(); strings.Contains(body, `id="callers"`) {
+		t.Errorf("the page has a live view without a gRPC-web URL")
+	}
+	bundle := filepath.Join(t.TempDir(), "sdk-web.js")
+	h := Handler(Options{FunctionURL: "http://127.0.0.1:8080/", GRPCWebURL: "http://127.0.0.1:8082", WebSDKFile: bundle})
+	body := get(h, "/demo").Body.String()
+	for _, want := range []string{`id="callers"`, `const GRPC_WEB = "http://127.0.0.1:8082"`, `const SDK_URL = "https://esm.sh/@gomomento/sdk-web@1.118.0"`, BundleCommand} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the page without a local bundle lacks %s", want)
+		}
+	}
+	if w := get(h, "/tvm.js"); w.Code != http.StatusOK || w.Body.String() != web.Module || !strings.HasPrefix(w.Header().Get("Content-Type"), "text/javascript") {
+		t.Errorf("GET /tvm.js = %d %q, want the helper as JavaScript", w.Code, w.Header().Get("Content-Type"))
+	}
+	if w := get(h, "/sdk-web.js"); w.Code != http.StatusNotFound {
+		t.Errorf("GET /sdk-web.js before it is built = %d, want 404", w.Code)
+	}
+	if err := os.WriteFile(bundle, []byte("export const TopicClient = 1;"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if body := get(h, "/demo").Body.String(); !strings.Contains(body, `const SDK_URL = "/sdk-web.js"`) {
+		t.Errorf("the page does not load the local bundle once it is built")
+	}
+	if w := get(h, "/sdk-web.js"); w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "TopicClient") {
+		t.Errorf("GET /sdk-web.js once built = %d", w.Code)
+	}
+}
+
+// TestPizzeria checks what the pizzeria publishes: both orders move on a
+// step each tick, each customer hears of their own, and a new order is
+// announced every third tick.
+func TestPizzeria(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var got []string
+	RunPizzeria(ctx, time.Millisecond, func(topic, text string) error {
+		got = append(got, topic+": "+text)
+		if len(got) == 14 {
+			cancel()
+		}
+		return nil
+	}, nil)
+	want := []string{
+		"order-42-status-updated: order 42: placed",
+		"user-alice-notifications: alice, your order 42 is placed",
+		"order-43-status-updated: order 43: out for delivery",
+		"user-bob-notifications: bob, your order 43 is out for delivery",
+		"new-order: order 44 placed",
+		"order-42-status-updated: order 42: in the oven",
+		"user-alice-notifications: alice, your order 42 is in the oven",
+		"order-43-status-updated: order 43: delivered",
+		"user-bob-notifications: bob, your order 43 is delivered",
+		"order-42-status-updated: order 42: out for delivery",
+		"user-alice-notifications: alice, your order 42 is out for delivery",
+		"order-43-status-updated: order 43: placed",
+		"user-bob-notifications: bob, your order 43 is placed",
+		"order-42-status-updated: order 42: delivered",
+	}
+	if diff := cmp.Diff(want, got[:14]); diff != "" {
+		t.Errorf("published (-want +got):\n%s", diff)
+	}
+	var failures []error
+	ctx, cancel = context.WithCancel(context.Background())
+	RunPizzeria(ctx, time.Millisecond, func(string, string) error { cancel(); return errors.New("no cache") }, func(err error) { failures = append(failures, err) })
+	if len(failures) == 0 || !strings.Contains(failures[0].Error(), "no cache") {
+		t.Errorf("publish errors reported as %v, want them handed to failed", failures)
 	}
 }

@@ -132,14 +132,15 @@ func (p *Process) Kill() {
 
 // Token is a token response's body.
 type Token struct {
-	Token     string `json:"token"`
-	Exp       int64  `json:"exp"`
-	ExpiresIn int64  `json:"expires_in"`
+	Token     string  `json:"token"`
+	Exp       int64   `json:"exp"`
+	ExpiresIn int64   `json:"expires_in"`
+	RefreshIn float64 `json:"refresh_in"`
 }
 
 // DecodeToken decodes a token response's body, which must be a JSON object
 // with exactly the fields token (a non-empty string), exp and expires_in
-// (whole numbers).
+// (whole numbers), and refresh_in (seconds, from 0 to expires_in).
 func DecodeToken(body []byte) (Token, error) {
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(body, &fields); err != nil {
@@ -150,7 +151,7 @@ func DecodeToken(body []byte) (Token, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if want := []string{"exp", "expires_in", "token"}; !slices.Equal(keys, want) {
+	if want := []string{"exp", "expires_in", "refresh_in", "token"}; !slices.Equal(keys, want) {
 		return Token{}, fmt.Errorf("body has fields %v, want %v", keys, want)
 	}
 	var t Token
@@ -159,6 +160,9 @@ func DecodeToken(body []byte) (Token, error) {
 	}
 	if t.Token == "" {
 		return Token{}, errors.New("body has an empty token")
+	}
+	if !(t.RefreshIn >= 0 && t.RefreshIn <= float64(t.ExpiresIn)) {
+		return Token{}, fmt.Errorf("body has refresh_in %v, want 0 to expires_in (%d)", t.RefreshIn, t.ExpiresIn)
 	}
 	return t, nil
 }

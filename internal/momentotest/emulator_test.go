@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -589,5 +590,61 @@ func TestLimits(t *testing.T) {
 				t.Errorf("code %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestEndSubscriptions ends open subscriptions as a server would: cleanly,
+// or with a status; later subscriptions are served as usual.
+func TestEndSubscriptions(t *testing.T) {
+	s := NewServerT(t, "pizza")
+	if n := s.EndSubscriptions(nil); n != 0 {
+		t.Errorf("EndSubscriptions with none open = %d, want 0", n)
+	}
+	clean, failed := rawSubscribe(t, s, s.APIKey(), "pizza", "a"), rawSubscribe(t, s, s.APIKey(), "pizza", "b")
+	if n := s.EndSubscriptions(nil); n != 2 {
+		t.Errorf("EndSubscriptions(nil) = %d, want 2", n)
+	}
+	if err := clean(); err != io.EOF {
+		t.Errorf("a subscription ended cleanly: %v, want io.EOF (status OK)", err)
+	}
+	if err := failed(); err != io.EOF {
+		t.Errorf("the other: %v, want io.EOF", err)
+	}
+	again := rawSubscribe(t, s, s.APIKey(), "pizza", "a")
+	if n := s.EndSubscriptions(status.Error(codes.Unavailable, "draining")); n != 1 {
+		t.Errorf("EndSubscriptions(Unavailable) = %d, want 1", n)
+	}
+	if err := again(); status.Code(err) != codes.Unavailable {
+		t.Errorf("a subscription ended with Unavailable: %v", err)
+	}
+}
+
+// TestPublish publishes through the Go API and receives through the SDK:
+// numbered as over the wire, refused for a missing cache or an oversized
+// message.
+func TestPublish(t *testing.T) {
+	s := NewServerT(t, "pizza")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := topicClient(t, s, s.APIKey()).Subscribe(ctx, &momento.TopicSubscribeRequest{CacheName: "pizza", TopicName: "orders"})
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	for i, text := range []string{"placed", "in the oven"} {
+		if seq, err := s.Publish("pizza", "orders", text); err != nil || seq != uint64(i+1) {
+			t.Fatalf("Publish(%q) = %d, %v; want %d", text, seq, err, i+1)
+		}
+	}
+	for _, want := range []string{"placed", "in the oven"} {
+		item, err := sub.Item(ctx)
+		if err != nil || item != momento.String(want) {
+			t.Fatalf("Item = %v, %v; want %q", item, err, want)
+		}
+	}
+	if _, err := s.Publish("piza", "orders", "x"); status.Code(err) != codes.NotFound {
+		t.Errorf("Publish to a missing cache: %v, want NotFound", err)
+	}
+	if _, err := s.Publish("pizza", "orders", strings.Repeat("x", 4<<10+1)); status.Code(err) != codes.ResourceExhausted {
+		t.Errorf("Publish of 4 KiB + 1: %v, want ResourceExhausted", err)
 	}
 }

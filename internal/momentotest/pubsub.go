@@ -33,6 +33,9 @@ type published struct {
 // subscriber is one open subscription's queue.
 type subscriber struct {
 	ch chan published
+	// end receives the status that EndSubscriptions ends the
+	// subscription with (nil: a clean end). It has room for one.
+	end chan error
 	// lost is the sequence number of the newest item dropped for this
 	// subscriber. It is guarded by Server.mu.
 	lost uint64
@@ -64,12 +67,42 @@ func (s *Server) publish(ctx context.Context, req protoreflect.Message) (proto.M
 	if err != nil {
 		return nil, err
 	}
+	var publisher string
+	if c.mint != nil {
+		publisher = c.mint.TokenID
+	}
+	s.publishLocked(key, proto.Clone(value.Interface()), publisher)
+	return newMessage("common._Empty").Interface(), nil
+}
+
+// Publish publishes text on topic in cache as the account would, without a
+// client, and returns the item's sequence number: for tests, and for a local
+// backend that plays the app's. The cache must exist (NotFound otherwise),
+// and text is held to Momento's 4 KiB limit, as over the wire.
+func (s *Server) Publish(cache, topic, text string) (uint64, error) {
+	if cache == "" || topic == "" {
+		return 0, status.Error(codes.InvalidArgument, "momentotest: cache and topic are required")
+	}
+	if len(text) > maxTopicValue {
+		return 0, status.Errorf(codes.ResourceExhausted, "momentotest: message of %d bytes exceeds the limit of %d", len(text), maxTopicValue)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.requireCacheLocked(cache); err != nil {
+		return 0, err
+	}
+	v := newMessage("cache_client.pubsub._TopicValue")
+	set(v, "text", protoreflect.ValueOfString(text))
+	return s.publishLocked(topicKey{cache, topic}, v.Interface(), ""), nil
+}
+
+// publishLocked numbers value, keeps it for resuming subscribers, hands it
+// to the open subscriptions of key, and returns its sequence number. value
+// must not be modified after. s.mu must be held.
+func (s *Server) publishLocked(key topicKey, value proto.Message, publisher string) uint64 {
 	t := s.topicLocked(key)
 	t.seq++
-	item := published{seq: t.seq, value: proto.Clone(value.Interface())}
-	if c.mint != nil {
-		item.publisher = c.mint.TokenID
-	}
+	item := published{seq: t.seq, value: value, publisher: publisher}
 	if s.history > 0 {
 		if len(t.history) == s.history {
 			t.history = append(t.history[:0], t.history[1:]...)
@@ -83,7 +116,28 @@ func (s *Server) publish(ctx context.Context, req protoreflect.Message) (proto.M
 			sub.lost = item.seq
 		}
 	}
-	return newMessage("common._Empty").Interface(), nil
+	return t.seq
+}
+
+// EndSubscriptions ends every open subscription: with err's status, or
+// cleanly (status OK, as a server draining its connections ends them) if
+// err is nil. It returns how many it ended. A client that subscribes again,
+// resuming at the next sequence number, is sent what it missed from the
+// topic's history (Options.TopicHistory); one that subscribes afresh is not.
+func (s *Server) EndSubscriptions(err error) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, t := range s.topics {
+		for sub := range t.subs {
+			select {
+			case sub.end <- err:
+				n++
+			default: // already being ended
+			}
+		}
+	}
+	return n
 }
 
 // topicValueSize is the size of a _TopicValue's text or bytes.
@@ -124,7 +178,7 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 	resumeAt := getUint(req, "resume_at_topic_sequence_number")
 	page := getUint(req, "sequence_page")
 
-	sub := &subscriber{ch: make(chan published, subscriberBuffer)}
+	sub := &subscriber{ch: make(chan published, subscriberBuffer), end: make(chan error, 1)}
 	s.mu.Lock()
 	c, err := s.dataCallerLocked(ctx, "topic", "subscribe to", key.cache, key.topic, "TopicReadWrite", "TopicReadOnly")
 	if err != nil {
@@ -178,6 +232,8 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 			return status.Error(codes.Unauthenticated, "momentotest: token has expired")
 		case <-t.gone:
 			return status.Errorf(codes.NotFound, "momentotest: cache %q not found", key.cache)
+		case err := <-sub.end:
+			return err
 		case <-tick.C:
 			if err := sendHeartbeat(stream); err != nil {
 				return err

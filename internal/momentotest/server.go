@@ -8,12 +8,14 @@
 // the fake reads, and any other client of Momento's protos can use it too.
 //
 // Start one with [NewServer] (or [NewServerT] in a test), name the caches it
-// starts with in [Options].Caches, give clients [Server.APIKey], and inspect
-// what happened with [Server.Mints], [Server.Item] and [Server.Count]. Time
+// starts with in [Options].Caches, give clients [Server.APIKey], publish as
+// the account with [Server.Publish], and inspect what happened with
+// [Server.Mints], [Server.Item] and [Server.Count]. Time
 // is the fake's own clock ([Server.Now]): it runs in real time until
 // [Server.SetTime] stops it, and [Server.FastForward] moves it, so expiry
 // needs no sleeping. Faults and latency are injected per method with
-// [Server.SetFault] and [Server.SetLatency].
+// [Server.SetFault] and [Server.SetLatency], and [Server.EndSubscriptions]
+// ends open subscriptions, cleanly or with a status.
 //
 // Browsers reach the same fake over gRPC-web: [Server.ServeGRPCWeb] serves
 // it on a port of its own (or mount [Server.GRPCWebHandler]), in the binary

@@ -29,7 +29,7 @@ func init() {
 const TokenLen = 372
 
 // body is the floor's one answer.
-var body = []byte(`{"token":"` + strings.Repeat("x", TokenLen) + `","exp":1765000000,"expires_in":3600}` + "\n")
+var body = []byte(`{"token":"` + strings.Repeat("x", TokenLen) + `","exp":1765000000,"expires_in":3600,"refresh_in":3326.123}` + "\n")
 
 // header is the floor's answer's header. Every answer shares its value
 // slices: net/http only reads them.
