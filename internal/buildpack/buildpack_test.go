@@ -465,7 +465,8 @@ func TestBuildpackBuildAndServe(t *testing.T) {
 }
 
 // deployCopyModule copies what the function needs from the module in dir
-// into dst: go.mod, go.sum, the root's .go files, and internal/ and cmd/.
+// into dst: go.mod, go.sum, the root's .go files, and internal/, cmd/ and web/
+// (without what npm installs and builds there).
 func deployCopyModule(t *testing.T, dir, dst string) {
 	t.Helper()
 	roots, err := filepath.Glob(filepath.Join(dir, "*.go"))
@@ -473,13 +474,13 @@ func deployCopyModule(t *testing.T, dir, dst string) {
 		t.Fatal(err)
 	}
 	roots = append(roots, filepath.Join(dir, "go.mod"), filepath.Join(dir, "go.sum"),
-		filepath.Join(dir, "internal"), filepath.Join(dir, "cmd"))
+		filepath.Join(dir, "internal"), filepath.Join(dir, "cmd"), filepath.Join(dir, "web"))
 	for _, root := range roots {
 		err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return err
 			}
-			if d.IsDir() && (d.Name() == ".git" || d.Name() == "testoutput") {
+			if d.IsDir() && (d.Name() == ".git" || d.Name() == "testoutput" || d.Name() == "node_modules" || d.Name() == "dist") {
 				return filepath.SkipDir
 			}
 			if !d.Type().IsRegular() {
