@@ -288,7 +288,7 @@ class Session {
     this.fault = {reason, message};
     this.retryAt = this.clock.now() + wait;
     this.schedule(this.retryAt);
-    if (this.channel) this.postState();
+    if (this.leader && this.channel) this.postState();
     this.changed();
   }
 
@@ -300,10 +300,13 @@ class Session {
     this.fault = null;
     this.attempts = 0;
     if (this.token?.value === value) {
-      // The same token: our refresh was early. Ask again when it says, but
-      // after a pause that grows, should it keep saying now.
-      const pause = Math.min(BACKOFF_CAP_MS, 100 * 2 ** Math.min(this.same++, 16));
-      Object.assign(this.token, {deadline, refreshAt: Math.max(refreshAt, this.clock.now() + pause)});
+      // The same token (our refresh was early, or another tab answered):
+      // ask again when it says, but should it keep saying now, after a
+      // pause that grows.
+      const now = this.clock.now();
+      if (refreshAt > now) this.same = 0;
+      else refreshAt = now + Math.min(BACKOFF_CAP_MS, 100 * 2 ** Math.min(this.same++, 16));
+      Object.assign(this.token, {deadline, refreshAt});
     } else {
       this.same = 0;
       let client;
