@@ -8,8 +8,9 @@
 // It prints the cold start (from starting the server process to its first
 // token), requests per second, p50/p90/p99 latency, Momento calls per
 // request and per true miss, mints, the server's CPU time per request, and
-// its peak and final resident memory. It exits 1 if any request failed or
-// the mints differ from the distinct IPs.
+// its peak and final resident memory. It exits 1 if any request was not
+// answered as it should be or, but with -shapes, the mints differ from the
+// distinct IPs.
 //
 // Each request carries X-Forwarded-For with its client's IP, as Google's
 // front end adds it. Request i comes from IP i mod -ips, so the first -ips
@@ -52,7 +53,8 @@
 // each round's CPU per request, the median and the range.
 //
 // -cpuprofile writes a CPU profile of the function's server over the
-// measured requests (of the first round), for go tool pprof.
+// measured requests (the first round's; with -shapes, from the first
+// shape's to the end), for go tool pprof.
 package main
 
 import (
