@@ -8,8 +8,9 @@
 // It prints the cold start (from starting the server process to its first
 // token), requests per second, p50/p90/p99 latency, Momento calls per
 // request and per true miss, mints, the server's CPU time per request, and
-// its peak and final resident memory. It exits 1 if any request failed or
-// the mints differ from the distinct IPs.
+// its peak and final resident memory. It exits 1 if any request was not
+// answered as it should be or, but with -shapes, the mints differ from the
+// distinct IPs.
 //
 // Each request carries X-Forwarded-For with its client's IP, as Google's
 // front end adds it. Request i comes from IP i mod -ips, so the first -ips
@@ -52,7 +53,8 @@
 // each round's CPU per request, the median and the range.
 //
 // -cpuprofile writes a CPU profile of the function's server over the
-// measured requests (of the first round), for go tool pprof.
+// measured requests (the first round's; with -shapes, from the first
+// shape's to the end), for go tool pprof.
 package main
 
 import (
@@ -299,7 +301,7 @@ func loadFunction(ctx context.Context, o options) (Report, error) {
 	}
 	defer srv.stop()
 	emu.ResetCounts() // count the run's calls, not the cold start's
-	if err := srv.measure(ctx, &rep, nil); err != nil {
+	if err := srv.measure(ctx, &rep); err != nil {
 		return rep, err
 	}
 	rep.Calls = map[string]int{}
@@ -318,19 +320,18 @@ func loadFloor(ctx context.Context, o options) (Report, error) {
 		return rep, err
 	}
 	defer srv.stop()
-	return rep, srv.measure(ctx, &rep, nil)
+	return rep, srv.measure(ctx, &rep)
 }
 
-// measure sends rep's load to s, with header on every request, and fills
-// in what it measured.
-func (s *server) measure(ctx context.Context, rep *Report, header http.Header) error {
+// measure sends rep's load to s and fills in what it measured.
+func (s *server) measure(ctx context.Context, rep *Report) error {
 	rep.Listening, rep.ColdStart, rep.Answer = s.listening, s.firstToken, s.answer
 	cpu0, err := s.cpu()
 	if err != nil {
 		return err
 	}
 	s.startProfile()
-	lat, failed, elapsed := load(ctx, s.url, loadSpec{requests: rep.Requests, ips: rep.IPs, concurrency: rep.Concurrency, header: header, want: http.StatusOK})
+	lat, failed, elapsed := load(ctx, s.url, loadSpec{requests: rep.Requests, ips: rep.IPs, concurrency: rep.Concurrency, want: http.StatusOK})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -457,27 +458,45 @@ func printReport(w io.Writer, r Report) {
 				us(row.r.CPU.User/n), us(row.r.CPU.System/n), row.r.RPS(), ms(row.r.P50), ms(row.r.P99), row.r.Failed)
 		}
 		fmt.Fprintf(w, "ratio      %.2f× the floor's CPU per request\n", float64(r.CPU.Total())/float64(max(f.CPU.Total(), 1)))
-		if len(r.Rounds) > 1 {
-			printRounds(w, r.Rounds)
-		}
 		if !r.Answer.Like(f.Answer) {
 			fmt.Fprintf(w, "note       the answers differ: function %v, %d bytes; floor %v, %d bytes\n", r.Answer.Header, r.Answer.Body, f.Answer.Header, f.Answer.Body)
 		}
 	}
+	if len(r.Rounds) > 1 {
+		printRounds(w, r.Rounds)
+	}
 }
 
-// printRounds prints the function's and the floor's CPU per request in each
-// round, and their medians and ranges.
+// printRounds prints the function's CPU per request in each round, and the
+// floor's and their ratio if the rounds measured it, then their medians
+// and ranges.
 func printRounds(w io.Writer, rounds []Report) {
-	fmt.Fprintf(w, "\n%-10s %17s %17s %10s\n", "round", "function", "floor", "ratio")
+	withFloor := rounds[0].Floor != nil
+	row := func(name, fn, fl, ratio string) {
+		fmt.Fprintf(w, "%-10s %17s", name, fn)
+		if withFloor {
+			fmt.Fprintf(w, " %17s %10s", fl, ratio)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	row("round", "function", "floor", "ratio")
 	var fn, fl, ratios []float64
 	for i, r := range rounds {
-		a, b := us(r.CPUPerRequest()), us(r.Floor.CPUPerRequest())
-		fn, fl, ratios = append(fn, a), append(fl, b), append(ratios, a/b)
-		fmt.Fprintf(w, "%-10d %14.1f µs %14.1f µs %9.2f×\n", i+1, a, b, a/b)
+		a := us(r.CPUPerRequest())
+		fn = append(fn, a)
+		b := a
+		if withFloor {
+			b = us(r.Floor.CPUPerRequest())
+			fl, ratios = append(fl, b), append(ratios, a/b)
+		}
+		row(strconv.Itoa(i+1), fmt.Sprintf("%.1f µs", a), fmt.Sprintf("%.1f µs", b), fmt.Sprintf("%.2f×", a/b))
 	}
-	fmt.Fprintf(w, "%-10s %17s %17s %10s\n", "median", fmt.Sprintf("%.1f µs", median(fn)), fmt.Sprintf("%.1f µs", median(fl)), fmt.Sprintf("%.2f×", median(ratios)))
-	fmt.Fprintf(w, "%-10s %17s %17s %10s\n", "range", spread(fn, "%.1f")+" µs", spread(fl, "%.1f")+" µs", spread(ratios, "%.2f"))
+	if !withFloor {
+		fl, ratios = fn, fn // not printed
+	}
+	row("median", fmt.Sprintf("%.1f µs", median(fn)), fmt.Sprintf("%.1f µs", median(fl)), fmt.Sprintf("%.2f×", median(ratios)))
+	row("range", spread(fn, "%.1f")+" µs", spread(fl, "%.1f")+" µs", spread(ratios, "%.2f"))
 }
 
 // median returns the median of xs.

@@ -243,12 +243,13 @@ func (r *Resolver) Caller(ctx context.Context, raw string) (vending.Caller, Kind
 }
 
 // sumOf returns the SHA-256 of raw, a token of at most MaxLen bytes,
-// hashed from a pooled copy: []byte(raw) would allocate one of its length
-// on every request.
+// hashed from a pooled copy, cleared after: []byte(raw) would allocate one
+// of its length on every request.
 func sumOf(raw string) [sha256.Size]byte {
 	bp := tokenBufs.Get().(*[]byte)
 	b := append((*bp)[:0], raw...)
 	sum := sha256.Sum256(b)
+	clear(b)
 	*bp = b[:0]
 	tokenBufs.Put(bp)
 	return sum
