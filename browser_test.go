@@ -539,6 +539,24 @@ func browserSetup(t *testing.T, browser context.Context, env func(pageOrigin str
 func browserStart(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
 	execPath := browserFind(t)
+	// A machine under load now and then loses a Chromium before it says
+	// where DevTools listen; a second start is not a second test.
+	browser, err := browserLaunch(t, execPath, timeout)
+	if err != nil {
+		t.Logf("start Chromium (%s): %v; starting it once more", execPath, err)
+		browser, err = browserLaunch(t, execPath, timeout)
+	}
+	if err != nil {
+		t.Fatalf("start Chromium (%s): %v", execPath, err)
+	}
+	return browser
+}
+
+// browserLaunch starts Chromium for browserStart. It stops when t ends, or
+// at once if it fails to start; if t failed, the tail of its output is
+// logged.
+func browserLaunch(t *testing.T, execPath string, timeout time.Duration) (context.Context, error) {
+	t.Helper()
 	profile := t.TempDir() // removed after the browser has stopped
 	output := &logbuf.Buffer{}
 	ctx, cancelSession := context.WithTimeout(context.Background(), timeout)
@@ -567,20 +585,24 @@ func browserStart(t *testing.T, timeout time.Duration) context.Context {
 		chromedp.CombinedOutput(output),
 	)
 	browser, cancelBrowser := chromedp.NewContext(allocCtx)
-	t.Cleanup(func() {
+	stop := func() {
 		cancelBrowser() // stops Chromium, and waits for it
 		cancelAlloc()
 		cancelSession()
+	}
+	if err := chromedp.Do(browser); err != nil { // starts Chromium; err holds its output
+		stop()
+		return nil, err
+	}
+	t.Cleanup(func() {
+		stop()
 		if t.Failed() {
 			if out := browserTail(output.String(), 40); out != "" {
 				t.Logf("Chromium's output (%s), without its D-Bus complaints:\n%s", execPath, out)
 			}
 		}
 	})
-	if err := chromedp.Do(browser); err != nil { // starts Chromium
-		t.Fatalf("start Chromium (%s): %v", execPath, err)
-	}
-	return browser
+	return browser, nil
 }
 
 // browserTail returns the last n lines of Chromium's output, leaving out
