@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -30,6 +29,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"example.com/tokenvendingmachine/internal/demo"
+	"example.com/tokenvendingmachine/internal/functest"
 	"example.com/tokenvendingmachine/internal/idtoken"
 	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/oidctest"
@@ -538,7 +538,7 @@ func browserSetup(t *testing.T, browser context.Context, env func(pageOrigin str
 // tail of Chromium's output.
 func browserStart(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
-	execPath := browserFind(t)
+	execPath := functest.Chromium(t)
 	// A machine under load now and then loses a Chromium before it says
 	// where DevTools listen; a second start is not a second test.
 	browser, err := browserLaunch(t, execPath, timeout)
@@ -616,25 +616,6 @@ func browserTail(out string, n int) string {
 		}
 	}
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
-
-// browserFind returns the path of Chromium, or skips or fails t without it.
-func browserFind(t *testing.T) string {
-	t.Helper()
-	required := os.Getenv("REQUIRE_BROWSER") == "1"
-	if testing.Short() && !required {
-		t.Skip("browser test skipped in -short mode; set REQUIRE_BROWSER=1 to run it anyway")
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	if required {
-		t.Fatal("REQUIRE_BROWSER=1, but headless Chromium was not found (neither chromium nor chromium-browser is on PATH); install the Debian package chromium")
-	}
-	t.Skip("headless Chromium not found; install the Debian package chromium, or set REQUIRE_BROWSER=1 to make this a failure")
-	return ""
 }
 
 // open loads url in the tab.

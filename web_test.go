@@ -31,6 +31,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"example.com/tokenvendingmachine/internal/demo"
+	"example.com/tokenvendingmachine/internal/functest"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/oidctest"
 	"example.com/tokenvendingmachine/internal/ticket"
@@ -846,7 +847,7 @@ var webBundled struct {
 // binaries do not share a node_modules. It skips or fails t without node.
 func webBundle(t *testing.T) []byte {
 	t.Helper()
-	node, npm := webFindNode(t)
+	node, npm := functest.Node(t)
 	webBundled.once.Do(func() {
 		webBundled.js, webBundled.err = webBuild(node, npm)
 	})
@@ -887,23 +888,4 @@ func webBuild(node, npm string) ([]byte, error) {
 		}
 	}
 	return os.ReadFile(out)
-}
-
-// webFindNode returns the paths of node and npm, or skips or fails t
-// without them.
-func webFindNode(t *testing.T) (node, npm string) {
-	t.Helper()
-	if testing.Short() && os.Getenv("REQUIRE_NODE") != "1" {
-		t.Skip("needs node, npm and Chromium; skipped in -short mode")
-	}
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode == nil && errNpm == nil {
-		return node, npm
-	}
-	if os.Getenv("REQUIRE_NODE") == "1" {
-		t.Fatalf("REQUIRE_NODE=1, but node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm", errNode, errNpm)
-	}
-	t.Skipf("SKIPPED: node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm, or set REQUIRE_NODE=1 to make this a failure", errNode, errNpm)
-	return "", ""
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/momentohq/client-sdk-go/momento"
 	authresp "github.com/momentohq/client-sdk-go/responses/auth"
 	"github.com/momentohq/client-sdk-go/utils"
+
+	"example.com/tokenvendingmachine/internal/functest"
 )
 
 // webPage loads the bundle of testdata/web/page.js, which defines
@@ -41,8 +43,8 @@ const webPage = `<!doctype html>
 // subscription end with an authentication error when the token expires,
 // without resubscribing.
 func TestWebSDKInBrowser(t *testing.T) {
-	chromium := webFindBrowser(t)
-	node, npm := webFindNode(t)
+	chromium := functest.Chromium(t)
+	node, npm := functest.Node(t)
 	start := time.Now()
 	bundle := webBundle(t, node, npm)
 	bundled := time.Since(start)
@@ -215,39 +217,4 @@ func webBrowser(t *testing.T, chromium string) context.Context {
 		t.Fatalf("start Chromium (%s): %v", chromium, err)
 	}
 	return browser
-}
-
-// webFindBrowser returns the path of Chromium, or skips or fails t without it.
-func webFindBrowser(t *testing.T) string {
-	t.Helper()
-	required := os.Getenv("REQUIRE_BROWSER") == "1"
-	if testing.Short() && !required {
-		t.Skip("browser test skipped in -short mode; set REQUIRE_BROWSER=1 to run it anyway")
-	}
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if path, err := exec.LookPath(name); err == nil {
-			return path
-		}
-	}
-	if required {
-		t.Fatal("REQUIRE_BROWSER=1, but headless Chromium was not found (neither chromium nor chromium-browser is on PATH); install the Debian package chromium")
-	}
-	t.Skip("SKIPPED: headless Chromium not found; install the Debian package chromium, or set REQUIRE_BROWSER=1 to make this a failure")
-	return ""
-}
-
-// webFindNode returns the paths of node and npm, or skips or fails t
-// without them.
-func webFindNode(t *testing.T) (node, npm string) {
-	t.Helper()
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode == nil && errNpm == nil {
-		return node, npm
-	}
-	if os.Getenv("REQUIRE_NODE") == "1" {
-		t.Fatalf("REQUIRE_NODE=1, but node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm", errNode, errNpm)
-	}
-	t.Skipf("SKIPPED: node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm, or set REQUIRE_NODE=1 to make this a failure", errNode, errNpm)
-	return "", ""
 }
