@@ -202,7 +202,7 @@ func (h *handler) caller(r *http.Request, le *logEntry) (*instance, vending.Call
 	if err != nil {
 		return nil, vending.Caller{}, err
 	}
-	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Key}
+	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Client}
 	if raw != "" {
 		var kind credential.Kind
 		caller, kind, err = inst.credentials.Caller(r.Context(), raw)
@@ -210,7 +210,7 @@ func (h *handler) caller(r *http.Request, le *logEntry) (*instance, vending.Call
 		if err != nil {
 			return nil, vending.Caller{}, err
 		}
-		caller.Client = client.Key
+		caller.Client = client.Client
 	}
 	le.client = h.label(caller.Key)
 	return inst, caller, nil

@@ -15,7 +15,8 @@
 //	if res.Source == clientip.None {
 //		// No usable address: refuse the request.
 //	}
-//	// res.Key is "203.0.113.7" or "2001:db8:1:2::/64".
+//	// res.Key is "203.0.113.7" or "2001:db8:1:2::/64"; res.Client is the
+//	// same client as a netip.Prefix (203.0.113.7/32, 2001:db8:1:2::/64).
 //
 // # Cost
 //
@@ -78,6 +79,10 @@ type Result struct {
 	// "203.0.113.7", or an IPv6 /64 prefix such as "2001:db8:1:2::/64".
 	// It is "" when Source is None.
 	Key string
+	// Client is the same client as a prefix, for code that groups clients
+	// into networks: an IPv4 address as its /32, an IPv6 client as its
+	// /64. It is the zero Prefix when Source is None.
+	Client netip.Prefix
 	// Source says where Key came from.
 	Source Source
 	// Rejected reports that X-Forwarded-For was present but the entry chosen
@@ -108,13 +113,13 @@ type Result struct {
 func Resolve(forwarded []string, remoteAddr string, trustedProxies int) Result {
 	var res Result
 	if entry, ok := choose(forwarded, max(trustedProxies, 1)); ok {
-		if key, ok := keyOf(entry); ok {
-			return Result{Key: key, Source: Forwarded}
+		if client, key, ok := keyOf(entry); ok {
+			return Result{Key: key, Client: client, Source: Forwarded}
 		}
 		res.Rejected = true
 	}
-	if key, ok := keyOf(remoteAddr); ok {
-		res.Key, res.Source = key, Remote
+	if client, key, ok := keyOf(remoteAddr); ok {
+		res.Key, res.Client, res.Source = key, client, Remote
 	}
 	return res
 }
@@ -163,26 +168,27 @@ func trimOWS(s string) string {
 	return strings.Trim(s, " \t")
 }
 
-// keyOf parses s as an IP address, as described at Resolve, and returns its
-// canonical key. It reports false if s is not an IP address.
-func keyOf(s string) (string, bool) {
+// keyOf parses s as an IP address, as described at Resolve, and returns the
+// client it names as a prefix and its canonical key. It reports false if s
+// is not an IP address.
+func keyOf(s string) (netip.Prefix, string, bool) {
 	addr, ok := parseAddr(s)
 	if !ok {
-		return "", false
+		return netip.Prefix{}, "", false
 	}
 	if addr.Is4() {
-		return addr.String(), true
+		return netip.PrefixFrom(addr, addr.BitLen()), addr.String(), true
 	}
 	// addr is IPv6 without a zone, so Prefix cannot fail; it masks the
 	// host bits, so the key is canonical.
 	p, err := addr.Prefix(ipv6KeyBits)
 	if err != nil {
-		return "", false
+		return netip.Prefix{}, "", false
 	}
 	// Prefix.String allocates twice; appending to a buffer on the stack
 	// allocates only the key.
 	var buf [len("ffff:ffff:ffff:ffff::/64")]byte
-	return string(p.AppendTo(buf[:0])), true
+	return p, string(p.AppendTo(buf[:0])), true
 }
 
 // parseAddr parses s as an IP address, optionally surrounded by spaces and

@@ -39,6 +39,8 @@ func FuzzResolve(f *testing.F) {
 		if got.Key != "" {
 			if err := checkCanonical(got.Key); err != "" {
 				t.Errorf("Resolve(%q, %q, %d) = %+v: key %s", forwarded, remote, trusted, got, err)
+			} else if want := prefixOfKey(t, got.Key); got.Client != want {
+				t.Errorf("Resolve(%q, %q, %d).Client = %v, want %v, the client its key names", forwarded, remote, trusted, got.Client, want)
 			}
 		}
 		if got.Rejected && strings.Trim(header, " \t\n") == "" {
@@ -54,7 +56,7 @@ func FuzzResolve(f *testing.F) {
 		}
 
 		want := resolveNaive(forwarded, remote, trusted)
-		if diff := cmp.Diff(want, got); diff != "" {
+		if diff := cmp.Diff(want, got, equalPrefixes); diff != "" {
 			t.Errorf("Resolve(%q, %q, %d) differs from the naive reference (-want +got):\n%s", forwarded, remote, trusted, diff)
 		}
 	})
@@ -101,13 +103,13 @@ func resolveNaive(forwarded []string, remoteAddr string, trustedProxies int) Res
 		if i < 0 {
 			i = 0
 		}
-		if key, ok := keyOf(entries[i]); ok {
-			return Result{Key: key, Source: Forwarded}
+		if client, key, ok := keyOf(entries[i]); ok {
+			return Result{Key: key, Client: client, Source: Forwarded}
 		}
 		res.Rejected = true
 	}
-	if key, ok := keyOf(remoteAddr); ok {
-		res.Key, res.Source = key, Remote
+	if client, key, ok := keyOf(remoteAddr); ok {
+		res.Key, res.Client, res.Source = key, client, Remote
 	}
 	return res
 }

@@ -1,6 +1,7 @@
 package clientip
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -113,7 +114,8 @@ func TestResolve(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := Resolve(tt.forwarded, tt.remote, tt.trusted)
-			if diff := cmp.Diff(tt.want, got); diff != "" {
+			tt.want.Client = prefixOfKey(t, tt.want.Key)
+			if diff := cmp.Diff(tt.want, got, equalPrefixes); diff != "" {
 				t.Errorf("Resolve(%q, %q, %d) mismatch (-want +got):\n%s", tt.forwarded, tt.remote, tt.trusted, diff)
 			}
 		})
@@ -202,3 +204,22 @@ func BenchmarkResolve(b *testing.B) {
 		Resolve(forwarded, "169.254.1.1:41234", 1)
 	}
 }
+
+// prefixOfKey returns the client a key names, as Result.Client holds it: an
+// IPv4 address as its /32, an IPv6 key as its /64; the zero Prefix for "".
+func prefixOfKey(t testing.TB, key string) netip.Prefix {
+	t.Helper()
+	switch {
+	case key == "":
+		return netip.Prefix{}
+	case strings.Contains(key, "/"):
+		return netip.MustParsePrefix(key)
+	default:
+		a := netip.MustParseAddr(key)
+		return netip.PrefixFrom(a, 32)
+	}
+}
+
+// equalPrefixes lets cmp compare netip.Prefix values, whose fields are
+// unexported, with ==.
+var equalPrefixes = cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })

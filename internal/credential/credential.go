@@ -138,7 +138,7 @@ type verified struct {
 // strings, its scopes' topics, and a fixed overhead for the entry, its list
 // element, map slot and the scopes' slices.
 func (v verified) size() int {
-	n := verifiedOverhead + len(v.caller.Key) + len(v.caller.TokenID) + len(v.caller.Client) + len(v.keyID)
+	n := verifiedOverhead + len(v.caller.Key) + len(v.caller.TokenID) + len(v.keyID)
 	for _, s := range []scope.Scope{v.caller.Scope, v.caller.Publish} {
 		n += s.Bytes() + s.Len()*selectorOverhead
 	}

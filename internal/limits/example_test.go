@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/momentohq/client-sdk-go/config"
@@ -43,11 +44,11 @@ func Example() {
 	// The instance's own limit, only while the fleet's counter is down.
 	fallback := rate.NewLimiter(1, 5)
 
-	mint := func(ctx context.Context, clientKey, identity string) bool {
+	mint := func(ctx context.Context, client netip.Prefix, identity string) bool {
 		if ok, _ := backoff.Allow(); !ok {
 			return false
 		}
-		a, err := fleet.Admit(ctx, cache, limits.ChainOf(clientKey, identity))
+		a, err := fleet.Admit(ctx, cache, limits.ChainOf(client, identity))
 		if errors.Is(err, limits.ErrFleetUnavailable) {
 			return fallback.Allow()
 		}
@@ -59,15 +60,16 @@ func Example() {
 		return true
 	}
 
-	fmt.Printf("%+v\n", limits.ChainOf("2001:db8:1:1::/64", "user-1"))
-	for _, key := range []string{"203.0.113.7", "203.0.113.8", "2001:db8:1:1::/64"} {
-		fmt.Println(key, mint(context.Background(), key, ""))
+	// A client as internal/clientip's Result.Client holds it.
+	fmt.Printf("%+v\n", limits.ChainOf(netip.MustParsePrefix("2001:db8:1:1::/64"), "user-1"))
+	for _, client := range []string{"203.0.113.7/32", "203.0.113.8/32", "2001:db8:1:1::/64"} {
+		fmt.Println(client, mint(context.Background(), netip.MustParsePrefix(client), ""))
 	}
 	fmt.Println("Increments:", fake.Count(momentotest.MethodIncrement))
 	// Output:
 	// {Device:2001:db8:1:1::/64 Identity:user-1 Network:2001:db8:1::/48 Provider:2001:db8::/32}
-	// 203.0.113.7 true
-	// 203.0.113.8 true
+	// 203.0.113.7/32 true
+	// 203.0.113.8/32 true
 	// 2001:db8:1:1::/64 true
 	// Increments: 3
 }

@@ -1,9 +1,6 @@
 package limits
 
-import (
-	"net/netip"
-	"strings"
-)
+import "net/netip"
 
 // The prefix lengths that group clients (a client itself is an IPv4
 // address or an IPv6 /64: internal/clientip): a network, what one site is
@@ -37,36 +34,4 @@ func Network(addr netip.Addr) netip.Prefix {
 	}
 	p, _ := addr.Prefix(bits) // cannot fail: addr is valid, zoneless, bits in range
 	return p
-}
-
-// NetworkOfKey returns the network of a client key in the form
-// internal/clientip makes: an IPv4 address ("203.0.113.7") or an IPv6 prefix
-// of at least 48 bits ("2001:db8:1:2::/64"). It reports false for anything
-// else. It does not allocate.
-func NetworkOfKey(key string) (netip.Prefix, bool) {
-	if strings.IndexByte(key, '/') < 0 {
-		addr, err := netip.ParseAddr(key)
-		if err != nil || addr.Zone() != "" {
-			return netip.Prefix{}, false
-		}
-		return Network(addr), true
-	}
-	p, err := netip.ParsePrefix(key)
-	if err != nil {
-		return netip.Prefix{}, false
-	}
-	addr := p.Addr()
-	if addr.Is4In6() {
-		// ParsePrefix keeps a mapped address as IPv6, where its bits do
-		// not measure an IPv4 network; clientip never writes one.
-		return netip.Prefix{}, false
-	}
-	need := IPv6NetworkBits
-	if addr.Is4() {
-		need = IPv4NetworkBits
-	}
-	if p.Bits() < need {
-		return netip.Prefix{}, false
-	}
-	return Network(addr), true
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"net/netip"
 	"strconv"
 	"sync"
 	"time"
@@ -29,20 +30,30 @@ type Chain struct {
 	Provider string
 }
 
-// ChainOf returns the chain of a caller with client key clientKey (in the
-// form internal/clientip makes) and identity ("" if anonymous). A key that
-// is not an address or a /64 gets only a Device.
-func ChainOf(clientKey, identity string) Chain {
-	c := Chain{Device: clientKey, Identity: identity}
-	network, ok := NetworkOfKey(clientKey)
-	if !ok {
+// ChainOf returns the chain of a caller whose client (internal/clientip's
+// Result.Client: an IPv4 address as its /32, an IPv6 /64) is client, with
+// identity ("" if anonymous). The device is named as clientip names it
+// ("203.0.113.7", "2001:db8:1:2::/64"). A client that is not a valid /32
+// or an IPv6 prefix of at least 48 bits gets only its name as the device.
+func ChainOf(client netip.Prefix, identity string) Chain {
+	c := Chain{Identity: identity}
+	if !client.IsValid() {
 		return c
 	}
-	bits := IPv4ProviderBits
-	if network.Addr().Is6() {
+	addr := client.Addr()
+	if addr.Is4() && client.Bits() == addr.BitLen() {
+		c.Device = addr.String()
+	} else {
+		c.Device = client.String()
+	}
+	network, bits := Network(addr), IPv4ProviderBits
+	if addr.Is6() {
 		bits = IPv6ProviderBits
 	}
-	provider, _ := network.Addr().Prefix(bits) // cannot fail: the network is longer
+	if client.Bits() < network.Bits() || addr.Is4In6() {
+		return c
+	}
+	provider, _ := addr.Prefix(bits) // cannot fail: addr is valid and zoneless
 	c.Network, c.Provider = network.String(), provider.String()
 	return c
 }

@@ -3,27 +3,36 @@ package limits
 import (
 	"context"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/momentohq/client-sdk-go/momento"
 
+	"example.com/tokenvendingmachine/internal/clientip"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
 func TestChainOf(t *testing.T) {
 	tests := []struct {
-		key, identity string
-		want          Chain
+		client   netip.Prefix
+		identity string
+		want     Chain
 	}{
-		{"203.0.113.7", "", Chain{Device: "203.0.113.7", Network: "203.0.113.0/24", Provider: "203.0.0.0/16"}},
-		{"2001:db8:1:2::/64", "u-1", Chain{Device: "2001:db8:1:2::/64", Identity: "u-1", Network: "2001:db8:1::/48", Provider: "2001:db8::/32"}},
-		{"unknown", "", Chain{Device: "unknown"}},
+		{netip.MustParsePrefix("203.0.113.7/32"), "", Chain{Device: "203.0.113.7", Network: "203.0.113.0/24", Provider: "203.0.0.0/16"}},
+		{netip.MustParsePrefix("2001:db8:1:2::/64"), "u-1", Chain{Device: "2001:db8:1:2::/64", Identity: "u-1", Network: "2001:db8:1::/48", Provider: "2001:db8::/32"}},
+		{netip.MustParsePrefix("2001:db8:1:ffff::/64"), "", Chain{Device: "2001:db8:1:ffff::/64", Network: "2001:db8:1::/48", Provider: "2001:db8::/32"}},
+		// Wider than a network: a device, but no network or provider it
+		// could be charged to alone.
+		{netip.MustParsePrefix("2001:db8::/32"), "", Chain{Device: "2001:db8::/32"}},
+		{netip.MustParsePrefix("203.0.0.0/16"), "", Chain{Device: "203.0.0.0/16"}},
+		{netip.MustParsePrefix("::ffff:203.0.113.7/128"), "", Chain{Device: "::ffff:203.0.113.7/128"}},
+		{netip.Prefix{}, "u-2", Chain{Identity: "u-2"}},
 	}
 	for _, tt := range tests {
-		if got := ChainOf(tt.key, tt.identity); got != tt.want {
-			t.Errorf("ChainOf(%q, %q) = %+v, want %+v", tt.key, tt.identity, got, tt.want)
+		if got := ChainOf(tt.client, tt.identity); got != tt.want {
+			t.Errorf("ChainOf(%v, %q) = %+v, want %+v", tt.client, tt.identity, got, tt.want)
 		}
 	}
 }
@@ -93,7 +102,7 @@ func (s *sharesSetup) admit(t *testing.T, i int, c Chain) Admission {
 
 func TestNoSharesWithoutPressure(t *testing.T) {
 	s := newSharesSetup(t, 1)
-	device := ChainOf("203.0.113.7", "")
+	device := chainOf("203.0.113.7", "")
 	for i := range 5 {
 		if a := s.admit(t, 0, device); !a.OK {
 			t.Fatalf("mint %d of one device without pressure refused: %+v", i+1, a)
@@ -123,19 +132,19 @@ func TestOneDeviceCannotSpendItsProvidersShare(t *testing.T) {
 		incs := s.fake.Count(momentotest.MethodIncrement)
 		attacker := 0
 		for i := range 40 {
-			if s.admit(t, i, ChainOf("198.51.7.7", fmt.Sprintf("free-%d-%d", w, i))).OK {
+			if s.admit(t, i, chainOf("198.51.7.7", fmt.Sprintf("free-%d-%d", w, i))).OK {
 				attacker++
 			}
 		}
 		attackerCalls := s.fake.Count(momentotest.MethodIncrement) - incs
 		sameNetwork, others := 0, 0
 		for i := range 4 {
-			if s.admit(t, i, ChainOf(fmt.Sprintf("198.51.7.%d", 100+i+10*w), "")).OK {
+			if s.admit(t, i, chainOf(fmt.Sprintf("198.51.7.%d", 100+i+10*w), "")).OK {
 				sameNetwork++
 			}
 		}
 		for i := range 6 {
-			if s.admit(t, i, ChainOf(fmt.Sprintf("198.51.%d.%d", 20+i, 1+w), "")).OK {
+			if s.admit(t, i, chainOf(fmt.Sprintf("198.51.%d.%d", 20+i, 1+w), "")).OK {
 				others++
 			}
 		}
@@ -170,11 +179,11 @@ func TestBystandersOfTheProviderMintWithoutTheAttackersNetwork(t *testing.T) {
 	shares := s.fleets[0].shares
 	for w := range 6 {
 		for i := range 30 {
-			s.admit(t, i, ChainOf("198.51.7.7", fmt.Sprintf("free-%d-%d", w, i)))
+			s.admit(t, i, chainOf("198.51.7.7", fmt.Sprintf("free-%d-%d", w, i)))
 		}
 		served := 0
 		for i := range 6 {
-			if s.admit(t, i, ChainOf(fmt.Sprintf("198.51.%d.%d", 20+i, 1+w), "")).OK {
+			if s.admit(t, i, chainOf(fmt.Sprintf("198.51.%d.%d", 20+i, 1+w), "")).OK {
 				served++
 			}
 		}
@@ -200,11 +209,11 @@ func TestContendingProvidersLeaveTheRestOfAWindow(t *testing.T) {
 		flood := 0
 		for i := range 200 {
 			p := i % 16 // each provider through every instance in turn
-			if s.admit(t, i/16, ChainOf(fmt.Sprintf("100.%d.%d.%d", 64+p, i/16, 1+w), "")).OK {
+			if s.admit(t, i/16, chainOf(fmt.Sprintf("100.%d.%d.%d", 64+p, i/16, 1+w), "")).OK {
 				flood++
 			}
 		}
-		visitor := s.admit(t, w, ChainOf(fmt.Sprintf("192.0.%d.1", w), "")).OK
+		visitor := s.admit(t, w, chainOf(fmt.Sprintf("192.0.%d.1", w), "")).OK
 		if visitor {
 			visitors++
 		}
@@ -229,7 +238,7 @@ func TestContendingProvidersLeaveTheRestOfAWindow(t *testing.T) {
 func TestSpentShareIsRememberedForTheWindow(t *testing.T) {
 	s := newSharesSetup(t, 1)
 	s.pressure(t)
-	device := ChainOf("203.0.113.7", "")
+	device := chainOf("203.0.113.7", "")
 	if a := s.admit(t, 0, device); !a.OK {
 		t.Fatalf("first mint of a device under pressure refused: %+v", a)
 	}
@@ -265,10 +274,16 @@ func TestPressureEnds(t *testing.T) {
 	if f.Pressured() {
 		t.Errorf("Pressured() = true after the hold")
 	}
-	device := ChainOf("203.0.113.7", "")
+	device := chainOf("203.0.113.7", "")
 	for range 3 {
 		if a := s.admit(t, 0, device); !a.OK {
 			t.Errorf("a device after the pressure ended: %+v, want admitted", a)
 		}
 	}
+}
+
+// chainOf is ChainOf for a client named by its key (an IPv4 address), as
+// internal/clientip resolves it.
+func chainOf(key, identity string) Chain {
+	return ChainOf(clientip.Resolve(nil, key, 1).Client, identity)
 }

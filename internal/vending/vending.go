@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -103,12 +104,13 @@ type Caller struct {
 	// TokenID, if not "", is the token's tokenId: Momento shows it to the
 	// subscribers of every message the token publishes.
 	TokenID string
-	// Client is the client key (internal/clientip's) the request came
-	// from. A caller's lookups draw on this instance's buckets for its
-	// client, its TokenID if it has one, and its client's networks (the
-	// /24 and /16 of an IPv4 address, the /48 and /32 of an IPv6 one); its
-	// mints, under pressure, on the same keys' shares of the fleet budget.
-	Client string
+	// Client is the client the request came from, as internal/clientip's
+	// Result.Client holds it: an IPv4 address as its /32, an IPv6 /64. A
+	// caller's lookups draw on this instance's buckets for its client, its
+	// TokenID if it has one, and its client's networks (the /24 and /16 of
+	// an IPv4 address, the /48 and /32 of an IPv6 one); its mints, under
+	// pressure, on the same keys' shares of the fleet budget.
+	Client netip.Prefix
 }
 
 // Token is a token handed out by a Vendor.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"runtime"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/grpc/codes"
 
+	"example.com/tokenvendingmachine/internal/clientip"
 	"example.com/tokenvendingmachine/internal/failure"
 	"example.com/tokenvendingmachine/internal/logbuf"
 	"example.com/tokenvendingmachine/internal/lru"
@@ -78,6 +80,10 @@ func newVendor(t *testing.T, fake *momentotest.Server, modify func(*Options)) *e
 
 // anon is the caller for an anonymous client key, with every topic.
 func anon(key string) Caller { return Caller{Key: key, Scope: scope.All()} }
+
+// clientOf returns the client an address names, as internal/clientip
+// resolves it for a Caller.
+func clientOf(addr string) netip.Prefix { return clientip.Resolve(nil, addr, 1).Client }
 
 func (e *env) token(t *testing.T, key string) Token {
 	t.Helper()
@@ -455,7 +461,7 @@ func TestUpstreamErrorsKeepUpstreamAddresses(t *testing.T) {
 			"dial tcp 127.0.0.1:443: connect: connection refused", "dial tcp 127.0.0.1:443: connect: connection refused", ""},
 		{"get quotes the item key", momentotest.MethodGet, anon(client),
 			"bad key 127.0.0.1-token from 127.0.0.1:443", "bad key [item key] from 127.0.0.1:443", "127.0.0.1-token"},
-		{"mint quotes the token id", momentotest.MethodMint, Caller{Key: "ticket:" + sub + ":k", Scope: scope.All(), TokenID: sub, Client: client},
+		{"mint quotes the token id", momentotest.MethodMint, Caller{Key: "ticket:" + sub + ":k", Scope: scope.All(), TokenID: sub, Client: clientOf(client)},
 			"invalid token_id " + sub + " from 127.0.0.1:443", "invalid token_id [token id] from 127.0.0.1:443", sub},
 	}
 	for _, tt := range tests {
@@ -675,7 +681,7 @@ func TestLookupBucketsNest(t *testing.T) {
 	fake := newFake(t)
 	e := newVendor(t, fake, func(o *Options) { o.KeyLookupRate = 5; o.KeyLookupBurst = 100 })
 	device := func(i int) Caller {
-		return Caller{Key: fmt.Sprintf("ticket:free-%d", i), Scope: scope.All(), TokenID: fmt.Sprintf("free-%d", i), Client: "198.51.7.7"}
+		return Caller{Key: fmt.Sprintf("ticket:free-%d", i), Scope: scope.All(), TokenID: fmt.Sprintf("free-%d", i), Client: clientOf("198.51.7.7")}
 	}
 	served := 0
 	for i := range 100 {
@@ -688,7 +694,7 @@ func TestLookupBucketsNest(t *testing.T) {
 		t.Errorf("one device with 100 identities got %d lookups, want its bucket's 40", served)
 	}
 	for i := range 50 {
-		c := Caller{Key: fmt.Sprintf("198.51.%d.9", 20+i), Scope: scope.All(), Client: fmt.Sprintf("198.51.%d.9", 20+i)}
+		c := Caller{Key: fmt.Sprintf("198.51.%d.9", 20+i), Scope: scope.All(), Client: clientOf(fmt.Sprintf("198.51.%d.9", 20+i))}
 		if _, err := e.v.Token(context.Background(), c); err != nil {
 			t.Fatalf("user %d of the /16 in another /24, after the device spent its bucket: %v", i+1, err)
 		}
