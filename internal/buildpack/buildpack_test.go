@@ -39,9 +39,25 @@ import (
 // moduleRoot is the function's module, whose root package is the function.
 const moduleRoot = "../.."
 
-// deployReadme is the README whose deploy command names the runtime and
-// the entry point.
-var deployReadme = filepath.Join(moduleRoot, "README.md")
+// deployDocs are the pages whose deploy commands name the runtime and the
+// entry point: the README's gcloud functions deploy, the operations page's
+// gcloud run deploy.
+var deployDocs = []string{filepath.Join(moduleRoot, "README.md"), filepath.Join(moduleRoot, "docs", "operations.md")}
+
+// deployCommands returns the text of deployDocs, where the deploy commands
+// are.
+func deployCommands(t *testing.T) []byte {
+	t.Helper()
+	var all []byte
+	for _, p := range deployDocs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatalf("%v; the deploy commands (gcloud functions deploy ... --runtime goNNN in the README, gcloud run deploy ... --base-image goNNN in docs/operations.md) name the Go runtime that go.mod must not outrun and the entry point", err)
+		}
+		all = append(append(all, b...), '\n')
+	}
+	return all
+}
 
 // What the buildpack uses and requires.
 const (
@@ -213,19 +229,15 @@ var deployEntryPointRE = regexp.MustCompile(`--(?:entry-point|function)[ =]([A-Z
 // the built function is started with it as FUNCTION_TARGET.
 func deployEntryPoint(t *testing.T) string {
 	t.Helper()
-	readme, err := os.ReadFile(deployReadme)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var name string
-	for _, m := range deployEntryPointRE.FindAllSubmatch(readme, -1) {
+	for _, m := range deployEntryPointRE.FindAllSubmatch(deployCommands(t), -1) {
 		if name != "" && string(m[1]) != name {
-			t.Fatalf("%s: deploy commands name entry points %s and %s", deployReadme, name, m[1])
+			t.Fatalf("%s: deploy commands name entry points %s and %s", deployDocs, name, m[1])
 		}
 		name = string(m[1])
 	}
 	if name == "" {
-		t.Fatalf("%s: no deploy command names the entry point (--entry-point or --function)", deployReadme)
+		t.Fatalf("%s: no deploy command names the entry point (--entry-point or --function)", deployDocs)
 	}
 	return name
 }
@@ -285,16 +297,12 @@ func TestBuildpackLayout(t *testing.T) {
 	}
 }
 
-// deployRuntime returns the runtime named in deployReadme, as "go1.25".
+// deployRuntime returns the runtime named in deployDocs, as "go1.25".
 func deployRuntime(t *testing.T) string {
 	t.Helper()
-	readme, err := os.ReadFile(deployReadme)
+	runtime, err := deployReadmeRuntime(deployCommands(t))
 	if err != nil {
-		t.Fatalf("%v; the README's deploy commands (gcloud functions deploy ... --runtime goNNN, gcloud run deploy ... --base-image goNNN) name the Go runtime that go.mod must not outrun", err)
-	}
-	runtime, err := deployReadmeRuntime(readme)
-	if err != nil {
-		t.Fatalf("%s: %v; its deploy command must name the runtime, as in gcloud functions deploy ... --runtime go125", deployReadme, err)
+		t.Fatalf("%s: %v; the deploy commands must name the runtime, as in gcloud functions deploy ... --runtime go125", deployDocs, err)
 	}
 	return runtime
 }
@@ -413,8 +421,8 @@ func TestBuildpackBuildAndServe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(deployReadme); err != nil {
-		t.Logf("no %s to check go.mod's go directive against; TestBuildpackLayout reports it", deployReadme)
+	if _, err := os.Stat(deployDocs[0]); err != nil {
+		t.Logf("no %s to check go.mod's go directive against; TestBuildpackLayout reports it", deployDocs[0])
 	} else if err := deployCheckGoVersions(mod.Go, mod.Toolchain, deployRuntime(t)); err != nil {
 		t.Errorf("go.mod after go mod tidy: %v", err)
 	}
