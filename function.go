@@ -205,7 +205,7 @@ func (h *handler) caller(r *http.Request, le *logEntry) (*instance, vending.Call
 	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Client}
 	if raw != "" {
 		var kind credential.Kind
-		caller, kind, err = inst.credentials.Caller(r.Context(), raw)
+		caller, kind, err = inst.credentials.Caller(r.Context(), raw, client.Client)
 		le.credential = string(kind)
 		if err != nil {
 			return nil, vending.Caller{}, err

@@ -17,6 +17,7 @@ import (
 	"github.com/momentohq/client-sdk-go/momento"
 	"google.golang.org/grpc/codes"
 
+	"example.com/tokenvendingmachine/internal/credential"
 	"example.com/tokenvendingmachine/internal/idtoken"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/oidctest"
@@ -343,4 +344,58 @@ func TestOIDCPermissionsOverflowIsRefusedAtStartup(t *testing.T) {
 	if n := hs.momento.Count(momentotest.MethodGet); n != 0 {
 		t.Errorf("a sign-in that can never be served made %d Momento Gets", n)
 	}
+}
+
+// TestForgeriesAreRefusedBeforeTheirCheckOnceTooMany: an attacker sends
+// ID tokens under the issuer's published kid with signatures of nobody's,
+// each new, from one address. The first few cost a signature check each
+// (401); past credential.RefusedBurst the address is refused before any
+// check (429 with Retry-After), at about the cost of a hit. Nothing is
+// minted, and no log line holds a token; another address is unaffected.
+func TestForgeriesAreRefusedBeforeTheirCheckOnceTooMany(t *testing.T) {
+	hs, issuer := oidcHarness(t, nil)
+	checks := func() int64 {
+		inst, _ := hs.h.inst.Peek()
+		st, _ := inst.credentials.IDTokenStats()
+		return st.SignatureChecks
+	}
+	var sent []string
+	forge := func(i int) http.Header {
+		p := strings.Split(idToken(t, issuer, fmt.Sprint("mallory", i)), ".")
+		raw := p[0] + "." + p[1] + "." + forgedSignature(p[2])
+		sent = append(sent, raw)
+		return withBearer(raw)
+	}
+	for i := range credential.RefusedBurst {
+		if w := hs.do(http.MethodGet, "203.0.113.66", forge(i)); w.Code != http.StatusUnauthorized {
+			t.Fatalf("forgery %d: status %d, want 401", i, w.Code)
+		}
+	}
+	before := checks()
+	for i := range 20 {
+		w := hs.do(http.MethodGet, "203.0.113.66", forge(100+i))
+		if w.Code != http.StatusTooManyRequests || w.Header().Get("Retry-After") == "" {
+			t.Fatalf("forgery past the burst: status %d, Retry-After %q; want 429 with Retry-After", w.Code, w.Header().Get("Retry-After"))
+		}
+		checkErrorBody(t, w)
+	}
+	if n := checks() - before; n != 0 {
+		t.Errorf("20 forgeries past the burst ran %d signature checks, want 0", n)
+	}
+	if w := hs.do(http.MethodGet, "198.51.100.66", forge(200)); w.Code != http.StatusUnauthorized {
+		t.Errorf("a forgery from another network: status %d, want 401 after its check", w.Code)
+	}
+	if n := len(hs.momento.Mints()); n != 0 {
+		t.Errorf("forgeries minted %d tokens", n)
+	}
+	limited := 0
+	for _, l := range hs.logLines(t, logRequest) {
+		if l["reason"] == "refused too often" && l["credential"] == "id_token" {
+			limited++
+		}
+	}
+	if limited != 20 {
+		t.Errorf("%d request lines say refused too often for an id_token, want 20", limited)
+	}
+	hs.secretsInLogs(t, sent...)
 }

@@ -331,7 +331,7 @@ func (s *server) measure(ctx context.Context, rep *Report) error {
 		return err
 	}
 	s.startProfile()
-	lat, failed, elapsed := load(ctx, s.url, loadSpec{requests: rep.Requests, ips: rep.IPs, concurrency: rep.Concurrency, want: http.StatusOK})
+	lat, failed, _, elapsed := load(ctx, s.url, loadSpec{requests: rep.Requests, ips: rep.IPs, concurrency: rep.Concurrency, want: http.StatusOK})
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -356,19 +356,26 @@ type loadSpec struct {
 	requests, ips, concurrency int
 	header                     http.Header // on every request, besides X-Forwarded-For
 	want                       int         // the status every request should get
+	// firstIP is the number of the first client address (see ipOf): loads
+	// of different clients start far apart.
+	firstIP int
+	// also is a status that is not unexpected either, counted apart (429
+	// for a forged credential: refused before its signature check); 0 for
+	// none.
+	also int
 }
 
 // load sends l.requests GETs to url from l.ips client addresses in turn,
 // with l.concurrency in flight, until done or ctx ends. It returns the
-// latencies, sorted, how many were not answered with l.want, and how long
-// it took.
-func load(ctx context.Context, url string, l loadSpec) (lat []time.Duration, unexpected int, elapsed time.Duration) {
+// latencies, sorted, how many were answered with neither l.want nor l.also,
+// how many with l.also, and how long it took.
+func load(ctx context.Context, url string, l loadSpec) (lat []time.Duration, unexpected, also int, elapsed time.Duration) {
 	client := &http.Client{
 		Timeout:   30 * time.Second,
 		Transport: &http.Transport{MaxIdleConnsPerHost: l.concurrency, MaxIdleConns: l.concurrency},
 	}
 	defer client.CloseIdleConnections()
-	var next, failures atomic.Int64
+	var next, failures, alsos atomic.Int64
 	lats := make([][]time.Duration, l.concurrency)
 	var wg sync.WaitGroup
 	start := time.Now()
@@ -382,9 +389,13 @@ func load(ctx context.Context, url string, l loadSpec) (lat []time.Duration, une
 					return
 				}
 				t0 := time.Now()
-				code := get(client, url, ipOf(i%l.ips), l.header)
+				code := get(client, url, ipOf(l.firstIP+i%l.ips), l.header)
 				lats[w] = append(lats[w], time.Since(t0))
-				if code != l.want {
+				switch {
+				case code == l.want:
+				case l.also != 0 && code == l.also:
+					alsos.Add(1)
+				default:
 					failures.Add(1)
 				}
 			}
@@ -393,7 +404,7 @@ func load(ctx context.Context, url string, l loadSpec) (lat []time.Duration, une
 	wg.Wait()
 	lat = slices.Concat(lats...)
 	slices.Sort(lat)
-	return lat, int(failures.Load()), time.Since(start)
+	return lat, int(failures.Load()), int(alsos.Load()), time.Since(start)
 }
 
 // ipOf returns the i-th client IP, in 10.0.0.0/8.

@@ -132,6 +132,7 @@ func TestShapes(t *testing.T) {
 		{"hit, ID token", 200, 0, 2},
 		{"forged ticket (another key)", 401, 0, 2},
 		{"forged ID token (published kid)", 401, 0, 2},
+		{"the same, a new address each", 401, 0, 2},
 		{"8 KB ticket, nested header member", 401, 0, 2},
 		{"8 KB ID token, nested header member", 401, 0, 2},
 		{"8 KB ID token, published kid", 401, 0, 2},
@@ -147,6 +148,20 @@ func TestShapes(t *testing.T) {
 	}
 	if !rep.OK() {
 		t.Error("Report.OK() = false, want true")
+	}
+	// Forgeries repeated from one client are refused before their check
+	// once it has had its refusals; from a new address each, never.
+	for _, s := range rep.Shapes {
+		switch s.Name {
+		case "forged ID token (published kid)":
+			if s.Limited == 0 {
+				t.Errorf("%s: no request refused before its check, want some (10 from each address)", s.Name)
+			}
+		case "the same, a new address each":
+			if s.Limited != 0 {
+				t.Errorf("%s: %d requests refused before their check, want none", s.Name, s.Limited)
+			}
+		}
 	}
 }
 

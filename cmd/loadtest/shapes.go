@@ -25,9 +25,11 @@ type Shape struct {
 	// Status is the status each request should get: 200 for a hit, 401
 	// for a forged credential.
 	Status int
-	// Requests is how many were measured in each round, and Unexpected
-	// how many of all rounds' got another status.
-	Requests, Unexpected int
+	// Requests is how many were measured in each round, Limited how many
+	// of all rounds' were refused with 429 before their signature check
+	// (their client had been refused too often: internal/credential), and
+	// Unexpected how many got another status.
+	Requests, Limited, Unexpected int
 	// CPU is the server's CPU time over each round's requests.
 	CPU []CPUTime
 	// P50 and P99 are the latencies of the last round.
@@ -55,6 +57,9 @@ type requestShape struct {
 	name   string
 	bearer func() (string, error) // nil: no Authorization header
 	status int
+	// fresh sends each request from an address of its own, none of them
+	// refused before: an attacker with as many addresses as requests.
+	fresh bool
 }
 
 // shapeServer is the environment of the function that -shapes measures:
@@ -108,6 +113,9 @@ func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
 		{name: "forged ID token (published kid)", status: http.StatusUnauthorized, bearer: func() (string, error) {
 			return forge(idHeader+"}", idClaims(), rsaLen), nil
 		}},
+		{name: "the same, a new address each", status: http.StatusUnauthorized, fresh: true, bearer: func() (string, error) {
+			return forge(idHeader+"}", idClaims(), rsaLen), nil
+		}},
 		{name: "8 KB ticket, nested header member", status: http.StatusUnauthorized, bearer: func() (string, error) {
 			tkt, err := ticketFor([]byte(strings.Repeat("k", 32)))()
 			if err != nil {
@@ -157,9 +165,14 @@ func long(header, payload string, sigLen int) string {
 	return b64(header) + "." + b64(padded) + "." + sig
 }
 
+// randomSig returns n random bytes for a signature, the first of them zero:
+// as a number below every RSA modulus of n bytes, so an RS256 check runs to
+// the end instead of refusing it at once as too large (the costliest
+// forgery, not a lucky one).
 func randomSig(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
+	b[0] = 0
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
@@ -208,12 +221,16 @@ func runShapes(ctx context.Context, o options, stdout io.Writer) (Report, error)
 				}
 				header = http.Header{"Authorization": {"Bearer " + raw}}
 			}
-			if err := srv.measureShape(ctx, o, &rep.Shapes[i], rs.name, header, rs.status); err != nil {
+			so := o
+			if rs.fresh {
+				so.ips = o.requests
+			}
+			if err := srv.measureShape(ctx, so, &rep.Shapes[i], i, rs.name, header, rs.status); err != nil {
 				return rep, err
 			}
 			if fl != nil {
 				// The floor refuses nothing.
-				if err := fl.measureShape(ctx, o, &rep.FloorShapes[i], rs.name, header, http.StatusOK); err != nil {
+				if err := fl.measureShape(ctx, so, &rep.FloorShapes[i], i, rs.name, header, http.StatusOK); err != nil {
 					return rep, fmt.Errorf("floor: %w", err)
 				}
 			}
@@ -225,9 +242,13 @@ func runShapes(ctx context.Context, o options, stdout io.Writer) (Report, error)
 
 // measureShape sends header from every IP once, to warm s up and cache
 // what a hit needs, then measures o.requests more, and adds that round
-// to sh.
-func (s *server) measureShape(ctx context.Context, o options, sh *Shape, name string, header http.Header, status int) error {
-	l := loadSpec{requests: min(o.ips, o.requests), ips: o.ips, concurrency: o.concurrency, header: header, want: status}
+// to sh. Shape number n has IPs of its own: hits and forgeries come from
+// different clients, as an attacker's and its victims' would.
+func (s *server) measureShape(ctx context.Context, o options, sh *Shape, n int, name string, header http.Header, status int) error {
+	l := loadSpec{requests: min(o.ips, o.requests), ips: o.ips, firstIP: n << 20, concurrency: o.concurrency, header: header, want: status}
+	if status == http.StatusUnauthorized {
+		l.also = http.StatusTooManyRequests
+	}
 	load(ctx, s.url, l)
 	l.requests = o.requests
 	s.startProfile() // the first time counts; the profile ends with the server
@@ -235,7 +256,7 @@ func (s *server) measureShape(ctx context.Context, o options, sh *Shape, name st
 	if err != nil {
 		return err
 	}
-	lat, unexpected, _ := load(ctx, s.url, l)
+	lat, unexpected, limited, _ := load(ctx, s.url, l)
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -245,6 +266,7 @@ func (s *server) measureShape(ctx context.Context, o options, sh *Shape, name st
 	}
 	sh.Name, sh.Status, sh.Requests = name, status, o.requests
 	sh.Unexpected += unexpected
+	sh.Limited += limited
 	sh.CPU = append(sh.CPU, CPUTime{User: cpu1.User - cpu0.User, System: cpu1.System - cpu0.System})
 	sh.P50, sh.P99 = percentile(lat, 0.50), percentile(lat, 0.99)
 	return nil
@@ -257,15 +279,16 @@ func printShapes(w io.Writer, r Report) {
 	if r.FloorShapes != nil {
 		fmt.Fprintf(w, ";\nthe floor is sent the same requests, each right after the function, and answers each with its token")
 	}
+	fmt.Fprintf(w, ";\n429s: the share of a forged shape's requests refused before their signature check, their client past its refusals")
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "%-36s %6s %5s %22s %6s", "shape", "status", "unexp", "function", "× hit")
+	fmt.Fprintf(w, "%-36s %6s %6s %5s %22s %6s", "shape", "status", "429s", "unexp", "function", "× hit")
 	if r.FloorShapes != nil {
 		fmt.Fprintf(w, " %22s %8s", "floor", "× floor")
 	}
 	fmt.Fprintf(w, " %9s %9s\n", "p50", "p99")
 	hit := r.Shapes[0].CPUPerRequest()
 	for i, s := range r.Shapes {
-		fmt.Fprintf(w, "%-36s %6d %5d %22s %6.2f", s.Name, s.Status, s.Unexpected, cpuColumn(s), ratio(s.CPUPerRequest(), hit))
+		fmt.Fprintf(w, "%-36s %6d %5.1f%% %5d %22s %6.2f", s.Name, s.Status, 100*float64(s.Limited)/float64(max(1, s.Requests*len(s.CPU))), s.Unexpected, cpuColumn(s), ratio(s.CPUPerRequest(), hit))
 		if i < len(r.FloorShapes) {
 			f := r.FloorShapes[i]
 			fmt.Fprintf(w, " %22s %8.2f", cpuColumn(f), ratio(s.CPUPerRequest(), f.CPUPerRequest()))

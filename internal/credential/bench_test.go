@@ -3,10 +3,13 @@ package credential
 import (
 	"context"
 	"encoding/base64"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/limits"
 	"example.com/tokenvendingmachine/internal/oidctest"
 	"example.com/tokenvendingmachine/internal/scope"
 	"example.com/tokenvendingmachine/internal/ticket"
@@ -76,14 +79,67 @@ func BenchmarkCaller(b *testing.B) {
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			ctx := context.Background()
+			// Every refusal the signature check's: no refusal limit, so that
+			// one client can be refused b.N times.
+			r.refused, r.networkRefused = unlimitedRefusals(b), unlimitedRefusals(b)
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, _, err := r.Caller(ctx, bc.raw); (err == nil) != bc.valid {
+				if _, _, err := r.Caller(ctx, bc.raw, benchClient); (err == nil) != bc.valid {
 					b.Fatalf("Caller() = %v", err)
 				}
 			}
 		})
 	}
+}
+
+// BenchmarkRefusedTooOften measures a forged ID token from a client past
+// its refusals (RefusedBurst; the clock stands still): refused before the
+// signature check, so it costs about what a malformed token does.
+//
+//	go test -run '^$' -bench RefusedTooOften -benchmem ./internal/credential/
+func BenchmarkRefusedTooOften(b *testing.B) {
+	issuer := oidctest.NewServerT(b, oidctest.Options{Now: func() time.Time { return t0 }})
+	topics, err := scope.ParseTemplate("user-{sub}-*")
+	if err != nil {
+		b.Fatal(err)
+	}
+	r, err := New(context.Background(), Options{
+		Issuer: issuer.Issuer(), Audience: issuer.Audience(), Topics: topics,
+		Now: func() time.Time { return t0 },
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	idt, err := issuer.IDToken("mallory")
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := strings.Split(idt, ".")
+	forged := p[0] + "." + p[1] + "." + flip(p[2])
+	ctx := context.Background()
+	for range RefusedBurst {
+		if _, _, err := r.Caller(ctx, forged, benchClient); failure.ReasonOf(err) != "signature" {
+			b.Fatalf("Caller() = %v, want a signature refusal", err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := r.Caller(ctx, forged, benchClient); failure.ReasonOf(err) != "refused too often" {
+			b.Fatalf("Caller() = %v, want refused too often", err)
+		}
+	}
+}
+
+// benchClient is the client the benchmarks' requests come from.
+var benchClient = netip.MustParsePrefix("203.0.113.7/32")
+
+// unlimitedRefusals returns refusal buckets that never refuse.
+func unlimitedRefusals(b *testing.B) *limits.Keyed[netip.Prefix] {
+	k, err := limits.NewKeyed[netip.Prefix](limits.KeyedOptions{Rate: 1e9, Burst: 1 << 30, MaxKeys: 16})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return k
 }
 
 // flip changes the first character of a base64url signature.

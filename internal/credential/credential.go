@@ -19,10 +19,24 @@
 // sign-in is served only while the issuer's key that verified it is still
 // in the issuer's key set, which is fetched again every 10 minutes.
 //
-// Every refusal is a failure.Refusal: BadCredentials (invalid, expired,
-// signed by an unknown key, ...) or Forbidden (a user whose id cannot stand
-// in a topic), with a fixed reason for the log. No error holds credential
-// content.
+// A credential that is refused after its pre-check costs a signature
+// check, which is what a forged credential can make the instance spend. So
+// each client (internal/clientip's: an IPv4 address, an IPv6 /64) may have
+// such refusals at RefusedPerSecond after a burst of RefusedBurst, and an
+// IPv6 client's /48 at NetworkRefusedPerSecond after NetworkRefusedBurst
+// (one site holds 65,536 /64s; an IPv4 address is scarce enough to be
+// counted alone, and the other users of its /24 are left alone); past that,
+// the client's credentials that are not already verified are refused as
+// Limited, with a Retry-After, before any signature check. A credential
+// that verifies gives its charge back, so honest callers, who are not
+// refused, never meet this limit, unless they share an address (or a /48)
+// with an attacker; a verified credential is served whatever its client's
+// count.
+//
+// Every other refusal is a failure.Refusal: BadCredentials (invalid,
+// expired, signed by an unknown key, ...) or Forbidden (a user whose id
+// cannot stand in a topic), with a fixed reason for the log. No error holds
+// credential content.
 package credential
 
 import (
@@ -32,6 +46,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -39,6 +54,7 @@ import (
 	"example.com/tokenvendingmachine/internal/idtoken"
 	"example.com/tokenvendingmachine/internal/jws"
 	"example.com/tokenvendingmachine/internal/lazy"
+	"example.com/tokenvendingmachine/internal/limits"
 	"example.com/tokenvendingmachine/internal/lru"
 	"example.com/tokenvendingmachine/internal/scope"
 	"example.com/tokenvendingmachine/internal/ticket"
@@ -70,6 +86,17 @@ var algorithms = append([]string{ticket.Algorithm}, idtoken.Algorithms()...)
 const (
 	MaxVerified      = 10_000
 	MaxVerifiedBytes = 16 << 20
+)
+
+// The refusals a client and its network may have after the pre-check (see
+// the package doc), and how many clients and IPv6 networks are counted at once
+// (the fullest buckets are forgotten first; see limits.Keyed).
+const (
+	RefusedBurst            = 5
+	RefusedPerSecond        = 1
+	NetworkRefusedBurst     = 20
+	NetworkRefusedPerSecond = 4
+	MaxRefusing             = 10_000
 )
 
 // Options configure a Resolver.
@@ -125,6 +152,8 @@ type Resolver struct {
 	tickets  *ticket.KeyRing               // nil: tickets are not accepted
 	idTokens lazy.Value[*idtoken.Verifier] // built on the first ID token
 	verified *lru.Cache[[sha256.Size]byte, verified]
+	// refused are the buckets of refusals by client and by network.
+	refused, networkRefused *limits.Keyed[netip.Prefix]
 }
 
 // verified is a verified credential's caller, as remembered.
@@ -165,13 +194,23 @@ func New(ctx context.Context, opts Options) (*Resolver, error) {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	r := &Resolver{opts: opts, verified: lru.New[[sha256.Size]byte, verified](MaxVerified, MaxVerifiedBytes)}
+	var err error
+	if r.refused, err = limits.NewKeyed[netip.Prefix](limits.KeyedOptions{
+		Rate: RefusedPerSecond, Burst: RefusedBurst, MaxKeys: MaxRefusing, Now: opts.Now,
+	}); err != nil {
+		return nil, err
+	}
+	if r.networkRefused, err = limits.NewKeyed[netip.Prefix](limits.KeyedOptions{
+		Rate: NetworkRefusedPerSecond, Burst: NetworkRefusedBurst, MaxKeys: MaxRefusing, Now: opts.Now,
+	}); err != nil {
+		return nil, err
+	}
 	r.idTokens = lazy.Value[*idtoken.Verifier]{
 		Build: r.newIDTokenVerifier, RetryDelay: opts.IssuerRetryDelay, Timeout: opts.IssuerTimeout, Now: opts.Now,
 	}
 	if opts.TicketKeys != nil {
 		src := ticket.Source{Name: opts.TicketKeysFrom, Read: opts.TicketKeys, Rereads: opts.TicketKeysChange}
 		topts := ticket.Options{Audience: opts.TicketAudience, MaxTTL: opts.TicketMaxTTL, Now: opts.Now}
-		var err error
 		if r.tickets, err = ticket.NewKeyRing(ctx, src, topts, opts.Log); err != nil {
 			return nil, err
 		}
@@ -202,10 +241,12 @@ func (r *Resolver) IDTokenStats() (idtoken.Stats, bool) {
 	return v.Stats(), true
 }
 
-// Caller returns the caller raw stands for, and raw's kind (also with an
-// error, when it is known). A refusal is a failure.Refusal; any other error
-// wraps ErrIssuer.
-func (r *Resolver) Caller(ctx context.Context, raw string) (vending.Caller, Kind, error) {
+// Caller returns the caller raw stands for, presented by client (an IPv4
+// address as its /32, an IPv6 /64: internal/clientip's Result.Client), and
+// raw's kind (also with an error, when it is known). A refusal is a
+// failure.Refusal, or a Limited failure.Error when client or its network
+// has had too many (see the package doc); any other error wraps ErrIssuer.
+func (r *Resolver) Caller(ctx context.Context, raw string, client netip.Prefix) (vending.Caller, Kind, error) {
 	if len(raw) > MaxLen {
 		return vending.Caller{}, "", failure.Refusal(failure.BadCredentials, "malformed")
 	}
@@ -230,16 +271,62 @@ func (r *Resolver) Caller(ctx context.Context, raw string) (vending.Caller, Kind
 		err error
 	)
 	tok, perr := jws.Parse(raw, MaxLen, algorithms)
-	if perr == nil && r.opts.Issuer != "" && idtoken.IsIDToken(tok.Header) {
+	isIDToken := perr == nil && r.opts.Issuer != "" && idtoken.IsIDToken(tok.Header)
+	if perr == nil {
+		// From here a refusal costs a signature check: charge it first.
+		if err := r.chargeRefusal(client); err != nil {
+			return vending.Caller{}, kindOf(isIDToken), err
+		}
+	}
+	if isIDToken {
 		v, exp, err = r.idTokenCaller(ctx, tok)
 	} else {
 		v, exp, err = r.ticketCaller(ctx, tok, perr)
+	}
+	if perr == nil && (err == nil || errors.Is(err, ErrIssuer)) {
+		// Not refused: not the client's to pay.
+		r.refundRefusal(client)
 	}
 	if err != nil {
 		return vending.Caller{}, v.kind, err
 	}
 	r.verified.Put(sum, v, v.size(), now, exp)
 	return v.caller, v.kind, nil
+}
+
+// errRefusedTooOften is the cause of a Limited refusal for a client whose
+// credentials were refused too often.
+var errRefusedTooOften = errors.New("credentials refused too often from this client or its network")
+
+// chargeRefusal takes one refusal from the buckets of client and its
+// IPv6 network, or returns a Limited error without taking any.
+func (r *Resolver) chargeRefusal(client netip.Prefix) error {
+	ok, wait := r.refused.Allow(client)
+	if ok && client.Addr().Is6() {
+		if ok, wait = r.networkRefused.Allow(limits.Network(client.Addr())); !ok {
+			r.refused.Refund(client)
+		}
+	}
+	if !ok {
+		return &failure.Error{Kind: failure.Limited, Retry: max(wait, time.Second), Err: errRefusedTooOften, Reason: "refused too often"}
+	}
+	return nil
+}
+
+// refundRefusal gives back what chargeRefusal took.
+func (r *Resolver) refundRefusal(client netip.Prefix) {
+	r.refused.Refund(client)
+	if client.Addr().Is6() {
+		r.networkRefused.Refund(limits.Network(client.Addr()))
+	}
+}
+
+// kindOf names the kind of a token that jws.Parse accepted.
+func kindOf(isIDToken bool) Kind {
+	if isIDToken {
+		return IDToken
+	}
+	return Ticket
 }
 
 // sumOf returns the SHA-256 of raw, a token of at most MaxLen bytes,

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"net/netip"
 	"runtime"
 	"strconv"
 	"strings"
@@ -65,7 +66,7 @@ func TestRefusals(t *testing.T) {
 		{"tickets not configured", "a.b.c", Ticket, "tickets not configured"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, kind, err := r.Caller(context.Background(), tc.raw)
+			_, kind, err := r.Caller(context.Background(), tc.raw, netip.Prefix{})
 			var fe *failure.Error
 			if !errors.As(err, &fe) || fe.Kind != failure.BadCredentials {
 				t.Fatalf("Caller = %v, want a BadCredentials refusal", err)
