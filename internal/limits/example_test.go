@@ -37,7 +37,11 @@ func Example() {
 	defer cache.Close()
 
 	var backoff limits.Backoff // Fail() when a mint answers ResourceExhausted
-	fleet, err := limits.NewFleet(limits.FleetOptions{CacheName: "tvm", Rate: 4, Burst: 20})
+	// The example's clock stands still, so that its mints fall in one
+	// window and its output is the same every run; leave Now nil for the
+	// wall clock.
+	start := time.Now()
+	fleet, err := limits.NewFleet(limits.FleetOptions{CacheName: "tvm", Rate: 4, Burst: 20, Now: func() time.Time { return start }})
 	if err != nil {
 		panic(err)
 	}
