@@ -88,9 +88,9 @@ const (
 	MaxVerifiedBytes = 16 << 20
 )
 
-// The refusals a client and its network may have after the pre-check (see
-// the package doc), and how many clients and IPv6 networks are counted at once
-// (the fullest buckets are forgotten first; see limits.Keyed).
+// The refusals a client and its IPv6 network may have after the pre-check
+// (see the package doc), and how many of each are counted at once (the
+// fullest buckets are forgotten first; see limits.Keyed).
 const (
 	RefusedBurst            = 5
 	RefusedPerSecond        = 1
@@ -152,7 +152,8 @@ type Resolver struct {
 	tickets  *ticket.KeyRing               // nil: tickets are not accepted
 	idTokens lazy.Value[*idtoken.Verifier] // built on the first ID token
 	verified *lru.Cache[[sha256.Size]byte, verified]
-	// refused are the buckets of refusals by client and by network.
+	// refused and networkRefused are the buckets of refusals by client and
+	// by IPv6 /48.
 	refused, networkRefused *limits.Keyed[netip.Prefix]
 }
 
