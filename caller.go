@@ -4,7 +4,10 @@ import (
 	"net/http"
 	"strings"
 
+	"example.com/tokenvendingmachine/internal/clientip"
+	"example.com/tokenvendingmachine/internal/credential"
 	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/vending"
 )
 
 // Who a request is for. A caller is anonymous (known by its client IP, with
@@ -39,4 +42,39 @@ func bearer(r *http.Request) (token string, ok bool) {
 		return "", false
 	}
 	return token, true
+}
+
+// caller returns who r is for, and the instance that serves them: an
+// anonymous caller by its client address and TOPICS, or the holder of a
+// bearer token as internal/credential resolves it.
+func (h *handler) caller(r *http.Request, le *logEntry) (*instance, vending.Caller, error) {
+	client := clientip.Resolve(r.Header.Values("X-Forwarded-For"), r.RemoteAddr, h.cfg.TrustedProxies)
+	le.forwardedJunk = client.Rejected
+	if client.Source == clientip.None {
+		return nil, vending.Caller{}, errUnidentified
+	}
+	raw, ok := bearer(r)
+	switch {
+	case !ok:
+		return nil, vending.Caller{}, errMalformedAuthorization
+	case raw == "" && h.cfg.Topics.IsEmpty():
+		return nil, vending.Caller{}, errNoCredentials
+	}
+
+	inst, err := h.inst.Get(r.Context())
+	if err != nil {
+		return nil, vending.Caller{}, err
+	}
+	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Client}
+	if raw != "" {
+		var kind credential.Kind
+		caller, kind, err = inst.credentials.Caller(r.Context(), raw, client.Client)
+		le.credential = string(kind)
+		if err != nil {
+			return nil, vending.Caller{}, err
+		}
+		caller.Client = client.Client
+	}
+	le.client = h.label(caller.Key)
+	return inst, caller, nil
 }

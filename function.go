@@ -14,10 +14,10 @@
 //
 // The package is the function's HTTP edge, a file per concern: this file
 // registers the function and serves a request; caller.go tells who a request
-// is for; setup.go sets up an instance;
-// cors.go decides what a browser may read; respond.go is every answer and the
-// one table that maps a failure to a status; requestlog.go is the request's
-// log line.
+// is for; setup.go sets up an instance, and secrets.go reads its Momento key;
+// cors.go decides what a browser may read; respond.go writes a token;
+// failures.go is the one table that maps a failure to a status, and writes
+// it; requestlog.go is the request's log line.
 package tokenvendingmachine
 
 import (
@@ -31,10 +31,8 @@ import (
 
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
-	"example.com/tokenvendingmachine/internal/clientip"
 	"example.com/tokenvendingmachine/internal/cloudlog"
 	"example.com/tokenvendingmachine/internal/config"
-	"example.com/tokenvendingmachine/internal/credential"
 	"example.com/tokenvendingmachine/internal/failure"
 	"example.com/tokenvendingmachine/internal/lazy"
 	"example.com/tokenvendingmachine/internal/vending"
@@ -179,39 +177,4 @@ func (h *handler) gate(w http.ResponseWriter, r *http.Request, le *logEntry) (an
 		return false, errMethodRefused
 	}
 	return false, h.cfgErr
-}
-
-// caller returns who r is for, and the instance that serves them: an
-// anonymous caller by its client address and TOPICS, or the holder of a
-// bearer token as internal/credential resolves it.
-func (h *handler) caller(r *http.Request, le *logEntry) (*instance, vending.Caller, error) {
-	client := clientip.Resolve(r.Header.Values("X-Forwarded-For"), r.RemoteAddr, h.cfg.TrustedProxies)
-	le.forwardedJunk = client.Rejected
-	if client.Source == clientip.None {
-		return nil, vending.Caller{}, errUnidentified
-	}
-	raw, ok := bearer(r)
-	switch {
-	case !ok:
-		return nil, vending.Caller{}, errMalformedAuthorization
-	case raw == "" && h.cfg.Topics.IsEmpty():
-		return nil, vending.Caller{}, errNoCredentials
-	}
-
-	inst, err := h.inst.Get(r.Context())
-	if err != nil {
-		return nil, vending.Caller{}, err
-	}
-	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Client}
-	if raw != "" {
-		var kind credential.Kind
-		caller, kind, err = inst.credentials.Caller(r.Context(), raw, client.Client)
-		le.credential = string(kind)
-		if err != nil {
-			return nil, vending.Caller{}, err
-		}
-		caller.Client = client.Client
-	}
-	le.client = h.label(caller.Key)
-	return inst, caller, nil
 }
