@@ -338,37 +338,10 @@ func (l *localStack) announce(stdout io.Writer, o options, cfg config.Config, ge
 		}
 		grpcWebURL = localURL(o.host, o.grpcWebPort, "")
 	}
-	// Play the pizza shop's backend, publishing as the account, for the
-	// demo's live view and for anyone who subscribes.
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	var reported sync.Once
-	go func() {
-		defer close(done)
-		demo.RunPizzeria(ctx, demo.DefaultPizzeriaTick, func(topic, text string) error {
-			_, err := l.emu.Publish(cfg.CacheName, topic, text)
-			return err
-		}, func(err error) {
-			reported.Do(func() { fmt.Fprintf(stdout, "The pizzeria cannot publish (it goes on trying): %v\n", err) })
-		})
-	}()
-	l.stopPizzeria = func() { cancel(); <-done }
-	demoURL := ""
-	if o.demoPort > 0 {
-		opts := demo.Options{FunctionURL: fnURL, SignInURL: l.signInURL, TicketAudience: cfg.TicketAudience,
-			GRPCWebURL: grpcWebURL, CacheName: cfg.CacheName, WebSDKFile: o.webSDK}
-		if opts.TicketAudience == "" {
-			opts.TicketAudience = ticket.DefaultAudience
-		}
-		if l.ticketKey != "" && !strings.HasPrefix(l.ticketKey, "{") {
-			opts.TicketKey = []byte(l.ticketKey)
-		}
-		stop, err := serveDemo(net.JoinHostPort(o.host, strconv.Itoa(o.demoPort)), opts)
-		if err != nil {
-			return err
-		}
-		l.stopDemo = stop
-		demoURL = localURL(o.host, o.demoPort, "/demo")
+	l.startPizzeria(stdout, cfg.CacheName)
+	demoURL, err := l.serveDemoPage(o, cfg, fnURL, grpcWebURL)
+	if err != nil {
+		return err
 	}
 	var warning string
 	if demoURL != "" && !originAllowed(getenv("ALLOWED_ORIGINS"), demoURL) {
@@ -377,9 +350,57 @@ func (l *localStack) announce(stdout io.Writer, o options, cfg config.Config, ge
 			strings.TrimSuffix(demoURL, "/demo"))
 	}
 	banner(stdout, l.emu.Addr(), cfg.CacheName, fnURL, demoURL, grpcWebURL, warning)
+	l.printTryThis(stdout, o, fnURL, demoURL != "" && grpcWebURL != "", getenv)
+	return nil
+}
+
+// startPizzeria plays the pizza shop's backend, publishing to cacheName as
+// the account, for the demo's live view and for anyone who subscribes,
+// until l.stopPizzeria.
+func (l *localStack) startPizzeria(stdout io.Writer, cacheName string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	var reported sync.Once
+	go func() {
+		defer close(done)
+		demo.RunPizzeria(ctx, demo.DefaultPizzeriaTick, func(topic, text string) error {
+			_, err := l.emu.Publish(cacheName, topic, text)
+			return err
+		}, func(err error) {
+			reported.Do(func() { fmt.Fprintf(stdout, "The pizzeria cannot publish (it goes on trying): %v\n", err) })
+		})
+	}()
+	l.stopPizzeria = func() { cancel(); <-done }
+}
+
+// serveDemoPage serves the demo page, unless -demo-port is 0, and returns
+// its URL ("" when off).
+func (l *localStack) serveDemoPage(o options, cfg config.Config, fnURL, grpcWebURL string) (string, error) {
+	if o.demoPort <= 0 {
+		return "", nil
+	}
+	opts := demo.Options{FunctionURL: fnURL, SignInURL: l.signInURL, TicketAudience: cfg.TicketAudience,
+		GRPCWebURL: grpcWebURL, CacheName: cfg.CacheName, WebSDKFile: o.webSDK}
+	if opts.TicketAudience == "" {
+		opts.TicketAudience = ticket.DefaultAudience
+	}
+	if l.ticketKey != "" && !strings.HasPrefix(l.ticketKey, "{") {
+		opts.TicketKey = []byte(l.ticketKey)
+	}
+	stop, err := serveDemo(net.JoinHostPort(o.host, strconv.Itoa(o.demoPort)), opts)
+	if err != nil {
+		return "", err
+	}
+	l.stopDemo = stop
+	return localURL(o.host, o.demoPort, "/demo"), nil
+}
+
+// printTryThis prints, after the banner, what the pizzeria publishes and
+// the commands that get each kind of caller's token.
+func (l *localStack) printTryThis(stdout io.Writer, o options, fnURL string, liveDemo bool, getenv func(string) string) {
 	fmt.Fprintf(stdout, "The pizzeria publishes orders 42's and 43's progress every %v on %s,\n  %s, %s, %s and %s;\n  the demo page shows them live.\n",
 		demo.DefaultPizzeriaTick, demo.TopicOrder42, demo.TopicOrder43, demo.TopicNewOrder, demo.TopicAliceInbox, demo.TopicBobInbox)
-	if demoURL != "" && grpcWebURL != "" {
+	if liveDemo {
 		if _, err := os.Stat(o.webSDK); err == nil {
 			fmt.Fprintf(stdout, "The demo's live view loads the web SDK from %s.\n", o.webSDK)
 		} else {
@@ -393,7 +414,6 @@ func (l *localStack) announce(stdout io.Writer, o options, cfg config.Config, ge
 		fmt.Fprintf(stdout, "Local login issuer: %s (OIDC_TOPICS=%s); a token for alice, signed in:\n  %s\n",
 			getenv("OIDC_ISSUER"), getenv("OIDC_TOPICS"), signInCurl(l.signInURL, fnURL, "alice"))
 	}
-	return nil
 }
 
 // close stops what startLocal and announce started.

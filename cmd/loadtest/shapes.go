@@ -176,6 +176,18 @@ func randomSig(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
+// header returns the request header of rs: its Authorization, if any.
+func (rs requestShape) header() (http.Header, error) {
+	if rs.bearer == nil {
+		return nil, nil
+	}
+	raw, err := rs.bearer()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", rs.name, err)
+	}
+	return http.Header{"Authorization": {"Bearer " + raw}}, nil
+}
+
 // runShapes measures each request shape in turn against one server, and
 // with o.compareFloor against the floor too, right after; o.rounds times.
 func runShapes(ctx context.Context, o options, stdout io.Writer) (Report, error) {
@@ -213,13 +225,9 @@ func runShapes(ctx context.Context, o options, stdout io.Writer) (Report, error)
 		for i, rs := range shapes {
 			// Built anew each round: a ticket's exp is at most minutes
 			// ahead.
-			var header http.Header
-			if rs.bearer != nil {
-				raw, err := rs.bearer()
-				if err != nil {
-					return rep, fmt.Errorf("%s: %w", rs.name, err)
-				}
-				header = http.Header{"Authorization": {"Bearer " + raw}}
+			header, err := rs.header()
+			if err != nil {
+				return rep, err
 			}
 			so := o
 			if rs.fresh {
