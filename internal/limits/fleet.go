@@ -67,20 +67,25 @@ type FleetOptions struct {
 // Time is cut into fixed windows of W = C/Rate seconds (rounded up to the
 // millisecond), where C = max(1, ⌊Burst/2⌋), aligned on the Unix epoch so
 // every instance cuts them alike. Window n has the counter
-// KeyPrefix+"<W in ms>ms-<n>", which lives for 2W+1s from its last
-// Increment. Increment is atomic in Momento, so the counter's replies are a
-// fleet-wide order of every permit asked for in the window.
+// KeyPrefix+"<W in ms>ms-<n>", holding C − N permits, and, if the
+// newcomers' reserve N = Shares.Newcomers is not 0, the counter
+// KeyPrefix+"<W in ms>ms-<n>-newcomers", holding N (see [Shares]); each
+// lives for 2W+1s from its last Increment. Increment is atomic in Momento,
+// so a counter's replies are a fleet-wide order of every permit asked of
+// it in the window.
 //
 // # Reservations
 //
-// An instance reserves k permits with one Increment by k. If the reply is
-// c, its permits are the numbers c−k+1 … c, and it owns those at or below
-// C: min(k, C−(c−k)) of them, none if c−k ≥ C. So the owned permits of a
-// window, over all instances, are distinct numbers from 1 to C: at most C.
-// A permit is spent only in the window it was reserved in; whatever an
+// An instance reserves k permits of a counter holding P with one Increment
+// by k. If the reply is c, its permits are the numbers c−k+1 … c, and it
+// owns those at or below P: min(k, P−(c−k)) of them, none if c−k ≥ P. So
+// the owned permits of a window, over all instances, are distinct numbers
+// from 1 to C − N of the one counter and from 1 to N of the other: at most
+// C. A permit is spent only in the window it was reserved in; whatever an
 // instance still holds when its window ends is dropped (stranded). Once a
-// reply reaches C, the instance knows the window is spent and asks no more
-// until the next one.
+// reply reaches C − N, the instance asks the first counter no more until
+// the next window, and only newcomers ask the second, one permit at a
+// time; once that reaches N too, the window is spent.
 //
 // k follows the instance's own demand: ⌈m/4⌉, m being the larger of its
 // mints in the previous window and so far in this one, at least 1 and at
@@ -95,7 +100,7 @@ type FleetOptions struct {
 // # The bound
 //
 // An interval of length T meets at most ⌈T/W⌉+1 windows, and each window
-// admits at most C mints fleet-wide, however many instances reserve in it
+// admits at most C mints fleet-wide, however many instances reserve in it,
 // and however many permits idle instances strand, so the fleet admits at
 // most
 //
@@ -134,14 +139,20 @@ type Fleet struct {
 	mu sync.Mutex // guards the fields below
 	// win is the window that the fields from have to over describe.
 	win int64
-	// have is how many permits of win this instance holds.
-	have int64
+	// have is how many permits of win this instance holds from the
+	// window's counter, haveReserve how many from its newcomers' counter.
+	have, haveReserve int64
 	// spent and spentPrev count this instance's permits spent in win and
 	// in the window before it (0 if it saw none of that window).
 	spent, spentPrev int64
-	// full reports that win's counter reached C: no permit is left to
-	// reserve in it.
-	full bool
+	// reserveOnly reports that win's counter reached C − Newcomers: only
+	// the newcomers' reserve is left. full reports that that is spent too
+	// (or that there is none): no permit is left to reserve in win.
+	full, reserveOnly bool
+	// attempts and attemptsPrev count, by the key newcomerKey names,
+	// the mints asked of this instance in win and in the window before
+	// it; at most maxOver keys each.
+	attempts, attemptsPrev map[string]int64
 	// refilling, if not nil, is the Increment in flight.
 	refilling *refill
 	// over holds the share counters of win seen past their share; at
@@ -219,6 +230,9 @@ func NewFleet(o FleetOptions) (*Fleet, error) {
 	if o.Shares != nil {
 		shares = *o.Shares
 	}
+	// The reserve refuses only under pressure: a count past C − Newcomers
+	// is past Pressure.
+	shares.Newcomers = max(0, min(shares.Newcomers, capacity-shares.Pressure-1))
 	return &Fleet{
 		cacheName:   o.CacheName,
 		prefix:      o.KeyPrefix + strconv.FormatInt(window.Milliseconds(), 10) + "ms-",
@@ -271,7 +285,9 @@ func (a Admission) Wait() {
 // first charges c's shares (see [Shares]; the zero Chain has none); then it
 // spends a permit from the instance's reserve, reserving more with an
 // Increment when the reserve is empty, and starting one beside the mint
-// when the reserve runs low.
+// when the reserve runs low. Once only the newcomers' reserve is left, it
+// refuses a caller that is no newcomer (see [Shares]) without asking
+// Momento; the zero Chain counts as a newcomer.
 //
 // cache is passed per call so that a caller that replaces its clients (on
 // key rotation) counts with the current ones.
@@ -284,6 +300,7 @@ func (a Admission) Wait() {
 func (f *Fleet) Admit(ctx context.Context, cache momento.CacheClient, c Chain) (Admission, error) {
 	now := f.now()
 	n := f.windowOf(now)
+	w := asker{key: newcomerKey(c)}
 	f.mu.Lock()
 	if f.down {
 		if now.Before(f.nextTry) {
@@ -292,14 +309,15 @@ func (f *Fleet) Admit(ctx context.Context, cache momento.CacheClient, c Chain) (
 		}
 		f.nextTry = now.Add(f.retry) // this caller tries; the others wait
 	}
+	f.rollLocked(n)
+	f.noteAttemptLocked(w.key)
 	f.mu.Unlock()
 
 	// Pressure is checked where the permit is taken: a caller that came
 	// in before it showed is charged before it takes one.
 	charged := c == (Chain{}) // the zero chain has nothing to charge
-	var providerCount int64
 	for {
-		a, pressured, err := f.take(ctx, cache, charged)
+		a, pressured, err := f.take(ctx, cache, charged, w)
 		switch {
 		case err != nil:
 			return Admission{}, err
@@ -309,13 +327,13 @@ func (f *Fleet) Admit(ctx context.Context, cache momento.CacheClient, c Chain) (
 			}
 			return a, nil
 		case a.RetryAfter > 0:
-			return f.budgetRefused(ctx, cache, now, n, c, pressured && c != (Chain{}), providerCount)
+			return f.budgetRefused(ctx, cache, now, n, c, pressured && c != (Chain{}), w.providerCount)
 		}
 		f.mu.Lock()
 		spent := f.knownSpentLocked(n, c)
 		f.mu.Unlock()
 		if spent == "" {
-			spent, providerCount, err = f.charge(ctx, cache, n, c)
+			spent, w.providerCount, w.contending, err = f.charge(ctx, cache, n, c)
 			if err != nil {
 				return Admission{}, f.callFailed(ctx, now, err)
 			}
@@ -328,19 +346,25 @@ func (f *Fleet) Admit(ctx context.Context, cache momento.CacheClient, c Chain) (
 	}
 }
 
-// take spends one permit of the current window, reserving more if the
-// reserve is empty, and reports whether the instance is under pressure.
-// It refuses, with a RetryAfter, a caller that finds the window spent; it
+// take spends one permit of the current window for w, reserving more if
+// the reserve is empty, and reports whether the instance is under
+// pressure. It refuses, with a RetryAfter, a caller that finds the window
+// spent, or all but the newcomers' reserve spent if it is no newcomer; it
 // sends one not charged yet (charged false) back without a permit, and
 // with no RetryAfter, if the instance is under pressure.
-func (f *Fleet) take(ctx context.Context, cache momento.CacheClient, charged bool) (a Admission, pressured bool, err error) {
+func (f *Fleet) take(ctx context.Context, cache momento.CacheClient, charged bool, w asker) (a Admission, pressured bool, err error) {
 	for {
 		now := f.now()
 		n := f.windowOf(now)
 		f.mu.Lock()
 		f.rollLocked(n)
 		pressured = now.Before(f.pressuredUntil)
-		if f.full && f.have == 0 {
+		newcomer := f.newcomerLocked(w)
+		usable := f.have
+		if newcomer {
+			usable += f.haveReserve
+		}
+		if usable == 0 && (f.full || f.reserveOnly && !newcomer) {
 			f.mu.Unlock()
 			return f.refused(now, ""), pressured, nil
 		}
@@ -348,13 +372,17 @@ func (f *Fleet) take(ctx context.Context, cache momento.CacheClient, charged boo
 			f.mu.Unlock()
 			return Admission{}, true, nil
 		}
-		if f.have > 0 {
-			f.have--
+		if usable > 0 {
+			if f.have > 0 {
+				f.have--
+			} else {
+				f.haveReserve--
+			}
 			f.spent++
 			a := Admission{OK: true}
-			if k := f.batchLocked(); k >= 2 && f.have <= k/2 && !f.full && f.refilling == nil && !f.down {
+			if k := f.batchLocked(); k >= 2 && f.have <= k/2 && !f.reserveOnly && f.refilling == nil && !f.down {
 				r := f.startRefillLocked()
-				go f.reserve(context.WithoutCancel(ctx), cache, n, k, now, r)
+				go f.reserve(context.WithoutCancel(ctx), cache, n, k, now, r, false)
 				a.pending = r.done
 			}
 			f.mu.Unlock()
@@ -372,10 +400,13 @@ func (f *Fleet) take(ctx context.Context, cache momento.CacheClient, charged boo
 			}
 			continue
 		}
-		k := f.batchLocked()
+		k, newcomers := f.batchLocked(), f.reserveOnly
+		if newcomers {
+			k = 1 // a newcomer's permit: the reserve is not to be held
+		}
 		r := f.startRefillLocked()
 		f.mu.Unlock()
-		f.reserve(ctx, cache, n, k, now, r)
+		f.reserve(ctx, cache, n, k, now, r, newcomers)
 		if r.err != nil {
 			return Admission{}, pressured, unavailable(ctx, r.err)
 		}
@@ -427,10 +458,15 @@ func (f *Fleet) startRefillLocked() *refill {
 	return r
 }
 
-// reserve asks Momento for k permits of window n and adds those it owns to
-// the reserve, if n is still the current window; then it ends refill r.
-func (f *Fleet) reserve(ctx context.Context, cache momento.CacheClient, n, k int64, now time.Time, r *refill) {
-	count, err := f.increment(ctx, cache, f.prefix+strconv.FormatInt(n, 10), k, f.ttl)
+// reserve asks Momento for k permits of window n, from its newcomers'
+// counter if newcomers, and adds those it owns to the reserve, if n is
+// still the current window; then it ends refill r.
+func (f *Fleet) reserve(ctx context.Context, cache momento.CacheClient, n, k int64, now time.Time, r *refill, newcomers bool) {
+	key, capacity := f.prefix+strconv.FormatInt(n, 10), f.capacity-f.shares.Newcomers
+	if newcomers {
+		key, capacity = key+"-newcomers", f.shares.Newcomers
+	}
+	count, err := f.increment(ctx, cache, key, k, f.ttl)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	defer close(r.done)
@@ -443,17 +479,22 @@ func (f *Fleet) reserve(ctx context.Context, cache momento.CacheClient, n, k int
 		return
 	}
 	f.reachableLocked()
-	if count > f.shares.Pressure || count >= f.capacity {
+	if newcomers || count > f.shares.Pressure || count >= capacity {
 		f.pressureLocked(n)
 	}
 	if f.win != n {
 		return // the window ended while the Increment was in flight
 	}
-	if owned := min(k, f.capacity-(count-k)); owned > 0 {
+	owned := max(0, min(k, capacity-(count-k)))
+	switch {
+	case newcomers:
+		f.haveReserve += owned
+		f.full = count >= capacity
+	default:
 		f.have += owned
-	}
-	if count >= f.capacity {
-		f.full = true
+		if count >= capacity {
+			f.reserveOnly, f.full = true, f.shares.Newcomers == 0
+		}
 	}
 }
 
@@ -474,8 +515,12 @@ func (f *Fleet) rollLocked(n int64) {
 	if n == f.win+1 {
 		f.spentPrev = f.spent
 	}
-	f.win, f.have, f.spent, f.full = n, 0, 0, false
-	f.over, f.passed, f.counted, f.uncharged = nil, nil, nil, nil
+	f.attemptsPrev = nil
+	if n == f.win+1 {
+		f.attemptsPrev = f.attempts
+	}
+	f.win, f.have, f.haveReserve, f.spent, f.full, f.reserveOnly = n, 0, 0, 0, false, false
+	f.over, f.passed, f.counted, f.uncharged, f.attempts = nil, nil, nil, nil, nil
 }
 
 // windowOf returns the number of the window now is in.

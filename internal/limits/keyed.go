@@ -131,6 +131,19 @@ func (k *Keyed[K]) Allow(key K) (ok bool, retryAfter time.Duration) {
 	return true, 0
 }
 
+// Tokens returns how many tokens key's bucket holds now: Burst for a key
+// not held.
+func (k *Keyed[K]) Tokens(key K) float64 {
+	now := int64(k.now().Sub(k.base))
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	i, held := k.index[key]
+	if !held {
+		return float64(k.tau / k.interval)
+	}
+	return float64(k.tau-max(k.heap[i].tat-now, 0)) / float64(k.interval)
+}
+
 // Refund gives back a token that Allow took from key's bucket, for a request
 // that a later limit refused. It does nothing if the bucket is full or the
 // key was forgotten since.

@@ -138,6 +138,28 @@ func TestKeyedAllow(t *testing.T) {
 
 // TestKeyedRate checks that over a long run each key gets rate × time +
 // burst tokens, whatever the pattern of calls.
+func TestKeyedTokens(t *testing.T) {
+	clock := fakeclock.New(time.Unix(1_700_000_000, 0))
+	k := newTestKeyed[string](t, clock, 2, 4, 10)
+	if got := k.Tokens("a"); got != 4 {
+		t.Errorf("Tokens of a key not held = %v, want the burst, 4", got)
+	}
+	for range 3 {
+		k.Allow("a")
+	}
+	if got := k.Tokens("a"); got != 1 {
+		t.Errorf("Tokens after 3 of 4 taken = %v, want 1", got)
+	}
+	clock.Advance(250 * time.Millisecond)
+	if got := k.Tokens("a"); got != 1.5 {
+		t.Errorf("Tokens 250 ms later at 2 a second = %v, want 1.5", got)
+	}
+	clock.Advance(time.Hour)
+	if got := k.Tokens("a"); got != 4 {
+		t.Errorf("Tokens after an hour = %v, want the burst, 4", got)
+	}
+}
+
 func TestKeyedRate(t *testing.T) {
 	clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	k := newTestKeyed[string](t, clock, 4, 10, 100)

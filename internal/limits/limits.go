@@ -12,13 +12,15 @@
 //
 //	backoff  Backoff: paused after ResourceExhausted
 //	fleet    Fleet (FLEET_MINT_RATE / FLEET_MINT_BURST): permits reserved in
-//	         batches; under pressure, the caller's shares first
+//	         batches; under pressure, the caller's shares first, and the
+//	         last of a window's permits kept for newcomers
 //	instance rate.Limiter: only while the fleet's counter cannot be reached
 //
 // The fleet budget bounds the mints of every instance together; a caller's
 // shares bound what one device, identity or network takes of it, across
-// all instances, and only while the budget is under pressure. A cache hit
-// costs none of these.
+// all instances, and only while the budget is under pressure, when the
+// newcomers' reserve keeps some of each window from callers that repeat.
+// A cache hit costs none of these.
 //
 // Every type takes its clock as a now func() time.Time, so tests need no
 // sleeping. None of them logs a key or an address.

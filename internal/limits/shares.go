@@ -107,6 +107,32 @@ func ChainOf(client netip.Prefix, identity string) Chain {
 // them, and the rest, C − Contended, is left to everyone else: new
 // visitors, and busy providers that want no more than a window holds.
 //
+// # The newcomers' reserve
+//
+// Contending takes refusals, and a flood's first window has none: a flood
+// from more providers than that window holds mints for spends it before
+// any of them has been refused, and the next one too, so new visitors are
+// refused with it. So Newcomers of every window's C permits are kept for
+// newcomers, in a counter of their own (see [Fleet]): the other C −
+// Newcomers are everyone's, and only once those are spent may a newcomer
+// take one of its own, one Increment for one permit. A newcomer is a
+// caller whose provider block (or, without one, its device) has asked this
+// instance for no other mint in this window or the one before, and, once
+// charged, whose provider is not contending and counted no other attempt
+// in the window, fleet-wide. Visitors ask once; a flood repeats, so each
+// flooding provider is a newcomer at most once per instance, until it
+// stops for a whole window. A caller that is no newcomer is refused for
+// the window's budget once only the reserve is left, with no Momento call.
+//
+// The reserve only refuses: the window still admits at most C, so the
+// bound stands. C − Newcomers is past Pressure (NewFleet sees to that), so
+// nobody is refused for it without pressure, and a mint without pressure
+// costs no more calls than before. What it costs is that, under pressure,
+// callers that repeat (floods, and busy provider blocks) get at most
+// C − Newcomers of a window; what newcomers leave of the reserve is
+// stranded. An instance remembers at most maxOver keys a window; a caller
+// it could not remember counts as a newcomer.
+//
 // # What a bystander keeps
 //
 // While one device attacks, with as many identities as it likes, the other
@@ -132,6 +158,10 @@ type Shares struct {
 	// Contended is the share of a window that contending providers take
 	// together.
 	Contended int64
+	// Newcomers is the newcomers' reserve: how many of a window's permits
+	// only newcomers may take, once the others are spent. NewFleet lowers
+	// it below C − Pressure.
+	Newcomers int64
 	// Tolerance is how many refusals a provider may have had in
 	// ContendPeriod without contending.
 	Tolerance     int64
@@ -141,8 +171,10 @@ type Shares struct {
 // DefaultShares returns the shares of a window of capacity c: device and
 // identity a tenth, network a fifth, provider three tenths, the contended
 // pool and the pressure threshold a half (each at least 1, 1, 2, 3, 1 and
-// 0); a provider contends for a minute after a refusal. With
-// c = 10 (FLEET_MINT_BURST 20) that is 1, 1, 2, 3 and 5 of every window.
+// 0), and the newcomers' reserve three tenths, as much as one provider's
+// share (none below c = 4); a provider contends for a minute after a
+// refusal. With c = 10 (FLEET_MINT_BURST 20) that is 1, 1, 2, 3, 5 and 3
+// of every window.
 func DefaultShares(c int64) Shares {
 	return Shares{
 		Pressure:      c / 2,
@@ -151,6 +183,7 @@ func DefaultShares(c int64) Shares {
 		Network:       max(2, c/5),
 		Provider:      max(3, 3*c/10),
 		Contended:     max(1, c/2),
+		Newcomers:     3 * c / 10,
 		Tolerance:     0,
 		ContendPeriod: time.Minute,
 	}
@@ -225,9 +258,9 @@ type counter struct {
 }
 
 // charge charges c's shares of window n, stage by stage, and returns the
-// share that was spent, or "" if every one passed, and the provider's count
-// in n if it was charged.
-func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, c Chain) (spent string, providerCount int64, err error) {
+// share that was spent, or "" if every one passed, the provider's count in
+// n if it was charged, and whether the provider is contending.
+func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, c Chain) (spent string, providerCount int64, contending bool, err error) {
 	s := f.shares
 	first := []counter{{key: f.shareKey(n, "d", c.Device), share: s.Device, name: ShareDevice}}
 	if c.Identity != "" {
@@ -245,21 +278,22 @@ func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, 
 		err = readErr
 	}
 	if err != nil || spent != "" {
-		return spent, 0, err
+		return spent, 0, false, err
 	}
+	contending = refusals > s.Tolerance
 	if c.Network != "" {
 		spent, _, err := f.chargeStage(ctx, cache, n, []counter{{key: f.shareKey(n, "n", c.Network), share: s.Network, name: ShareNetwork}})
 		if err != nil {
-			return "", 0, err
+			return "", 0, false, err
 		}
 		if spent != "" {
 			// A network that wants more than its share: its provider
 			// is contending.
-			return spent, 0, f.countRefusal(ctx, cache, n, c.Provider)
+			return spent, 0, true, f.countRefusal(ctx, cache, n, c.Provider)
 		}
 	}
 	if c.Provider == "" {
-		return "", 0, nil
+		return "", 0, false, nil
 	}
 	spent, counts, err := f.chargeStage(ctx, cache, n, []counter{{key: f.shareKey(n, "p", c.Provider), share: s.Provider, name: ShareProvider}})
 	if err == nil {
@@ -270,7 +304,7 @@ func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, 
 		f.notePassedLocked(n, c.Provider)
 		f.mu.Unlock()
 	}
-	if err == nil && spent == "" && refusals > s.Tolerance {
+	if err == nil && spent == "" && contending {
 		pool := counter{key: f.prefix + strconv.FormatInt(n, 10) + "-contended", share: s.Contended, name: ShareContended}
 		if f.isSpent(n, pool.key) {
 			spent = ShareContended
@@ -279,10 +313,10 @@ func (f *Fleet) charge(ctx context.Context, cache momento.CacheClient, n int64, 
 		}
 	}
 	if err != nil || spent == "" || providerCount < 2 {
-		return spent, providerCount, err
+		return spent, providerCount, contending, err
 	}
 	// The provider was refused, wanting more than one mint of the window.
-	return spent, providerCount, f.countRefusal(ctx, cache, n, c.Provider)
+	return spent, providerCount, contending, f.countRefusal(ctx, cache, n, c.Provider)
 }
 
 // countRefusal counts one refusal of provider in window n towards its
@@ -406,4 +440,56 @@ func (f *Fleet) isSpent(n int64, key string) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.win == n && f.over[key]
+}
+
+// asker is what take knows of a caller to tell whether it is a newcomer
+// (see [Shares]).
+type asker struct {
+	// key is the caller's key among the instance's attempts: its
+	// provider block, or its device, or its identity; "" for the zero
+	// chain, which counts as a newcomer.
+	key string
+	// providerCount is the provider's count in the window once charged,
+	// and contending whether the provider was contending then.
+	providerCount int64
+	contending    bool
+}
+
+// newcomerKey returns c's key among the instance's attempts.
+func newcomerKey(c Chain) string {
+	switch {
+	case c.Provider != "":
+		return "p:" + c.Provider
+	case c.Device != "":
+		return "d:" + c.Device
+	case c.Identity != "":
+		return "i:" + identityKey(c.Identity)
+	}
+	return ""
+}
+
+// noteAttemptLocked counts an attempt of key in the current window. f.mu
+// must be held.
+func (f *Fleet) noteAttemptLocked(key string) {
+	if key == "" {
+		return
+	}
+	if f.attempts == nil {
+		f.attempts = make(map[string]int64)
+	}
+	if _, ok := f.attempts[key]; ok || len(f.attempts) < maxOver {
+		f.attempts[key]++
+	}
+}
+
+// newcomerLocked reports whether w is a newcomer, who may take the
+// newcomers' reserve. f.mu must be held.
+func (f *Fleet) newcomerLocked(w asker) bool {
+	if w.key == "" {
+		return true
+	}
+	if w.providerCount > 1 || w.contending {
+		return false
+	}
+	return f.attempts[w.key]+f.attemptsPrev[w.key] <= 1
 }

@@ -39,17 +39,35 @@ func TestChainOf(t *testing.T) {
 
 func TestDefaultShares(t *testing.T) {
 	got := DefaultShares(10)
-	want := Shares{Pressure: 5, Device: 1, Identity: 1, Network: 2, Provider: 3, Contended: 5, Tolerance: 0, ContendPeriod: time.Minute}
+	want := Shares{Pressure: 5, Device: 1, Identity: 1, Network: 2, Provider: 3, Contended: 5, Newcomers: 3, Tolerance: 0, ContendPeriod: time.Minute}
 	if got != want {
 		t.Errorf("DefaultShares(10) = %+v, want %+v", got, want)
 	}
-	// The shares nest, and one provider fits in the contended pool, at
-	// every capacity.
+	// The shares nest, one provider fits in the contended pool, and the
+	// newcomers' reserve is only reached past the pressure, at every
+	// capacity.
 	for _, c := range []int64{1, 2, 10, 11, 99, 1000, 500_000} {
 		s := DefaultShares(c)
 		if !(s.Device < s.Network && s.Network < s.Provider && (s.Provider <= s.Contended || c < s.Provider)) {
 			t.Errorf("DefaultShares(%d) = %+v: want device < network < provider <= contended", c, s)
 		}
+	}
+	for c := range int64(1000) {
+		if s := DefaultShares(c); s.Newcomers > 0 && c-s.Newcomers <= s.Pressure {
+			t.Errorf("DefaultShares(%d) = %+v: want C − newcomers past the pressure", c, s)
+		}
+	}
+}
+
+// TestNewFleetBoundsTheNewcomersReserve: a reserve that would refuse
+// callers before the pressure shows is lowered below C − Pressure.
+func TestNewFleetBoundsTheNewcomersReserve(t *testing.T) {
+	s := newFleetSetup(t)
+	shares := DefaultShares(10)
+	shares.Newcomers = 10
+	f := s.newFleetWith(t, FleetOptions{Rate: 4, Burst: 20, Shares: &shares})
+	if got, want := f.shares.Newcomers, int64(4); got != want {
+		t.Errorf("newcomers' reserve %d of C = 10 with pressure past 5, want it lowered to %d", got, want)
 	}
 }
 
@@ -230,6 +248,109 @@ func TestContendingProvidersLeaveTheRestOfAWindow(t *testing.T) {
 		s.advance(s.fleets[0].Window())
 	}
 	t.Logf("%d of %d new visitors minted during the flood", visitors, windows)
+}
+
+// TestNewcomersReserve: ten providers each ask for one mint a window on
+// one instance, within their shares. In the first window each is new and
+// they take all C. From the second on they repeat: they take the C −
+// Newcomers everyone may, the rest of them are refused with no Momento
+// call, and the reserve serves as many new visitors, each from a /16 of
+// its own; one more is refused.
+func TestNewcomersReserve(t *testing.T) {
+	s := newSharesSetup(t, 1)
+	f := s.fleets[0]
+	shares := f.shares
+	if shares.Newcomers != 3 {
+		t.Fatalf("newcomers' reserve %d, want 3 of C = 10", shares.Newcomers)
+	}
+	repeaters := func(w int) (served, calls int) {
+		for p := range 10 {
+			before := s.fake.Count(momentotest.MethodIncrement) + s.fake.Count(momentotest.MethodGet)
+			a := s.admit(t, 0, chainOf(fmt.Sprintf("100.%d.%d.1", 64+p, w), ""))
+			if a.OK {
+				served++
+			} else if a.Share != "" || a.RetryAfter <= 0 {
+				t.Errorf("window %d: provider %d refused with %+v, want for the window's budget, with a retry", w, p, a)
+			} else {
+				calls += s.fake.Count(momentotest.MethodIncrement) + s.fake.Count(momentotest.MethodGet) - before
+			}
+		}
+		return served, calls
+	}
+	if served, _ := repeaters(0); served != int(f.Capacity()) {
+		t.Errorf("first window: ten providers new to the instance minted %d times, want the window's %d", served, f.Capacity())
+	}
+	for w := 1; w <= 4; w++ {
+		s.advance(f.Window())
+		served, calls := repeaters(w)
+		if want := int(f.Capacity() - shares.Newcomers); served != want {
+			t.Errorf("window %d: ten providers that asked before minted %d times, want C − newcomers = %d", w, served, want)
+		}
+		if calls != 0 {
+			t.Errorf("window %d: refusing repeaters for the reserve cost %d Momento calls, want 0", w, calls)
+		}
+		visitors := 0
+		for i := range shares.Newcomers + 1 {
+			if s.admit(t, 0, chainOf(fmt.Sprintf("%d.88.1.9", 10*w+int(i)), "")).OK {
+				visitors++
+			}
+		}
+		if visitors != int(shares.Newcomers) {
+			t.Errorf("window %d: %d of %d new visitors minted, want the reserve's %d", w, visitors, shares.Newcomers+1, shares.Newcomers)
+		}
+	}
+}
+
+// TestNewcomersReserveIsNotHeldByAFleet: the flood's instances cannot
+// hold the reserve. Sixteen providers flood through four instances, each
+// from a new address every time, with instances that reserve permits in
+// batches (C = 100); new visitors, each from a /16 of its own, arrive at
+// a fifth instance once the flood spent what everyone may take, and the
+// reserve serves them.
+func TestNewcomersReserveIsNotHeldByAFleet(t *testing.T) {
+	s := newFleetSetup(t)
+	var fleets []*Fleet
+	for range 5 {
+		fleets = append(fleets, s.newFleet(t, 40, 200)) // C = 100 a 2.5 s window
+	}
+	client := newCacheClient(t, s.fake)
+	w := int64(fleets[0].Window())
+	s.advance(time.Duration(w - s.clock.Now().UnixNano()%w))
+	newcomers := fleets[0].shares.Newcomers
+	for window := range 3 {
+		flood := 0
+		for round := range 4 {
+			for i := range 200 {
+				p := (i + round) % 16
+				a, err := fleets[i%4].Admit(context.Background(), client, chainOf(fmt.Sprintf("100.%d.%d.%d", 64+p, i/16, 1+round+4*window), ""))
+				if err != nil {
+					t.Fatalf("Admit() = %v", err)
+				}
+				a.Wait()
+				if a.OK {
+					flood++
+				}
+			}
+		}
+		visitors := 0
+		for i := range newcomers {
+			a, err := fleets[4].Admit(context.Background(), client, chainOf(fmt.Sprintf("%d.88.1.9", 100*window+int(i)), ""))
+			if err != nil {
+				t.Fatalf("Admit() = %v", err)
+			}
+			if a.OK {
+				visitors++
+			}
+		}
+		if flood+visitors > 100 {
+			t.Errorf("window %d: %d mints, want at most C = 100", window, flood+visitors)
+		}
+		if window > 0 && visitors != int(newcomers) {
+			t.Errorf("window %d: %d of %d new visitors minted after the flood, want all", window, visitors, newcomers)
+		}
+		t.Logf("window %d: the flood minted %d, %d of %d visitors", window, flood, visitors, newcomers)
+		s.advance(fleets[0].Window())
+	}
 }
 
 // TestSpentShareIsRememberedForTheWindow: once an instance saw a device's

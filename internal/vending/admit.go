@@ -3,6 +3,7 @@ package vending
 import (
 	"context"
 	"errors"
+	"math"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -18,7 +19,13 @@ import (
 // network and its provider block (Caller.Client), then the instance's
 // bucket. A bucket is charged only if the finer ones passed, and a refusal
 // gives back what the finer ones took, so one device spends at most its
-// own bucket of its network's and its provider's.
+// own bucket of its network's and its provider's. The last tenth of the
+// instance's bucket (lookupReserve) is kept for callers whose provider
+// bucket is at least half full: a provider block that asks within its
+// rate keeps it so, while a flood's are empty, so a flood from more
+// providers than the instance's bucket holds bursts for cannot take new
+// visitors' lookups. It only refuses: the instance's lookups are bounded
+// as before.
 //
 // A mint passes the pause after Momento's ResourceExhausted, then the
 // fleet's budget, which charges the caller's shares fleet-wide while the
@@ -30,11 +37,18 @@ import (
 // nest, so the coarser keep room for those the finer refuse.
 var lookupLevels = [...]float64{2.0 / 5, 2.0 / 5, 3.0 / 5, 1}
 
+// lookupReserve is the fraction of LookupBurst kept for callers whose
+// provider bucket is at least half full.
+const lookupReserve = 0.1
+
 // limiter is the Vendor's limits; built by newLimiter from Options.
 type limiter struct {
 	lookups *rate.Limiter // nil: no limit
 	// keyLookups are the caller's lookup buckets, by lookupLevels; nil: none.
 	keyLookups []*limits.Keyed[string]
+	// keyLookupBurst is the provider bucket's burst; lookupsKept how many
+	// of the instance's lookups only callers with that half full may take.
+	keyLookupBurst, lookupsKept float64
 	// mints is the instance's own mint bucket: the limit without a fleet
 	// budget, and while its counter cannot be reached.
 	mints *rate.Limiter
@@ -49,6 +63,7 @@ func newLimiter(o Options) (*limiter, error) {
 	}
 	if o.LookupRate > 0 {
 		l.lookups = rate.NewLimiter(rate.Limit(o.LookupRate), max(o.LookupBurst, 1))
+		l.lookupsKept = math.Floor(lookupReserve * float64(l.lookups.Burst()))
 	}
 	if o.KeyLookupRate > 0 {
 		for _, share := range lookupLevels {
@@ -61,6 +76,7 @@ func newLimiter(o Options) (*limiter, error) {
 			}
 			l.keyLookups = append(l.keyLookups, k)
 		}
+		l.keyLookupBurst = float64(max(1, o.KeyLookupBurst))
 	}
 	if o.FleetMintRate > 0 {
 		var err error
@@ -87,6 +103,12 @@ func lookupKeys(c Caller) [len(lookupLevels)]string {
 func (v *Vendor) admitLookup(c Caller, now time.Time) error {
 	l := v.lim
 	keys := lookupKeys(c)
+	// The reserve is kept from callers whose provider bucket is below
+	// half; without provider buckets, or a provider, from nobody.
+	kept := 0.0
+	if p := len(lookupLevels) - 1; l.keyLookups != nil && keys[p] != "" && l.keyLookups[p].Tokens(keys[p]) < l.keyLookupBurst/2 {
+		kept = l.lookupsKept
+	}
 	taken := 0 // levels taken from, in order
 	giveBack := func() {
 		for i := range taken {
@@ -103,6 +125,12 @@ func (v *Vendor) admitLookup(c Caller, now time.Time) error {
 			}
 		}
 		taken = i + 1
+	}
+	if l.lookups != nil && kept > 0 {
+		if short := kept + 1 - l.lookups.TokensAt(now); short > 0 {
+			giveBack()
+			return limited(max(time.Duration(short/float64(l.lookups.Limit())*float64(time.Second)), time.Millisecond))
+		}
 	}
 	if wait := reserve(l.lookups, now); wait > 0 {
 		giveBack()

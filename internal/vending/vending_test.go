@@ -701,6 +701,45 @@ func TestLookupBucketsNest(t *testing.T) {
 	}
 }
 
+// TestLookupReserveForQuietProviders: providers that spent more than half
+// their lookup bucket take the instance's bucket only down to its last
+// tenth; callers from other providers still get those lookups.
+func TestLookupReserveForQuietProviders(t *testing.T) {
+	fake := newFake(t)
+	// The instance: 30 lookups at once, 3 of them kept. A provider: 10,
+	// its networks 6, its devices 4.
+	e := newVendor(t, fake, func(o *Options) {
+		o.LookupRate, o.LookupBurst = 0.001, 30
+		o.KeyLookupRate, o.KeyLookupBurst = 0.001, 10
+	})
+	caller := func(ip string) Caller { return Caller{Key: ip, Scope: scope.All(), Client: clientOf(ip)} }
+	flood := 0
+	for p := range 3 {
+		for i := range 10 { // a new network every time
+			if _, err := e.v.Token(context.Background(), caller(fmt.Sprintf("100.%d.%d.1", 64+p, i))); err == nil {
+				flood++
+			}
+		}
+	}
+	// Two providers' 10 each, and 7 of the third's: it is refused once
+	// below half its bucket with the instance's down to the kept 3.
+	if flood != 27 {
+		t.Errorf("three providers of 10 lookups each got %d of the instance's 30, want 27", flood)
+	}
+	if _, err := e.v.Token(context.Background(), caller("100.64.99.1")); err == nil {
+		t.Errorf("a provider that spent its bucket got one of the kept lookups")
+	}
+	for i := range 3 {
+		if _, err := e.v.Token(context.Background(), caller(fmt.Sprintf("%d.88.1.9", 10+i))); err != nil {
+			t.Errorf("visitor %d from a provider of its own: %v, want a kept lookup", i+1, err)
+		}
+	}
+	_, err := e.v.Token(context.Background(), caller("20.88.1.9"))
+	if kind, _ := failure.Of(err); kind != failure.Limited {
+		t.Errorf("a fourth visitor with the instance's bucket spent: err %v, want Limited", err)
+	}
+}
+
 // TestInstanceMintLimitStandsInForTheFleet: with a fleet budget, the
 // instance's own mint bucket applies only while the fleet's counter cannot
 // be reached.
