@@ -66,7 +66,7 @@ func BenchmarkHandler(b *testing.B) {
 		// A new visitor: Get, mint, Set.
 		{name: "mint", setup: func(b *testing.B) (*harness, http.Header) {
 			return newHarness(b, unlimited(map[string]string{})), nil
-		}, ip: func(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }},
+		}, ip: newAddress},
 		// A repeat visit with the same ticket: the verified ticket and its
 		// token both come from memory.
 		{name: "ticket-l1-hit", setup: func(b *testing.B) (*harness, http.Header) {
@@ -78,8 +78,10 @@ func BenchmarkHandler(b *testing.B) {
 			hs, issuer := oidcHarness(b, unlimited(map[string]string{}))
 			return hs, withBearer(idToken(b, issuer, "alice"))
 		}},
-		// A ticket signed with another key: one HMAC.
-		{name: "forged-ticket", status: http.StatusUnauthorized, setup: func(b *testing.B) (*harness, http.Header) {
+		// A ticket signed with another key, each from an address of its
+		// own (an address refused too often is refused before its check,
+		// below): one HMAC.
+		{name: "forged-ticket", status: http.StatusUnauthorized, ip: newAddress, setup: func(b *testing.B) (*harness, http.Header) {
 			hs, _ := withIssuer(b)
 			tkt, err := jwt.NewWithClaims(jwt.SigningMethodHS256, ticketClaims(hs, "customer-7", "order-42-*")).SignedString([]byte(strings.Repeat("k", 32)))
 			if err != nil {
@@ -88,11 +90,23 @@ func BenchmarkHandler(b *testing.B) {
 			return hs, withBearer(tkt)
 		}},
 		// An ID token under the issuer's published kid, with a signature
-		// of nobody's: one RSA signature check.
-		{name: "forged-id-token", status: http.StatusUnauthorized, setup: func(b *testing.B) (*harness, http.Header) {
+		// of nobody's, each from an address of its own: one RSA signature
+		// check.
+		{name: "forged-id-token", status: http.StatusUnauthorized, ip: newAddress, setup: func(b *testing.B) (*harness, http.Header) {
 			hs, issuer := withIssuer(b)
 			p := strings.Split(idToken(b, issuer, "alice"), ".")
 			return hs, withBearer(p[0] + "." + p[1] + "." + forgedSignature(p[2]))
+		}},
+		// The same from one address, past its refusals: refused before
+		// the check.
+		{name: "forged-id-token-refused-too-often", status: http.StatusTooManyRequests, setup: func(b *testing.B) (*harness, http.Header) {
+			hs, issuer := withIssuer(b)
+			p := strings.Split(idToken(b, issuer, "alice"), ".")
+			forged := withBearer(p[0] + "." + p[1] + "." + forgedSignature(p[2]))
+			for range credential.RefusedBurst { // its refusals: the warm-up is refused before its check
+				hs.do(http.MethodGet, "203.0.113.7", forged)
+			}
+			return hs, forged
 		}},
 		// 8 KB tickets and ID tokens whose header nests a member as deep
 		// as fits: refused by their length, before any decoding.
@@ -149,6 +163,10 @@ func BenchmarkHandler(b *testing.B) {
 		})
 	}
 }
+
+// newAddress is the i-th of the addresses that are new to the function
+// (the warm-up's is 203.0.113.7).
+func newAddress(i int) string { return fmt.Sprintf("10.%d.%d.%d", i>>16&255, i>>8&255, i&255) }
 
 // forgedSignature returns sig, a base64url signature, with its first
 // character changed: a signature of nobody's, still canonical.
