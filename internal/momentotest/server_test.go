@@ -21,7 +21,7 @@ import (
 
 var quiet = logger.NewNoopMomentoLoggerFactory()
 
-func cacheClient(t *testing.T, s *Server, key string) momento.CacheClient {
+func cacheClient(t testing.TB, s *Server, key string) momento.CacheClient {
 	t.Helper()
 	cp, err := s.CredentialProvider(key)
 	if err != nil {
