@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"example.com/tokenvendingmachine/internal/functest"
 	"example.com/tokenvendingmachine/internal/momentotest"
 )
 
@@ -33,7 +34,7 @@ import (
 // It skips, with a message, when node or npm is not on PATH, and fails
 // instead when REQUIRE_NODE=1 (as in CI).
 func TestNodeSDK(t *testing.T) {
-	node, npm := nodeFind(t)
+	node, npm := functest.Node(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
@@ -99,24 +100,4 @@ func TestNodeSDK(t *testing.T) {
 			t.Errorf("the proxy relayed %q, want %s among them (the v2 key's mint and the subscription with its token)", proxy.Connected(), want)
 		}
 	}
-}
-
-// nodeFind returns the paths of node and npm, or skips or fails t without
-// them.
-func nodeFind(t *testing.T) (node, npm string) {
-	t.Helper()
-	required := os.Getenv("REQUIRE_NODE") == "1"
-	if testing.Short() && !required {
-		t.Skip("installs @gomomento/sdk with npm ci and runs node; skipped with -short; set REQUIRE_NODE=1 to run it anyway")
-	}
-	node, errNode := exec.LookPath("node")
-	npm, errNpm := exec.LookPath("npm")
-	if errNode == nil && errNpm == nil {
-		return node, npm
-	}
-	if required {
-		t.Fatalf("REQUIRE_NODE=1, but node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm", errNode, errNpm)
-	}
-	t.Skipf("SKIPPED the Node SDK check: node or npm is not on PATH (node: %v, npm: %v); install the Debian packages nodejs and npm, or set REQUIRE_NODE=1 to make this a failure", errNode, errNpm)
-	return "", ""
 }

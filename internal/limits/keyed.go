@@ -131,6 +131,9 @@ func (k *Keyed[K]) Allow(key K) (ok bool, retryAfter time.Duration) {
 	return true, 0
 }
 
+// Burst returns how many tokens a full bucket holds.
+func (k *Keyed[K]) Burst() float64 { return float64(k.tau / k.interval) }
+
 // Tokens returns how many tokens key's bucket holds now: Burst for a key
 // not held.
 func (k *Keyed[K]) Tokens(key K) float64 {
@@ -139,7 +142,7 @@ func (k *Keyed[K]) Tokens(key K) float64 {
 	defer k.mu.Unlock()
 	i, held := k.index[key]
 	if !held {
-		return float64(k.tau / k.interval)
+		return k.Burst()
 	}
 	return float64(k.tau-max(k.heap[i].tat-now, 0)) / float64(k.interval)
 }

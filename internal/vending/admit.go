@@ -46,9 +46,9 @@ type limiter struct {
 	lookups *rate.Limiter // nil: no limit
 	// keyLookups are the caller's lookup buckets, by lookupLevels; nil: none.
 	keyLookups []*limits.Keyed[string]
-	// keyLookupBurst is the provider bucket's burst; lookupsKept how many
-	// of the instance's lookups only callers with that half full may take.
-	keyLookupBurst, lookupsKept float64
+	// lookupsKept is how many of the instance's lookups only callers
+	// whose provider bucket is at least half full may take.
+	lookupsKept float64
 	// mints is the instance's own mint bucket: the limit without a fleet
 	// budget, and while its counter cannot be reached.
 	mints *rate.Limiter
@@ -76,7 +76,6 @@ func newLimiter(o Options) (*limiter, error) {
 			}
 			l.keyLookups = append(l.keyLookups, k)
 		}
-		l.keyLookupBurst = float64(max(1, o.KeyLookupBurst))
 	}
 	if o.FleetMintRate > 0 {
 		var err error
@@ -106,7 +105,7 @@ func (v *Vendor) admitLookup(c Caller, now time.Time) error {
 	// The reserve is kept from callers whose provider bucket is below
 	// half; without provider buckets, or a provider, from nobody.
 	kept := 0.0
-	if p := len(lookupLevels) - 1; l.keyLookups != nil && keys[p] != "" && l.keyLookups[p].Tokens(keys[p]) < l.keyLookupBurst/2 {
+	if p := len(lookupLevels) - 1; l.keyLookups != nil && keys[p] != "" && l.keyLookups[p].Tokens(keys[p]) < l.keyLookups[p].Burst()/2 {
 		kept = l.lookupsKept
 	}
 	taken := 0 // levels taken from, in order
