@@ -390,3 +390,54 @@ func TestFailedMintsCountAgainstTheNetworkShare(t *testing.T) {
 		t.Errorf("one /24 made %d mint calls in %d s, want some", n, seconds)
 	}
 }
+
+// TestNewcomersGetTheReserveOfAFloodedWindow: sixteen /16s flood, each
+// address new, through two windows of the default budget (10 mints per
+// 2.5 s). Past the window's everyone-permits the flood is refused, 429 with
+// Retry-After and its log line limited, and mints stay within the budget;
+// a visitor from a /16 of its own still gets a token from the newcomers'
+// reserve of the second window.
+func TestNewcomersGetTheReserveOfAFloodedWindow(t *testing.T) {
+	hs := newHarness(t, map[string]string{"FLEET_MINT_BURST": ""})
+	// Start at a window's edge, so that both windows are whole.
+	const window = 2500 * time.Millisecond
+	now := hs.momento.Now()
+	hs.momento.FastForward(now.Truncate(window).Add(window).Sub(now))
+	refused := 0
+	flood := func(w int) {
+		for i := range 20 {
+			for p := range 16 {
+				ip := fmt.Sprintf("100.%d.%d.%d", 64+p, w, i+1)
+				switch rec := hs.get(ip); rec.Code {
+				case http.StatusOK:
+				case http.StatusTooManyRequests:
+					refused++
+					if rec.Header().Get("Retry-After") == "" {
+						t.Fatalf("flood from %s: 429 without Retry-After", ip)
+					}
+					checkErrorBody(t, rec)
+				default:
+					t.Fatalf("flood from %s: status %d, want 200 or 429", ip, rec.Code)
+				}
+			}
+		}
+	}
+	flood(0)
+	hs.momento.FastForward(window)
+	flood(1)
+	if w := hs.get("192.0.77.9"); w.Code != http.StatusOK {
+		t.Errorf("a new visitor in the flood's second window: status %d, want 200 from the newcomers' reserve", w.Code)
+	}
+	if n := len(hs.momento.Mints()); n > 20 {
+		t.Errorf("%d mints in two windows of 10, want at most 20", n)
+	}
+	limited := 0
+	for _, l := range hs.logLines(t, logRequest) {
+		if l["outcome"] == "limited" {
+			limited++
+		}
+	}
+	if refused == 0 || limited != refused {
+		t.Errorf("%d refused, %d request lines limited; want as many, and some", refused, limited)
+	}
+}
