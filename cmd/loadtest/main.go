@@ -26,7 +26,12 @@
 // serving costs whoever serves: net/http, the functions framework, the
 // runtime. -compare-floor serves, after the function and under the same
 // load, the framework's floor (package floor: a constant token response,
-// nothing called) in a process of its own, and prints both side by side:
+// nothing called) in a process of its own, and prints both side by side.
+// It also serves the floor of a miss (floor.ServeMiss: a true miss's Get,
+// mint and Set, and nothing else, against an emulator of its own with the
+// same latency), and prints its p99 beside the function's: what three
+// round trips cost at the p99 of this load, which no function that makes
+// them can beat.
 //
 //	go run ./cmd/loadtest -requests 100000 -ips 5000 -concurrency 8 -compare-floor -rounds 3
 //
@@ -134,6 +139,11 @@ type Report struct {
 	// -compare-floor and without -shapes; nil otherwise. Its Calls and
 	// Mints are zero: it calls nothing.
 	Floor *Report
+	// MissFloor is the floor of a miss under the same load, when Floor is
+	// set: a function that makes a true miss's three calls and nothing
+	// else (floor.ServeMiss). Its p99 is what three round trips cost at
+	// the p99 of this load.
+	MissFloor *Report
 	// Rounds are the reports of each round, the first being this one's,
 	// with -rounds above 1; nil otherwise.
 	Rounds []Report
@@ -205,7 +215,7 @@ func (r Report) OK() bool {
 		return true
 	}
 	for _, r := range append([]Report{r}, r.Rounds...) {
-		if r.Failed != 0 || r.Mints != r.IPs || (r.Floor != nil && r.Floor.Failed != 0) {
+		if r.Failed != 0 || r.Mints != r.IPs || (r.Floor != nil && r.Floor.Failed != 0) || (r.MissFloor != nil && (r.MissFloor.Failed != 0 || r.MissFloor.Mints != r.IPs)) {
 			return false
 		}
 	}
@@ -263,6 +273,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 				return r, fmt.Errorf("floor: %w", err)
 			}
 			r.Floor = &floor
+			miss, err := loadMissFloor(ctx, o)
+			if err != nil {
+				return r, fmt.Errorf("miss floor: %w", err)
+			}
+			r.MissFloor = &miss
 		}
 		if round == 0 {
 			rep = r
@@ -321,6 +336,32 @@ func loadFloor(ctx context.Context, o options) (Report, error) {
 	}
 	defer srv.stop()
 	return rep, srv.measure(ctx, &rep)
+}
+
+// loadMissFloor serves the floor of a miss against its own emulator, with
+// o's latency, and sends it o's load.
+func loadMissFloor(ctx context.Context, o options) (Report, error) {
+	rep := Report{Requests: o.requests, IPs: o.ips, Concurrency: o.concurrency, Latency: o.latency}
+	emu, err := newEmulator(o.latency)
+	if err != nil {
+		return rep, err
+	}
+	defer emu.Close()
+	srv, err := startServer(missFloorTarget(emu), "")
+	if err != nil {
+		return rep, err
+	}
+	defer srv.stop()
+	emu.ResetCounts()
+	if err := srv.measure(ctx, &rep); err != nil {
+		return rep, err
+	}
+	rep.Calls = map[string]int{}
+	for _, m := range []momentotest.Method{momentotest.MethodGet, momentotest.MethodIncrement, momentotest.MethodMint, momentotest.MethodSet} {
+		rep.Calls[string(m)] = emu.Count(m)
+	}
+	rep.Mints = len(emu.Mints())
+	return rep, nil
 }
 
 // measure sends rep's load to s and fills in what it measured.
@@ -460,15 +501,25 @@ func printReport(w io.Writer, r Report) {
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(w, "\nthe framework's floor (a constant token, nothing called), the same load in a process of its own:\n")
 		fmt.Fprintf(w, "%-10s %14s %9s %9s %12s %10s %10s %8s\n", "server", "CPU/request", "user", "system", "requests/s", "p50", "p99", "failed")
-		for _, row := range []struct {
+		rows := []struct {
 			name string
 			r    Report
-		}{{"function", r}, {"floor", *f}} {
+		}{{"function", r}, {"floor", *f}}
+		if r.MissFloor != nil {
+			rows = append(rows, struct {
+				name string
+				r    Report
+			}{"miss floor", *r.MissFloor})
+		}
+		for _, row := range rows {
 			n := time.Duration(row.r.Requests)
 			fmt.Fprintf(w, "%-10s %14s %9.1f %9.1f %12.0f %10s %10s %8d\n", row.name, µs(row.r.CPUPerRequest()),
 				us(row.r.CPU.User/n), us(row.r.CPU.System/n), row.r.RPS(), ms(row.r.P50), ms(row.r.P99), row.r.Failed)
 		}
 		fmt.Fprintf(w, "ratio      %.2f× the floor's CPU per request\n", float64(r.CPU.Total())/float64(max(f.CPU.Total(), 1)))
+		if m := r.MissFloor; m != nil {
+			fmt.Fprintf(w, "p99        %s, the miss floor's (Get, mint, Set and nothing else) %s: %+.2f ms\n", ms(r.P99), ms(m.P99), float64((r.P99-m.P99).Microseconds())/1000)
+		}
 		if !r.Answer.Like(f.Answer) {
 			fmt.Fprintf(w, "note       the answers differ: function %v, %d bytes; floor %v, %d bytes\n", r.Answer.Header, r.Answer.Body, f.Answer.Header, f.Answer.Body)
 		}
@@ -479,35 +530,37 @@ func printReport(w io.Writer, r Report) {
 }
 
 // printRounds prints the function's CPU per request in each round, and the
-// floor's and their ratio if the rounds measured it, then their medians
-// and ranges.
+// floor's and their ratio if the rounds measured it, then the function's
+// p99 and the miss floor's; then the medians and ranges.
 func printRounds(w io.Writer, rounds []Report) {
 	withFloor := rounds[0].Floor != nil
-	row := func(name, fn, fl, ratio string) {
+	row := func(name, fn, fl, ratio, p99, missP99 string) {
 		fmt.Fprintf(w, "%-10s %17s", name, fn)
 		if withFloor {
-			fmt.Fprintf(w, " %17s %10s", fl, ratio)
+			fmt.Fprintf(w, " %17s %10s %12s %16s", fl, ratio, p99, missP99)
 		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
-	row("round", "function", "floor", "ratio")
-	var fn, fl, ratios []float64
+	row("round", "function", "floor", "ratio", "p99", "miss floor's p99")
+	var fn, fl, ratios, p99s, missP99s []float64
 	for i, r := range rounds {
 		a := us(r.CPUPerRequest())
 		fn = append(fn, a)
-		b := a
+		b, p, m := a, 0.0, 0.0
 		if withFloor {
 			b = us(r.Floor.CPUPerRequest())
+			p, m = us(r.P99)/1000, us(r.MissFloor.P99)/1000
 			fl, ratios = append(fl, b), append(ratios, a/b)
+			p99s, missP99s = append(p99s, p), append(missP99s, m)
 		}
-		row(strconv.Itoa(i+1), fmt.Sprintf("%.1f µs", a), fmt.Sprintf("%.1f µs", b), fmt.Sprintf("%.2f×", a/b))
+		row(strconv.Itoa(i+1), fmt.Sprintf("%.1f µs", a), fmt.Sprintf("%.1f µs", b), fmt.Sprintf("%.2f×", a/b), fmt.Sprintf("%.2f ms", p), fmt.Sprintf("%.2f ms", m))
 	}
 	if !withFloor {
-		fl, ratios = fn, fn // not printed
+		fl, ratios, p99s, missP99s = fn, fn, fn, fn // not printed
 	}
-	row("median", fmt.Sprintf("%.1f µs", median(fn)), fmt.Sprintf("%.1f µs", median(fl)), fmt.Sprintf("%.2f×", median(ratios)))
-	row("range", spread(fn, "%.1f")+" µs", spread(fl, "%.1f")+" µs", spread(ratios, "%.2f"))
+	row("median", fmt.Sprintf("%.1f µs", median(fn)), fmt.Sprintf("%.1f µs", median(fl)), fmt.Sprintf("%.2f×", median(ratios)), fmt.Sprintf("%.2f ms", median(p99s)), fmt.Sprintf("%.2f ms", median(missP99s)))
+	row("range", spread(fn, "%.1f")+" µs", spread(fl, "%.1f")+" µs", spread(ratios, "%.2f"), spread(p99s, "%.2f")+" ms", spread(missP99s, "%.2f")+" ms")
 }
 
 // median returns the median of xs.

@@ -70,7 +70,7 @@ func TestRun(t *testing.T) {
 
 func TestCompareFloor(t *testing.T) {
 	if testing.Short() {
-		t.Skip("starts two server processes")
+		t.Skip("starts six server processes")
 	}
 	var out strings.Builder
 	rep, err := run(context.Background(), []string{"-requests", "2000", "-ips", "100", "-concurrency", "4", "-latency", "0", "-compare-floor", "-rounds", "2"}, &out)
@@ -90,11 +90,18 @@ func TestCompareFloor(t *testing.T) {
 	if rep.Floor.Mints != 0 || rep.Floor.Calls != nil {
 		t.Errorf("the floor minted %d and called Momento %v; it calls nothing", rep.Floor.Mints, rep.Floor.Calls)
 	}
+	// The floor of a miss makes a true miss's three calls, once per client.
+	if m := rep.MissFloor; m == nil {
+		t.Error("-compare-floor reported no miss floor")
+	} else if m.Failed != 0 || m.Mints != m.IPs || m.Calls["Get"] != m.IPs-1 || m.Calls["Set"] != m.IPs-1 || m.Calls["Increment"] != 0 {
+		// Its first client's calls were the cold start's, before the count.
+		t.Errorf("the miss floor failed %d, minted %d for %d IPs, called %v: want Get, mint and Set once per IP", m.Failed, m.Mints, m.IPs, m.Calls)
+	}
 	// Side by side only if both write the same bytes.
 	if !rep.Answer.Like(rep.Floor.Answer) {
 		t.Errorf("the function answers %+v, the floor %+v: want the same header names and body size", rep.Answer, rep.Floor.Answer)
 	}
-	for _, want := range []string{"server CPU", "× the floor's CPU per request", "median", "range"} {
+	for _, want := range []string{"server CPU", "× the floor's CPU per request", "miss floor", "the miss floor's (Get, mint, Set and nothing else)", "median", "range"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q", want)
 		}

@@ -102,6 +102,14 @@ func functionTarget(emu *momentotest.Server, extra map[string]string) target {
 // floorTarget is the framework's floor.
 func floorTarget() target { return target{entryPoint: floor.EntryPoint} }
 
+// missFloorTarget is the floor of a miss, against emu.
+func missFloorTarget(emu *momentotest.Server) target {
+	return target{entryPoint: floor.MissEntryPoint, env: map[string]string{
+		"MOMENTO_API_KEY":       emu.APIKey(),
+		"MOMENTO_EMULATOR_HOST": emu.Addr(),
+	}}
+}
+
 // server is a target served by a child process.
 type server struct {
 	proc       *functest.Process

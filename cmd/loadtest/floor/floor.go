@@ -2,7 +2,9 @@
 // every request with one constant token response and calls nothing. What
 // it costs per request is what the framework, net/http and the connection
 // cost; cmd/loadtest serves it beside the token vending machine, under the
-// same load, so that the machine's CPU per request reads against it.
+// same load, so that the machine's CPU per request reads against it. The
+// package also holds the floor of a miss (ServeMiss), against whose
+// latency the machine's reads.
 //
 // Its answer has the headers of the machine's answer to an anonymous
 // caller (default configuration) and a body of the same size, so that both
