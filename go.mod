@@ -5,6 +5,7 @@ go 1.25.0
 require (
 	cloud.google.com/go/secretmanager v1.21.0
 	connectrpc.com/vanguard v0.4.0
+	filippo.io/bigmod v0.1.0
 	github.com/GoogleCloudPlatform/functions-framework-go v1.9.2
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0

@@ -2,10 +2,13 @@ package idtoken
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rsa"
+	_ "crypto/sha256" // RS256's hash
+	_ "crypto/sha512" // RS384's and RS512's
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +25,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"example.com/tokenvendingmachine/internal/jws"
+	"example.com/tokenvendingmachine/internal/pkcs1v15"
 )
 
 // maxJWKSBytes bounds the key set document read from the issuer.
@@ -51,7 +55,7 @@ type keySet struct {
 
 	mu sync.Mutex
 	// keys are the usable public keys of the last successful fetch. Guarded by mu.
-	keys []jose.JSONWebKey
+	keys []key
 	// gen counts the successful fetches. Guarded by mu.
 	gen int
 	// lastFetch is when the last fetch started, successful or not. Guarded by mu.
@@ -109,38 +113,34 @@ func (ks *keySet) refreshIfOld(ctx context.Context) {
 func (ks *keySet) has(kid string) bool {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
-	return slices.ContainsFunc(ks.keys, func(k jose.JSONWebKey) bool { return k.KeyID == kid })
+	return slices.ContainsFunc(ks.keys, func(k key) bool { return k.KeyID == kid })
 }
 
 // verifyWith verifies tok with the key its "kid" names among keys, or, for a
 // token without "kid", with the one key usable with its algorithm, and
 // returns that key's kid. It returns ErrUnknownKey when there is no such
 // key, or when the token has no "kid" and the key does not verify it.
-func (ks *keySet) verifyWith(tok jws.Token, keys []jose.JSONWebKey) (string, error) {
+func (ks *keySet) verifyWith(tok jws.Token, keys []key) (string, error) {
 	alg, kid := tok.Header.Alg, tok.Header.KeyID
-	method := jwt.GetSigningMethod(alg)
-	if method == nil {
-		return "", ErrUnknownKey // not reached: alg is one of algorithms
-	}
 	if kid == "" {
 		// OpenID Connect Core 10.1: a key set of several keys needs "kid".
-		var key *jose.JSONWebKey
+		var only *key
 		for i := range keys {
-			if fits(&keys[i], alg) {
-				if key != nil {
+			if fits(&keys[i].JSONWebKey, alg) {
+				if only != nil {
 					return "", ErrUnknownKey
 				}
-				key = &keys[i]
+				only = &keys[i]
 			}
 		}
-		if key == nil {
+		if only == nil {
 			return "", ErrUnknownKey
 		}
 		ks.checks.Add(1)
-		if method.Verify(tok.SigningInput(), tok.Signature(), key.Key) != nil {
+		if !only.verifies(tok) {
 			return "", ErrUnknownKey
 		}
-		return key.KeyID, nil
+		return only.KeyID, nil
 	}
 	known := false
 	for i := range keys {
@@ -149,11 +149,11 @@ func (ks *keySet) verifyWith(tok jws.Token, keys []jose.JSONWebKey) (string, err
 			continue
 		}
 		known = true
-		if !fits(k, alg) {
+		if !fits(&k.JSONWebKey, alg) {
 			continue
 		}
 		ks.checks.Add(1)
-		if method.Verify(tok.SigningInput(), tok.Signature(), k.Key) != nil {
+		if !k.verifies(tok) {
 			return "", ErrSignature
 		}
 		return kid, nil
@@ -162,6 +162,30 @@ func (ks *keySet) verifyWith(tok jws.Token, keys []jose.JSONWebKey) (string, err
 		return "", ErrSignature // the kid's key is for another algorithm
 	}
 	return "", ErrUnknownKey
+}
+
+// key is a usable key of a key set; an RSA key comes with its modulus
+// prepared for RS256, RS384 and RS512 checks.
+type key struct {
+	jose.JSONWebKey
+	rsa *pkcs1v15.PublicKey // nil for other keys, and for an RSA key crypto/rsa would refuse
+}
+
+// rsHashes are the hashes of the RSASSA-PKCS1-v1_5 algorithms.
+var rsHashes = map[string]crypto.Hash{jwt.SigningMethodRS256.Name: crypto.SHA256, jwt.SigningMethodRS384.Name: crypto.SHA384, jwt.SigningMethodRS512.Name: crypto.SHA512}
+
+// verifies reports whether k verifies tok's signature, made with the
+// algorithm tok names, which fits k: with the prepared modulus for RS256,
+// RS384 and RS512, and with golang-jwt's signing method otherwise.
+func (k *key) verifies(tok jws.Token) bool {
+	alg := tok.Header.Alg
+	if hash, ok := rsHashes[alg]; ok && k.rsa != nil {
+		h := hash.New()
+		io.WriteString(h, tok.SigningInput())
+		return k.rsa.Verify(hash, h.Sum(nil), tok.Signature()) == nil
+	}
+	method := jwt.GetSigningMethod(alg)
+	return method != nil && method.Verify(tok.SigningInput(), tok.Signature(), k.Key) == nil
 }
 
 // fits reports whether k may verify a signature made with alg: a key that
@@ -193,7 +217,7 @@ func fits(k *jose.JSONWebKey, alg string) bool {
 // has fetched since, or those of a new fetch if the budget allows one.
 // Concurrent callers share one fetch. ok is false when there are no newer
 // keys.
-func (ks *keySet) refetch(ctx context.Context, gen int) (keys []jose.JSONWebKey, ok bool) {
+func (ks *keySet) refetch(ctx context.Context, gen int) (keys []key, ok bool) {
 	if keys, ok := ks.newer(gen); ok {
 		return keys, true
 	}
@@ -218,7 +242,7 @@ func (ks *keySet) refetch(ctx context.Context, gen int) (keys []jose.JSONWebKey,
 }
 
 // newer returns the keys if a fetch since generation gen replaced them.
-func (ks *keySet) newer(gen int) ([]jose.JSONWebKey, bool) {
+func (ks *keySet) newer(gen int) ([]key, bool) {
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	return ks.keys, ks.gen != gen
@@ -251,7 +275,7 @@ func (ks *keySet) fetch(ctx context.Context) error {
 	return nil
 }
 
-func (ks *keySet) get(ctx context.Context) ([]jose.JSONWebKey, error) {
+func (ks *keySet) get(ctx context.Context) ([]key, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, ks.url, nil)
 	if err != nil {
 		return nil, err
@@ -277,15 +301,15 @@ func (ks *keySet) get(ctx context.Context) ([]jose.JSONWebKey, error) {
 // parseKeySet returns the usable signing keys of a JWKS: public keys of an
 // accepted type, not marked for encryption, whose "alg" (if any) is one of
 // algorithms. Keys it cannot use are skipped, as RFC 7517 asks; a set with
-// no usable key is an error.
-func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
+// no usable key is an error. RSA keys have their modulus prepared.
+func parseKeySet(body []byte) ([]key, error) {
 	var set struct {
 		Keys []json.RawMessage `json:"keys"`
 	}
 	if err := json.Unmarshal(body, &set); err != nil {
 		return nil, fmt.Errorf("key set: %w", err)
 	}
-	var keys []jose.JSONWebKey
+	var keys []key
 	for _, raw := range set.Keys {
 		var k jose.JSONWebKey
 		if err := json.Unmarshal(raw, &k); err != nil {
@@ -297,7 +321,11 @@ func parseKeySet(body []byte) ([]jose.JSONWebKey, error) {
 		if k.Algorithm != "" && !slices.Contains(algorithms, k.Algorithm) {
 			continue
 		}
-		keys = append(keys, k)
+		usable := key{JSONWebKey: k}
+		if pub, ok := k.Key.(*rsa.PublicKey); ok {
+			usable.rsa, _ = pkcs1v15.NewPublicKey(pub) // nil for a key crypto/rsa refuses: golang-jwt then refuses its tokens
+		}
+		keys = append(keys, usable)
 		if len(keys) == maxKeys {
 			break
 		}
