@@ -42,6 +42,17 @@ func (s Shape) CPUPerRequest() time.Duration {
 	return time.Duration(median(s.perRequest()) * 1000)
 }
 
+// over returns, for each round, s's CPU per request over other's in the
+// same round: the machine's drift from round to round cancels out.
+func (s Shape) over(other Shape) []float64 {
+	a, b := s.perRequest(), other.perRequest()
+	out := make([]float64, len(a))
+	for i := range a {
+		out[i] = a[i] / max(b[i], 0.001)
+	}
+	return out
+}
+
 // perRequest returns each round's CPU per request, in µs.
 func (s Shape) perRequest() []float64 {
 	var out []float64
@@ -283,26 +294,35 @@ func (s *server) measureShape(ctx context.Context, o options, sh *Shape, n int, 
 func printShapes(w io.Writer, r Report) {
 	rounds := len(r.Shapes[0].CPU)
 	fmt.Fprintf(w, "%d requests of each shape over %d IPs, concurrency %d, %d round(s); each shape sent once from every IP first\n", r.Requests, r.IPs, r.Concurrency, rounds)
-	fmt.Fprintf(w, "CPU per request of the server process, user+system, in µs: the median of the rounds [their range]")
+	fmt.Fprintf(w, "CPU per request of the server process, user+system, in µs: the median of the rounds [their range];\n")
+	fmt.Fprintf(w, "× hit: each round's CPU per request over the anonymous hit's in that round, the median [the range]")
 	if r.FloorShapes != nil {
-		fmt.Fprintf(w, ";\nthe floor is sent the same requests, each right after the function, and answers each with its token")
+		fmt.Fprintf(w, ";\nthe floor is sent the same requests, each right after the function, and answers each with its token (× floor: per round, as × hit)")
 	}
 	fmt.Fprintf(w, ";\n429s: the share of a forged shape's requests refused before their signature check, their client past its refusals")
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "%-36s %6s %6s %5s %22s %6s", "shape", "status", "429s", "unexp", "function", "× hit")
+	fmt.Fprintf(w, "%-36s %6s %6s %5s %22s %17s", "shape", "status", "429s", "unexp", "function", "× hit")
 	if r.FloorShapes != nil {
-		fmt.Fprintf(w, " %22s %8s", "floor", "× floor")
+		fmt.Fprintf(w, " %22s %17s", "floor", "× floor")
 	}
 	fmt.Fprintf(w, " %9s %9s\n", "p50", "p99")
-	hit := r.Shapes[0].CPUPerRequest()
+	hit := r.Shapes[0]
 	for i, s := range r.Shapes {
-		fmt.Fprintf(w, "%-36s %6d %5.1f%% %5d %22s %6.2f", s.Name, s.Status, 100*float64(s.Limited)/float64(max(1, s.Requests*len(s.CPU))), s.Unexpected, cpuColumn(s), ratio(s.CPUPerRequest(), hit))
+		fmt.Fprintf(w, "%-36s %6d %5.1f%% %5d %22s %17s", s.Name, s.Status, 100*float64(s.Limited)/float64(max(1, s.Requests*len(s.CPU))), s.Unexpected, cpuColumn(s), ratioColumn(s.over(hit)))
 		if i < len(r.FloorShapes) {
 			f := r.FloorShapes[i]
-			fmt.Fprintf(w, " %22s %8.2f", cpuColumn(f), ratio(s.CPUPerRequest(), f.CPUPerRequest()))
+			fmt.Fprintf(w, " %22s %17s", cpuColumn(f), ratioColumn(s.over(f)))
 		}
 		fmt.Fprintf(w, " %9s %9s\n", ms(s.P50), ms(s.P99))
 	}
+}
+
+// ratioColumn is a ratio per round: the median [the range].
+func ratioColumn(rs []float64) string {
+	if len(rs) == 1 {
+		return fmt.Sprintf("%.2f", rs[0])
+	}
+	return fmt.Sprintf("%.2f [%s]", median(rs), spread(rs, "%.2f"))
 }
 
 // cpuColumn is a shape's CPU per request: the median [the range].
@@ -313,5 +333,3 @@ func cpuColumn(s Shape) string {
 	}
 	return fmt.Sprintf("%.1f [%s]", median(per), spread(per, "%.1f"))
 }
-
-func ratio(a, b time.Duration) float64 { return float64(a) / float64(max(b, 1)) }

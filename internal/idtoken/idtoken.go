@@ -15,8 +15,10 @@
 // malformed token plus one signature check. A token is parsed once:
 // jws.Parse bounds it (MaxTokenBytes, a header of at most 1 KiB that is one
 // flat JSON object, canonical base64url) and reads "alg" and "kid"; the key
-// with that "kid" checks the signature over the token as it came
-// (golang-jwt's signing methods, with the key's own algorithm and curve);
+// with that "kid" checks the signature over the token as it came (RS256,
+// RS384 and RS512 with the key's modulus prepared when the key set was read,
+// by internal/pkcs1v15; the others with golang-jwt's signing methods, with
+// the key's own algorithm and curve);
 // only then are the claims decoded, once, by jws.DecodeClaims, which refuses
 // duplicate or case-variant names and registered claims of the wrong type.
 // go-oidc's IDTokenVerifier is not used for this: it decodes the claims and
