@@ -137,6 +137,7 @@ func TestShapes(t *testing.T) {
 		{"hit, anonymous", 200, 0, 2},
 		{"hit, ticket", 200, 0, 2},
 		{"hit, ID token", 200, 0, 2},
+		{"hit, 7 KB ticket (20 long topics)", 200, 0, 2},
 		{"forged ticket (another key)", 401, 0, 2},
 		{"forged ID token (published kid)", 401, 0, 2},
 		{"the same, a new address each", 401, 0, 2},

@@ -92,9 +92,12 @@ func shapeServer(ticketKey string, issuer *oidctest.Server) map[string]string {
 // header whose one member nests arrays as deep as fits, and the ID token
 // stretched by its claims instead.
 func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
-	ticketFor := func(secret []byte) func() (string, error) {
+	ticketFor := func(secret []byte, topics ...string) func() (string, error) {
+		if topics == nil {
+			topics = []string{"order-42-*"}
+		}
 		return func() (string, error) {
-			sc, err := scope.New([]string{"order-42-*"})
+			sc, err := scope.New(topics)
 			if err != nil {
 				return "", err
 			}
@@ -120,6 +123,9 @@ func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
 		{name: "hit, anonymous", status: http.StatusOK},
 		{name: "hit, ticket", status: http.StatusOK, bearer: ticketFor([]byte(ticketKey))},
 		{name: "hit, ID token", status: http.StatusOK, bearer: func() (string, error) { return issuer.IDToken("alice") }},
+		// An honest request as long as the 8 KB forgeries: what reading
+		// such a header costs whoever sends it.
+		{name: "hit, 7 KB ticket (20 long topics)", status: http.StatusOK, bearer: ticketFor([]byte(ticketKey), longTopics()...)},
 		{name: "forged ticket (another key)", status: http.StatusUnauthorized, bearer: ticketFor([]byte(strings.Repeat("k", 32)))},
 		{name: "forged ID token (published kid)", status: http.StatusUnauthorized, bearer: func() (string, error) {
 			return forge(idHeader+"}", idClaims(), rsaLen), nil
@@ -143,6 +149,17 @@ func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
 			return long(idHeader+"}", idClaims(), rsaLen), nil
 		}},
 	}
+}
+
+// longTopics are as many topic prefixes as a ticket may hold, each of the
+// longest length.
+func longTopics() []string {
+	var topics []string
+	for i := range scope.MaxSelectors {
+		p := fmt.Sprintf("order-%02d-", i)
+		topics = append(topics, p+strings.Repeat("x", scope.MaxTopicLen-len(p)-1)+"-*")
+	}
+	return topics
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
