@@ -10,7 +10,9 @@
 //
 // Nothing else differs from crypto/rsa: the arithmetic is filippo.io/bigmod,
 // the standard library's own (crypto/internal/fips140/bigmod) published as a
-// module; the key checks are crypto/rsa's; and the check builds the whole
+// module, frozen at Go 1.24's (a fix to the standard library's copy reaches
+// it only through a new release of the module); the key checks are
+// crypto/rsa's; and the check builds the whole
 // encoded message the signature must be and compares it, byte for byte, with
 // the signature raised to e, parsing nothing (RFC 8017 8.2.2 and 9.2). Tests
 // hold it to crypto/rsa's answers on valid, altered and random signatures.
@@ -19,6 +21,7 @@ package pkcs1v15
 import (
 	"bytes"
 	"crypto"
+	"crypto/fips140"
 	"crypto/rsa"
 	"errors"
 
@@ -34,15 +37,25 @@ type PublicKey struct {
 	e uint
 }
 
+// MaxBits is the largest modulus NewPublicKey prepares: preparing costs at
+// least the square of the size, and issuers use 2048 to 4096 bits.
+const MaxBits = 8192
+
 // NewPublicKey prepares pub. It refuses what crypto/rsa refuses to verify
-// with: a modulus that is even or under 1024 bits, and an exponent that is
-// even, under 3 or over 2³¹ − 1.
+// with (a modulus that is even or under 1024 bits, an exponent that is even,
+// under 3 or over 2³¹ − 1), a modulus over MaxBits, and any key while Go's
+// FIPS 140-3 mode is on, where crypto/rsa applies rules of its own. A caller
+// verifies with crypto/rsa those keys it refuses.
 func NewPublicKey(pub *rsa.PublicKey) (*PublicKey, error) {
 	switch {
+	case fips140.Enabled():
+		return nil, errors.New("pkcs1v15: FIPS 140-3 mode: verify with crypto/rsa")
 	case pub == nil || pub.N == nil:
 		return nil, errors.New("pkcs1v15: missing public modulus")
 	case pub.N.BitLen() < 1024:
 		return nil, errors.New("pkcs1v15: key under 1024 bits")
+	case pub.N.BitLen() > MaxBits:
+		return nil, errors.New("pkcs1v15: key over MaxBits")
 	case pub.N.Bit(0) == 0:
 		return nil, errors.New("pkcs1v15: public modulus is even")
 	case pub.E < 3 || pub.E&1 == 0 || pub.E > 1<<31-1:

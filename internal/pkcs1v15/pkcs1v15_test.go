@@ -8,15 +8,20 @@ import (
 	_ "crypto/sha1"
 	_ "crypto/sha256"
 	_ "crypto/sha512"
+	"fmt"
 	"math/big"
 	"sync"
 	"testing"
 )
 
-// keys are test keys of the sizes issuers use, made once.
+// keys are test keys, made once: of the sizes issuers use, and one of a
+// size that is not a whole number of 64-bit words.
 var keys = sync.OnceValue(func() []*rsa.PrivateKey {
 	var ks []*rsa.PrivateKey
-	for _, bits := range []int{1024, 2048, 3072} {
+	// 1040 bits is not a whole number of 64-bit words: a signature
+	// with a zero byte before it still fits the modulus's words, so only
+	// the length check refuses it.
+	for _, bits := range []int{1024, 2048, 3072, 1040} {
 		k, err := rsa.GenerateKey(rand.Reader, bits)
 		if err != nil {
 			panic(err)
@@ -144,6 +149,35 @@ func TestVerifyRefusesMisencodedMessages(t *testing.T) {
 	}
 }
 
+// TestVerifyRefusesSignaturesNotBelowN checks that a valid signature plus
+// the modulus, congruent to it and still of the modulus's length, is
+// refused.
+func TestVerifyRefusesSignaturesNotBelowN(t *testing.T) {
+	for _, priv := range keys() {
+		pub := &priv.PublicKey
+		k := prepared(t, pub)
+		tried := 0
+		for i := 0; tried < 3 && i < 1000; i++ {
+			hashed := digest(crypto.SHA256, fmt.Sprint("message ", i))
+			sig, err := rsa.SignPKCS1v15(rand.Reader, priv, crypto.SHA256, hashed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			over := new(big.Int).Add(new(big.Int).SetBytes(sig), pub.N)
+			if len(over.Bytes()) > len(sig) {
+				continue
+			}
+			tried++
+			if agree(t, pub, k, crypto.SHA256, hashed, over.FillBytes(make([]byte, len(sig)))) {
+				t.Fatalf("%d-bit key: the signature plus the modulus verifies", pub.N.BitLen())
+			}
+		}
+		if tried == 0 {
+			t.Fatalf("%d-bit key: no signature plus the modulus had the modulus's length", pub.N.BitLen())
+		}
+	}
+}
+
 func TestVerifyAgreesOnRandomSignatures(t *testing.T) {
 	priv := keys()[0]
 	pub := &priv.PublicKey
@@ -166,6 +200,7 @@ func TestNewPublicKeyRefusesWhatCryptoRSARefuses(t *testing.T) {
 		"even exponent":  {N: n, E: 65536},
 		"exponent 1":     {N: n, E: 1},
 		"exponent ≥ 2³¹": {N: n, E: 1 << 31},
+		"over MaxBits":   {N: new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), MaxBits), big.NewInt(1)), E: 65537},
 	} {
 		if _, err := NewPublicKey(pub); err == nil {
 			t.Errorf("%s: prepared", name)
@@ -185,7 +220,7 @@ func TestNewPublicKeyRefusesWhatCryptoRSARefuses(t *testing.T) {
 // FuzzVerify holds Verify to crypto/rsa's answer for any signature and
 // digest, starting from a valid signature.
 func FuzzVerify(f *testing.F) {
-	priv := keys()[0]
+	priv := keys()[3] // 1040 bits: see keys
 	pub := &priv.PublicKey
 	k, err := NewPublicKey(pub)
 	if err != nil {
