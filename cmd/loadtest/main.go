@@ -40,9 +40,11 @@
 // -shapes measures, instead, one shape of request at a time against one
 // server that accepts tickets and ID tokens (from a fake issuer, in this
 // process like the emulator): repeat visits (anonymous, with a ticket,
-// with an ID token), and forged credentials, which must be refused with a
-// 401 (a ticket signed with another key, an ID token under the issuer's
-// published kid with a signature of nobody's, 8 KB versions of both whose
+// with an ID token, with a 7 KB ticket of 20 long topics), and forged
+// credentials, which must be refused with a 401 (a ticket signed with
+// another key, an ID token under the issuer's published kid with a
+// signature of nobody's, the same from a new address each time, 8 KB
+// versions of both whose
 // header holds a deeply nested member, and an 8 KB ID token under the
 // published kid, the costliest to refuse). Each shape is sent once from
 // every IP before it is measured, so that a hit is a hit. With
@@ -55,7 +57,9 @@
 // The machine's other work moves these numbers. -rounds N measures N
 // times, the function and the floor in turns (fresh servers each round,
 // or, with -shapes, the same servers and each shape in turn), and prints
-// each round's CPU per request, the median and the range.
+// each round's CPU per request, the median and the range; with -shapes,
+// each shape's ratio to the hit and to the floor per round, the median and
+// the range.
 //
 // -cpuprofile writes a CPU profile of the function's server over the
 // measured requests (the first round's; with -shapes, from the first
