@@ -15,6 +15,7 @@ import (
 	"example.com/tokenvendingmachine/internal/credential"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/oidctest"
+	"example.com/tokenvendingmachine/internal/scope"
 )
 
 // benchWriter is a ResponseWriter that keeps nothing, so a benchmark
@@ -72,6 +73,17 @@ func BenchmarkHandler(b *testing.B) {
 		{name: "ticket-l1-hit", setup: func(b *testing.B) (*harness, http.Header) {
 			hs := newHarness(b, unlimited(ticketEnv(nil)))
 			return hs, withBearer(signTicket(b, ticketClaims(hs, "customer-7", "order-42-*")))
+		}},
+		// The same with the largest ticket: 20 topic prefixes of the
+		// longest length, so a token of about 11 KB to answer.
+		{name: "ticket-l1-hit-20-long-topics", setup: func(b *testing.B) (*harness, http.Header) {
+			hs := newHarness(b, unlimited(ticketEnv(nil)))
+			var topics []string
+			for i := range scope.MaxSelectors {
+				p := fmt.Sprintf("order-%02d-", i)
+				topics = append(topics, p+strings.Repeat("x", scope.MaxTopicLen-len(p)-1)+"-*")
+			}
+			return hs, withBearer(signTicket(b, ticketClaims(hs, "customer-7", topics...)))
 		}},
 		// A repeat visit with the same ID token: no signature verified.
 		{name: "id-token-l1-hit", setup: func(b *testing.B) (*harness, http.Header) {

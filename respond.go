@@ -2,7 +2,6 @@ package tokenvendingmachine
 
 import (
 	"encoding/json"
-	"hash/fnv"
 	"net/http"
 	"strconv"
 	"sync"
@@ -71,13 +70,21 @@ func appendResponse(b []byte, r response) []byte {
 // HTML ('<', '>', '&').
 func jsonVerbatim(s string) bool {
 	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < ' ' || c > '~', c == '"', c == '\\', c == '<', c == '>', c == '&':
+		if jsonEscapes[s[i]] {
 			return false
 		}
 	}
 	return true
 }
+
+// jsonEscapes are the bytes json.Marshal does not write as they are: a
+// table, twice as fast as comparisons on a token of kilobytes.
+var jsonEscapes = func() (t [256]bool) {
+	for c := range len(t) {
+		t[c] = c < ' ' || c > '~' || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&'
+	}
+	return t
+}()
 
 // Header values every response shares, set as hdr[key] = value: what
 // Header.Set does, but for the canonicalization and a new slice each time.
@@ -95,17 +102,15 @@ var (
 // next token: at a point in the first half of tok's last margin of life.
 // From that margin on the function no longer serves tok, so the fetch gets
 // a newer token, and the second half is left for retries. Where in the
-// first half follows from a hash of the token, so the point is the same in
-// every answer that carries tok: callers whose tokens were minted together
+// first half follows from a hash of the token (its Spread, computed once),
+// so the point is the same in every answer that carries tok: callers whose
+// tokens were minted together
 // (after a deploy, say) refresh spread over half the margin, while the pages
 // of one caller, which share a token, ask together and cost one mint. The
 // function chooses, not the page, so that a new margin or spread reaches
 // pages already open without a change to them.
 func refreshIn(tok vending.Token, now time.Time, margin time.Duration) time.Duration {
-	h := fnv.New64a()
-	h.Write([]byte(tok.Value))
-	frac := float64(h.Sum64()>>11) / (1 << 53) // in [0, 1)
-	at := tok.Expires.Add(-margin + time.Duration(frac*float64(margin/2)))
+	at := tok.Expires.Add(-margin + time.Duration(tok.Spread*float64(margin/2)))
 	return min(max(at.Sub(now), 0), tok.Expires.Sub(now))
 }
 

@@ -9,6 +9,7 @@ import (
 )
 
 func TestTokenBodyIsWhatJSONMarshalWrites(t *testing.T) {
+	var tokens []string
 	for _, tok := range []string{
 		"eyJhcGlfa2V5IjoiZXlKaGJHY2lPaUp1YjI1bElpd2lkSGx3SWpvaVNsZFVJbjAifQ==",
 		"a.b-c_d+e/f=",
@@ -21,6 +22,12 @@ func TestTokenBodyIsWhatJSONMarshalWrites(t *testing.T) {
 		"é 日本 🙂",
 		"invalid \xff utf8",
 	} {
+		tokens = append(tokens, tok)
+	}
+	for c := range 256 {
+		tokens = append(tokens, "ab"+string([]byte{byte(c)})+"cd") // each byte, for jsonEscapes
+	}
+	for _, tok := range tokens {
 		for _, r := range []response{
 			{Token: tok, Exp: 1795870800, ExpiresIn: 3600},
 			{Token: tok, Exp: -1, ExpiresIn: 0},

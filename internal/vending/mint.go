@@ -108,7 +108,7 @@ func (v *Vendor) mint(ctx context.Context, c *Clients, perms momento.Permissions
 	if minted == nil || minted.ApiKey == "" {
 		return token{}, fmt.Errorf("unexpected response %T", resp)
 	}
-	t := token{value: minted.ApiKey, exp: time.Unix(int64(minted.ValidUntil), 0)}
+	t := newToken(minted.ApiKey, time.Unix(int64(minted.ValidUntil), 0))
 	if left := t.exp.Sub(v.opts.Now()); left < v.opts.Margin {
 		// Only a clock far off Momento's gets here; such a token would
 		// break the promise of Margin.

@@ -18,6 +18,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -121,6 +123,11 @@ type Token struct {
 	Expires time.Time
 	// Source says how it was found.
 	Source Source
+	// Spread, in [0, 1), is a hash of Value, computed once per token: the
+	// same wherever and whenever the token is served, so that where in its
+	// last margin a page is told to refresh is the same in every answer
+	// that carries it, and differs between tokens.
+	Spread float64
 }
 
 // Vendor hands out tokens. Its methods are safe for concurrent use.
@@ -184,7 +191,7 @@ func New(clients *Clients, opts Options) (*Vendor, error) {
 func (v *Vendor) Token(ctx context.Context, c Caller) (Token, error) {
 	key := c.Key
 	if t, ok := v.l1.Get(key, v.opts.Now()); ok {
-		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
+		return t.public(FromL1), nil
 	}
 	var leader bool // set only in the flight this request started
 	ch := v.flights.DoChan(key, func() (any, error) {
@@ -206,10 +213,24 @@ func (v *Vendor) Token(ctx context.Context, c Caller) (Token, error) {
 	}
 }
 
-// token is a token and its expiry.
+// token is a token, its expiry and its spread (see Token.Spread).
 type token struct {
-	value string
-	exp   time.Time
+	value  string
+	exp    time.Time
+	spread float64
+}
+
+// newToken returns the token value expiring at exp, with its spread: FNV-1a
+// of the value, as a fraction.
+func newToken(value string, exp time.Time) token {
+	h := fnv.New64a()
+	io.WriteString(h, value)
+	return token{value: value, exp: exp, spread: float64(h.Sum64()>>11) / (1 << 53)}
+}
+
+// public returns t as the Vendor hands it out.
+func (t token) public(src Source) Token {
+	return Token{Value: t.value, Expires: t.exp, Source: src, Spread: t.spread}
 }
 
 // item is a token as cached in Momento.
@@ -226,7 +247,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	key := c.Key
 	now := v.opts.Now()
 	if t, ok := v.l1.Get(key, now); ok {
-		return Token{Value: t.value, Expires: t.exp, Source: FromL1}, nil
+		return t.public(FromL1), nil
 	}
 	if err := v.admitLookup(c, now); err != nil {
 		return Token{}, err
@@ -238,7 +259,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 		return Token{}, err
 	} else if ok {
 		v.l1.Put(key, t, l1Size(key, t), now, until)
-		return Token{Value: t.value, Expires: t.exp, Source: FromMomento}, nil
+		return t.public(FromMomento), nil
 	}
 
 	perms, err := v.permissions(c)
@@ -281,7 +302,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 		v.store(ctx, gen.clients, key, itemKey, item{Token: t.value, Exp: t.exp.Unix(), Until: until.UnixMilli()}, ttl)
 		v.l1.Put(key, t, l1Size(key, t), now, until)
 	}
-	return Token{Value: t.value, Expires: t.exp, Source: Minted}, nil
+	return t.public(Minted), nil
 }
 
 // expSlack is how far past now + TokenTTL a cached token's exp may be, for
@@ -316,7 +337,7 @@ func (v *Vendor) lookup(ctx context.Context, c *Clients, key, itemKey string, no
 		v.opts.Logger.Warn("cached token does not parse; treating it as a miss", "client", v.opts.Label(key))
 		return token{}, time.Time{}, false, nil
 	}
-	t := token{value: it.Token, exp: time.Unix(it.Exp, 0)}
+	t := newToken(it.Token, time.Unix(it.Exp, 0))
 	if t.exp.After(now.Add(v.opts.TokenTTL + expSlack)) {
 		// No token of ours lives that long: the item was not written by
 		// this function as configured.

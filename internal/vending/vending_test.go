@@ -127,8 +127,8 @@ func TestMintThenL1ThenMomento(t *testing.T) {
 
 	fake.ResetCounts()
 	again := a.token(t, "203.0.113.7")
-	if again.Source != FromL1 || again.Value != first.Value || !again.Expires.Equal(first.Expires) {
-		t.Errorf("repeat Token = %v %v, want the same token from l1", again.Source, again.Expires)
+	if again.Source != FromL1 || again.Value != first.Value || !again.Expires.Equal(first.Expires) || again.Spread != first.Spread {
+		t.Errorf("repeat Token = %v %v spread %v, want the same token from l1", again.Source, again.Expires, again.Spread)
 	}
 	if n := fake.TotalCount(); n != 0 {
 		t.Errorf("Momento calls on an L1 hit = %d, want 0", n)
@@ -137,11 +137,14 @@ func TestMintThenL1ThenMomento(t *testing.T) {
 	// Another instance finds the token in Momento with one Get.
 	b := newVendor(t, fake, nil)
 	other := b.token(t, "203.0.113.7")
-	if other.Source != FromMomento || other.Value != first.Value {
-		t.Errorf("other instance Token source = %v, want the same token from momento", other.Source)
+	if other.Source != FromMomento || other.Value != first.Value || other.Spread != first.Spread {
+		t.Errorf("other instance Token source = %v, spread %v; want the same token from momento, spread %v", other.Source, other.Spread, first.Spread)
 	}
 	if n, gets := fake.TotalCount(), fake.Count(momentotest.MethodGet); n != 1 || gets != 1 {
 		t.Errorf("Momento calls on a Momento hit = %d (Gets %d), want 1 Get", n, gets)
+	}
+	if first.Spread < 0 || first.Spread >= 1 || first.Spread == a.token(t, "198.51.100.1").Spread {
+		t.Errorf("spread %v: want in [0, 1), and another token's to differ", first.Spread)
 	}
 
 	if diff := a.token(t, "198.51.100.1"); diff.Value == first.Value {
