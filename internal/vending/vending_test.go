@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/netip"
 	"runtime"
@@ -761,5 +762,18 @@ func TestInstanceMintLimitStandsInForTheFleet(t *testing.T) {
 	_, err := e.v.Token(context.Background(), anon("192.0.2.11"))
 	if kind, _ := failure.Of(err); kind != failure.Limited {
 		t.Errorf("a second mint with the fleet's counter down and an instance burst of 1: err %v, want Limited", err)
+	}
+}
+
+// TestSpreadIsFNV1a checks that a token's spread is the 64-bit FNV-1a hash
+// of its value, as hash/fnv computes it, as a fraction in [0, 1).
+func TestSpreadIsFNV1a(t *testing.T) {
+	for _, v := range []string{"", "a", "eyJhcGlfa2V5IjoiZXlKaGJHY2lPaUp1YjI1bElpd2lkSGx3SWpvaVNsZFVJbjAifQ==", strings.Repeat("\xff", 1000)} {
+		h := fnv.New64a()
+		h.Write([]byte(v))
+		want := float64(h.Sum64()>>11) / (1 << 53)
+		if got := newToken(v, time.Time{}).spread; got != want || got < 0 || got >= 1 {
+			t.Errorf("spread of %q = %v, want %v", v, got, want)
+		}
 	}
 }
