@@ -104,11 +104,10 @@ var (
 // a newer token, and the second half is left for retries. Where in the
 // first half follows from a hash of the token (its Spread, computed once),
 // so the point is the same in every answer that carries tok: callers whose
-// tokens were minted together
-// (after a deploy, say) refresh spread over half the margin, while the pages
-// of one caller, which share a token, ask together and cost one mint. The
-// function chooses, not the page, so that a new margin or spread reaches
-// pages already open without a change to them.
+// tokens were minted together (after a deploy, say) refresh spread over
+// half the margin, while the pages of one caller, which share a token, ask
+// together and cost one mint. The function chooses, not the page, so that a
+// new margin or spread reaches pages already open without a change to them.
 func refreshIn(tok vending.Token, now time.Time, margin time.Duration) time.Duration {
 	at := tok.Expires.Add(-margin + time.Duration(tok.Spread*float64(margin/2)))
 	return min(max(at.Sub(now), 0), tok.Expires.Sub(now))

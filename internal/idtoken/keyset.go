@@ -168,7 +168,7 @@ func (ks *keySet) verifyWith(tok jws.Token, keys []key) (string, error) {
 // prepared for RS256, RS384 and RS512 checks.
 type key struct {
 	jose.JSONWebKey
-	rsa *pkcs1v15.PublicKey // nil for other keys, and for an RSA key crypto/rsa would refuse
+	rsa *pkcs1v15.PublicKey // nil for other keys, and for an RSA key pkcs1v15 does not prepare
 }
 
 // rsHashes are the hashes of the RSASSA-PKCS1-v1_5 algorithms.
@@ -323,7 +323,9 @@ func parseKeySet(body []byte) ([]key, error) {
 		}
 		usable := key{JSONWebKey: k}
 		if pub, ok := k.Key.(*rsa.PublicKey); ok {
-			usable.rsa, _ = pkcs1v15.NewPublicKey(pub) // nil for a key crypto/rsa refuses: golang-jwt then refuses its tokens
+			// nil for a key NewPublicKey does not prepare: its tokens are
+			// then checked by golang-jwt, with crypto/rsa, as before.
+			usable.rsa, _ = pkcs1v15.NewPublicKey(pub)
 		}
 		keys = append(keys, usable)
 		if len(keys) == maxKeys {

@@ -8,14 +8,14 @@
 // costs the function, and a key set holds a few keys for hours, so the
 // modulus is prepared when the key set is read and kept with the key.
 //
-// Nothing else differs from crypto/rsa: the arithmetic is filippo.io/bigmod,
+// Nothing else differs from crypto/rsa. The arithmetic is filippo.io/bigmod,
 // the standard library's own (crypto/internal/fips140/bigmod) published as a
-// module, frozen at Go 1.24's (a fix to the standard library's copy reaches
-// it only through a new release of the module); the key checks are
-// crypto/rsa's; and the check builds the whole
-// encoded message the signature must be and compares it, byte for byte, with
-// the signature raised to e, parsing nothing (RFC 8017 8.2.2 and 9.2). Tests
-// hold it to crypto/rsa's answers on valid, altered and random signatures.
+// module, frozen at Go 1.24's: a fix to the standard library's copy reaches
+// it only through a new release of the module. The key checks are
+// crypto/rsa's. The check builds the whole encoded message the signature
+// must be and compares it, byte for byte, with the signature raised to e,
+// parsing nothing (RFC 8017 8.2.2 and 9.2). Tests hold it to crypto/rsa's
+// answers on valid, altered, misencoded and random signatures.
 package pkcs1v15
 
 import (
