@@ -308,13 +308,25 @@ func newEmulator(latency time.Duration) (*momentotest.Server, error) {
 // loadFunction runs the function against the emulator and sends it o's
 // load.
 func loadFunction(ctx context.Context, o options) (Report, error) {
+	return loadWithEmulator(ctx, o, func(emu *momentotest.Server) target { return functionTarget(emu, nil) }, o.cpuprofile)
+}
+
+// loadMissFloor serves the floor of a miss against its own emulator, with
+// o's latency, and sends it o's load.
+func loadMissFloor(ctx context.Context, o options) (Report, error) {
+	return loadWithEmulator(ctx, o, missFloorTarget, "")
+}
+
+// loadWithEmulator serves the target of an emulator with o's latency, and
+// sends it o's load; cpuprofile as startServer's.
+func loadWithEmulator(ctx context.Context, o options, targetOf func(*momentotest.Server) target, cpuprofile string) (Report, error) {
 	rep := Report{Requests: o.requests, IPs: o.ips, Concurrency: o.concurrency, Latency: o.latency}
 	emu, err := newEmulator(o.latency)
 	if err != nil {
 		return rep, err
 	}
 	defer emu.Close()
-	srv, err := startServer(functionTarget(emu, nil), o.cpuprofile)
+	srv, err := startServer(targetOf(emu), cpuprofile)
 	if err != nil {
 		return rep, err
 	}
@@ -340,32 +352,6 @@ func loadFloor(ctx context.Context, o options) (Report, error) {
 	}
 	defer srv.stop()
 	return rep, srv.measure(ctx, &rep)
-}
-
-// loadMissFloor serves the floor of a miss against its own emulator, with
-// o's latency, and sends it o's load.
-func loadMissFloor(ctx context.Context, o options) (Report, error) {
-	rep := Report{Requests: o.requests, IPs: o.ips, Concurrency: o.concurrency, Latency: o.latency}
-	emu, err := newEmulator(o.latency)
-	if err != nil {
-		return rep, err
-	}
-	defer emu.Close()
-	srv, err := startServer(missFloorTarget(emu), "")
-	if err != nil {
-		return rep, err
-	}
-	defer srv.stop()
-	emu.ResetCounts()
-	if err := srv.measure(ctx, &rep); err != nil {
-		return rep, err
-	}
-	rep.Calls = map[string]int{}
-	for _, m := range []momentotest.Method{momentotest.MethodGet, momentotest.MethodIncrement, momentotest.MethodMint, momentotest.MethodSet} {
-		rep.Calls[string(m)] = emu.Count(m)
-	}
-	rep.Mints = len(emu.Mints())
-	return rep, nil
 }
 
 // measure sends rep's load to s and fills in what it measured.
