@@ -13,9 +13,9 @@ import (
 
 	"example.com/tokenvendingmachine/internal/cloudlog"
 	"example.com/tokenvendingmachine/internal/credential"
+	"example.com/tokenvendingmachine/internal/functest"
 	"example.com/tokenvendingmachine/internal/momentotest"
 	"example.com/tokenvendingmachine/internal/oidctest"
-	"example.com/tokenvendingmachine/internal/scope"
 )
 
 // benchWriter is a ResponseWriter that keeps nothing, so a benchmark
@@ -78,12 +78,7 @@ func BenchmarkHandler(b *testing.B) {
 		// longest length, so a token of about 11 KB to answer.
 		{name: "ticket-l1-hit-20-long-topics", setup: func(b *testing.B) (*harness, http.Header) {
 			hs := newHarness(b, unlimited(ticketEnv(nil)))
-			var topics []string
-			for i := range scope.MaxSelectors {
-				p := fmt.Sprintf("order-%02d-", i)
-				topics = append(topics, p+strings.Repeat("x", scope.MaxTopicLen-len(p)-1)+"-*")
-			}
-			return hs, withBearer(signTicket(b, ticketClaims(hs, "customer-7", topics...)))
+			return hs, withBearer(signTicket(b, ticketClaims(hs, "customer-7", functest.LongTopics()...)))
 		}},
 		// A repeat visit with the same ID token: no signature verified.
 		{name: "id-token-l1-hit", setup: func(b *testing.B) (*harness, http.Header) {

@@ -65,8 +65,10 @@ func (h *handler) caller(r *http.Request, le *logEntry) (*instance, vending.Call
 	if err != nil {
 		return nil, vending.Caller{}, err
 	}
-	caller := vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Client}
-	if raw != "" {
+	var caller vending.Caller
+	if raw == "" {
+		caller = vending.Caller{Key: client.Key + h.topicsKey, Scope: h.cfg.Topics, Client: client.Client}
+	} else {
 		var kind credential.Kind
 		caller, kind, err = inst.credentials.Caller(r.Context(), raw, client.Client)
 		le.credential = string(kind)

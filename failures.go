@@ -88,21 +88,18 @@ func (h *handler) fail(w http.ResponseWriter, err error, le *logEntry) {
 	if a.authenticate != "" {
 		w.Header().Set("WWW-Authenticate", a.authenticate)
 	}
-	writeError(w, a.status, a.message, retry)
+	writeError(w, a.status, errorBodies[a.message], retry)
 }
 
-// writeError answers with code and a JSON message; a positive retryAfter
-// becomes a Retry-After header in whole seconds, rounded up.
-func writeError(w http.ResponseWriter, code int, message string, retryAfter time.Duration) {
+// writeError answers with code and body, an answer's JSON message; a
+// positive retryAfter becomes a Retry-After header in whole seconds,
+// rounded up.
+func writeError(w http.ResponseWriter, code int, body []byte, retryAfter time.Duration) {
 	if retryAfter > 0 {
 		secs := int64((retryAfter + time.Second - 1) / time.Second)
 		w.Header().Set("Retry-After", strconv.FormatInt(secs, 10))
 	}
 	w.Header()["Cache-Control"] = noStore
-	body, ok := errorBodies[message]
-	if !ok {
-		body = errorBody(message)
-	}
 	writeBody(w, code, body)
 }
 

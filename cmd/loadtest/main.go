@@ -491,15 +491,13 @@ func printReport(w io.Writer, r Report) {
 	if f := r.Floor; f != nil {
 		fmt.Fprintf(w, "\nthe framework's floor (a constant token, nothing called), the same load in a process of its own:\n")
 		fmt.Fprintf(w, "%-10s %14s %9s %9s %12s %10s %10s %8s\n", "server", "CPU/request", "user", "system", "requests/s", "p50", "p99", "failed")
-		rows := []struct {
+		type row struct {
 			name string
 			r    Report
-		}{{"function", r}, {"floor", *f}}
+		}
+		rows := []row{{"function", r}, {"floor", *f}}
 		if r.MissFloor != nil {
-			rows = append(rows, struct {
-				name string
-				r    Report
-			}{"miss floor", *r.MissFloor})
+			rows = append(rows, row{"miss floor", *r.MissFloor})
 		}
 		for _, row := range rows {
 			n := time.Duration(row.r.Requests)

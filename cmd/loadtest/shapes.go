@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"example.com/tokenvendingmachine/internal/credential"
+	"example.com/tokenvendingmachine/internal/functest"
 	"example.com/tokenvendingmachine/internal/oidctest"
 	"example.com/tokenvendingmachine/internal/scope"
 	"example.com/tokenvendingmachine/internal/ticket"
@@ -68,8 +69,9 @@ type requestShape struct {
 	name   string
 	bearer func() (string, error) // nil: no Authorization header
 	status int
-	// fresh sends each request from an address of its own, none of them
-	// refused before: an attacker with as many addresses as requests.
+	// fresh sends each measured request from an address of its own, one
+	// refused once before (in the warm-up), so still within its refusals:
+	// an attacker with as many addresses as requests.
 	fresh bool
 }
 
@@ -125,7 +127,7 @@ func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
 		{name: "hit, ID token", status: http.StatusOK, bearer: func() (string, error) { return issuer.IDToken("alice") }},
 		// An honest request as long as the 8 KB forgeries: what reading
 		// such a header costs whoever sends it.
-		{name: "hit, 7 KB ticket (20 long topics)", status: http.StatusOK, bearer: ticketFor([]byte(ticketKey), longTopics()...)},
+		{name: "hit, 7 KB ticket (20 long topics)", status: http.StatusOK, bearer: ticketFor([]byte(ticketKey), functest.LongTopics()...)},
 		{name: "forged ticket (another key)", status: http.StatusUnauthorized, bearer: ticketFor([]byte(strings.Repeat("k", 32)))},
 		{name: "forged ID token (published kid)", status: http.StatusUnauthorized, bearer: func() (string, error) {
 			return forge(idHeader+"}", idClaims(), rsaLen), nil
@@ -149,17 +151,6 @@ func requestShapes(ticketKey string, issuer *oidctest.Server) []requestShape {
 			return long(idHeader+"}", idClaims(), rsaLen), nil
 		}},
 	}
-}
-
-// longTopics are as many topic prefixes as a ticket may hold, each of the
-// longest length.
-func longTopics() []string {
-	var topics []string
-	for i := range scope.MaxSelectors {
-		p := fmt.Sprintf("order-%02d-", i)
-		topics = append(topics, p+strings.Repeat("x", scope.MaxTopicLen-len(p)-1)+"-*")
-	}
-	return topics
 }
 
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }

@@ -22,6 +22,7 @@ import (
 
 	"example.com/tokenvendingmachine/internal/config"
 	"example.com/tokenvendingmachine/internal/logbuf"
+	"example.com/tokenvendingmachine/internal/scope"
 )
 
 // Env returns environ without the function's configuration and the
@@ -186,4 +187,15 @@ func Get(url, ip string) (*http.Response, []byte, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp, body, err
+}
+
+// LongTopics are the longest topic list a ticket may hold: scope.MaxSelectors
+// delimited prefixes, each of scope.MaxTopicLen bytes.
+func LongTopics() []string {
+	topics := make([]string, scope.MaxSelectors)
+	for i := range topics {
+		p := fmt.Sprintf("order-%02d-", i)
+		topics[i] = p + strings.Repeat("x", scope.MaxTopicLen-len(p)-1) + "-*"
+	}
+	return topics
 }

@@ -359,7 +359,9 @@ func (f *Fleet) take(ctx context.Context, cache momento.CacheClient, charged boo
 		f.mu.Lock()
 		f.rollLocked(n)
 		pressured = now.Before(f.pressuredUntil)
-		newcomer := f.newcomerLocked(w)
+		// Whether w is a newcomer matters only once the ordinary permits
+		// are spent.
+		newcomer := f.have == 0 && f.newcomerLocked(w)
 		usable := f.have
 		if newcomer {
 			usable += f.haveReserve
@@ -511,13 +513,9 @@ func (f *Fleet) rollLocked(n int64) {
 	if n == f.win {
 		return
 	}
-	f.spentPrev = 0
+	f.spentPrev, f.attemptsPrev = 0, nil
 	if n == f.win+1 {
-		f.spentPrev = f.spent
-	}
-	f.attemptsPrev = nil
-	if n == f.win+1 {
-		f.attemptsPrev = f.attempts
+		f.spentPrev, f.attemptsPrev = f.spent, f.attempts
 	}
 	f.win, f.have, f.haveReserve, f.spent, f.full, f.reserveOnly = n, 0, 0, 0, false, false
 	f.over, f.passed, f.counted, f.uncharged, f.attempts = nil, nil, nil, nil, nil

@@ -90,22 +90,21 @@ func newLimiter(o Options) (*limiter, error) {
 	return l, nil
 }
 
-// lookupKeys returns c's keys in the lookup buckets, by lookupLevels; ""
-// where c has none.
-func lookupKeys(c Caller) [len(lookupLevels)]string {
-	ch := limits.ChainOf(c.Client, c.TokenID)
+// lookupKeys returns a caller's keys in the lookup buckets, by
+// lookupLevels; "" where it has none.
+func lookupKeys(ch limits.Chain) [len(lookupLevels)]string {
 	return [...]string{ch.Device, ch.Identity, ch.Network, ch.Provider}
 }
 
-// admitLookup takes what a Momento lookup for c costs from the limits, or
-// returns a Limited error.
-func (v *Vendor) admitLookup(c Caller, now time.Time) error {
+// admitLookup takes what a Momento lookup for the caller of chain ch costs
+// from the limits, or returns a Limited error.
+func (v *Vendor) admitLookup(ch limits.Chain, now time.Time) error {
 	l := v.lim
-	keys := lookupKeys(c)
+	keys := lookupKeys(ch)
 	// The reserve is kept from callers whose provider bucket is below
 	// half; without provider buckets, or a provider, from nobody.
 	kept := 0.0
-	if p := len(lookupLevels) - 1; l.keyLookups != nil && keys[p] != "" && l.keyLookups[p].Tokens(keys[p]) < l.keyLookups[p].Burst()/2 {
+	if p := len(lookupLevels) - 1; l.lookupsKept > 0 && l.keyLookups != nil && keys[p] != "" && l.keyLookups[p].Tokens(keys[p]) < l.keyLookups[p].Burst()/2 {
 		kept = l.lookupsKept
 	}
 	taken := 0 // levels taken from, in order
@@ -125,7 +124,7 @@ func (v *Vendor) admitLookup(c Caller, now time.Time) error {
 		}
 		taken = i + 1
 	}
-	if l.lookups != nil && kept > 0 {
+	if kept > 0 {
 		if short := kept + 1 - l.lookups.TokensAt(now); short > 0 {
 			giveBack()
 			return limited(max(time.Duration(short/float64(l.lookups.Limit())*float64(time.Second)), time.Millisecond))
@@ -138,15 +137,15 @@ func (v *Vendor) admitLookup(c Caller, now time.Time) error {
 	return nil
 }
 
-// admitMint decides a mint for c, or returns a Limited error. The caller
-// must Wait for the Admission before it responds.
-func (v *Vendor) admitMint(ctx context.Context, c Caller, clients *Clients, now time.Time) (limits.Admission, error) {
+// admitMint decides a mint for the caller of chain ch, or returns a Limited
+// error. The caller must Wait for the Admission before it responds.
+func (v *Vendor) admitMint(ctx context.Context, ch limits.Chain, clients *Clients, now time.Time) (limits.Admission, error) {
 	l := v.lim
 	if ok, wait := l.pause.Allow(); !ok {
 		return limits.Admission{}, limited(wait)
 	}
 	if l.fleet != nil {
-		a, err := l.fleet.Admit(ctx, clients.Cache, limits.ChainOf(c.Client, c.TokenID))
+		a, err := l.fleet.Admit(ctx, clients.Cache, ch)
 		switch {
 		case errors.Is(err, limits.ErrFleetUnavailable):
 			// The instance's own bucket stands in for the fleet's until

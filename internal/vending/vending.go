@@ -32,6 +32,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"example.com/tokenvendingmachine/internal/failure"
+	"example.com/tokenvendingmachine/internal/limits"
 	"example.com/tokenvendingmachine/internal/lru"
 	"example.com/tokenvendingmachine/internal/scope"
 )
@@ -252,7 +253,8 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if t, ok := v.l1.Get(key, now); ok {
 		return t.public(FromL1), nil
 	}
-	if err := v.admitLookup(c, now); err != nil {
+	chain := limits.ChainOf(c.Client, c.TokenID) // the caller's keys in the limits
+	if err := v.admitLookup(chain, now); err != nil {
 		return Token{}, err
 	}
 	gen := v.current.Load()
@@ -269,7 +271,7 @@ func (v *Vendor) fill(ctx context.Context, c Caller) (Token, error) {
 	if err != nil {
 		return Token{}, err
 	}
-	admission, err := v.admitMint(ctx, c, gen.clients, now)
+	admission, err := v.admitMint(ctx, chain, gen.clients, now)
 	if err != nil {
 		return Token{}, err
 	}

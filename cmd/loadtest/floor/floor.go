@@ -31,7 +31,13 @@ func init() {
 const TokenLen = 372
 
 // body is the floor's one answer.
-var body = []byte(`{"token":"` + strings.Repeat("x", TokenLen) + `","exp":1765000000,"expires_in":3600,"refresh_in":3326.123}` + "\n")
+var body = tokenBody(strings.Repeat("x", TokenLen))
+
+// tokenBody returns the body of an answer with tok, which holds nothing
+// JSON escapes.
+func tokenBody(tok string) []byte {
+	return []byte(`{"token":"` + tok + `","exp":1765000000,"expires_in":3600,"refresh_in":3326.123}` + "\n")
+}
 
 // header is the floor's answer's header. Every answer shares its value
 // slices: net/http only reads them.
@@ -45,11 +51,17 @@ var header = http.Header{
 }
 
 // Serve answers any request with the constant token response.
-func Serve(w http.ResponseWriter, _ *http.Request) {
+func Serve(w http.ResponseWriter, _ *http.Request) { write(w, body) }
+
+// write answers with b, a token response, and the shared header.
+func write(w http.ResponseWriter, b []byte) {
 	h := w.Header()
 	for k, v := range header {
 		h[k] = v
 	}
+	if len(b) != len(body) {
+		h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	}
 	w.WriteHeader(http.StatusOK)
-	w.Write(body)
+	w.Write(b)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -39,7 +38,7 @@ func init() {
 // call fails.
 func ServeMiss(w http.ResponseWriter, r *http.Request) {
 	client := r.Header.Get("X-Forwarded-For")
-	tok, ok := missTokens.Load(client)
+	body, ok := missBodies.Load(client)
 	if !ok {
 		c, err := missClients()
 		if err != nil {
@@ -51,20 +50,13 @@ func ServeMiss(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		tok, _ = missTokens.LoadOrStore(client, fresh)
+		body, _ = missBodies.LoadOrStore(client, tokenBody(fresh))
 	}
-	h := w.Header()
-	for k, v := range header {
-		h[k] = v
-	}
-	b := `{"token":"` + tok.(string) + `","exp":1765000000,"expires_in":3600,"refresh_in":3326.123}` + "\n"
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
-	w.WriteHeader(http.StatusOK)
-	w.Write([]byte(b))
+	write(w, body.([]byte))
 }
 
-// missTokens holds each client's token, by client.
-var missTokens sync.Map
+// missBodies holds the answer to each client, with its token, by client.
+var missBodies sync.Map
 
 // missClients connects to Momento once.
 var missClients = sync.OnceValues(func() (*vending.Clients, error) {
