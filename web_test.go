@@ -142,11 +142,14 @@ func webTestTabs(t *testing.T, browser context.Context, bundle []byte) {
 	}
 }
 
-// webTestCut ends the page's subscription from the emulator while an item is
-// published every 100 ms: first cleanly, which the web SDK resumes at the
-// next sequence number, losing nothing, then with Unavailable, which the
-// helper answers with a new subscription and a discontinuity for what was
-// published meanwhile.
+// webTestCut ends the page's subscription from the emulator: first cleanly,
+// while an item is published every 100 ms, which the web SDK resumes at the
+// next sequence number, losing nothing; then with Unavailable, which the
+// helper answers with a new subscription and one discontinuity for what was
+// published meanwhile. The test places those items itself: one as the old
+// subscription ends, which the page never sees, and one as the new one
+// opens, which comes with its first heartbeat, so that the web SDK hands it
+// over before its subscribe() has returned.
 func webTestCut(t *testing.T, browser context.Context, bundle []byte) {
 	we := webSetup(t, browser, bundle, nil, nil)
 	tab := we.tab(t, browser, true)
@@ -159,21 +162,34 @@ func webTestCut(t *testing.T, browser context.Context, bundle []byte) {
 		t.Fatalf("EndSubscriptions(nil) = %d, want the page's one", n)
 	}
 	tab.waitItems(t, 20)
-	clean := webCheckStream(t, tab.events(t), "orders", 0)
-	if n := we.hs.momento.EndSubscriptions(status.Error(codes.Unavailable, "draining")); n != 1 {
-		t.Fatalf("EndSubscriptions(Unavailable) = %d, want the page's one", n)
-	}
-	tab.waitItems(t, 40)
-	published := stop()["orders"]
-	got := webCheckStream(t, tab.waitFor(t, "orders", published), "orders", published)
+	before := stop()["orders"]
+	clean := webCheckStream(t, tab.waitFor(t, "orders", before), "orders", before)
 	if clean.gaps != 0 || clean.missed != 0 {
 		t.Errorf("after a clean end: %d missed, %d discontinuities; want the SDK to resume with none", clean.missed, clean.gaps)
 	}
-	if got.gaps != 1 || got.reasons[0] != "resubscribed" {
-		t.Errorf("after an end with Unavailable: discontinuities %v, want one, resubscribed", got.reasons)
+
+	var calls atomic.Int32
+	we.hs.momento.OnSubscription(func(cache, topic string, open bool) {
+		if n := calls.Add(1); n == 1 && !open || n == 2 && open {
+			if _, err := we.hs.momento.Publish(cache, topic, fmt.Sprintf("%s, published as a subscription %s", topic, map[bool]string{false: "ended", true: "opened"}[open])); err != nil {
+				t.Errorf("Publish: %v", err)
+			}
+		}
+	})
+	defer we.hs.momento.OnSubscription(nil)
+	if n := we.hs.momento.EndSubscriptions(status.Error(codes.Unavailable, "draining")); n != 1 {
+		t.Fatalf("EndSubscriptions(Unavailable) = %d, want the page's one", n)
+	}
+	tab.waitItems(t, clean.received+1)
+	got := webCheckStream(t, tab.events(t), "orders", before+2)
+	if got.gaps != 1 || got.reasons[0] != "resubscribed" || got.missed != 1 {
+		t.Errorf("after an end with Unavailable: %d missed, discontinuities %v; want 1, and one discontinuity, resubscribed, before the item after it", got.missed, got.reasons)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Errorf("%d subscriptions opened or ended after the cut, want the page's one to end and one to open", n)
 	}
 	t.Logf("%d published, %d received once and in order, %d missed across the second cut, all reported (%v); %d subscriptions",
-		published, got.received, got.missed, got.reasons, we.hs.momento.Count(momentotest.MethodSubscribe))
+		before+2, got.received, got.missed, got.reasons, we.hs.momento.Count(momentotest.MethodSubscribe))
 }
 
 // webTestSleep moves the page's wall clock two hours on, as a sleep does on

@@ -75,7 +75,8 @@ export interface Options {
  * - `resubscribed`: the subscription dropped and was made anew; what was
  *   published while it was down is lost (the web SDK cannot resume at a
  *   sequence number), and `newSequenceNumber` is unknown. Reported as soon
- *   as the new subscription is live, so that the page can reload its state.
+ *   as the new subscription is live, before any item it brings, so that the
+ *   page can reload its state.
  * - `reset`: the numbers started again (the topic was made anew); the page
  *   may have missed anything.
  */

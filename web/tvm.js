@@ -380,22 +380,30 @@ class Session {
     topic.status = 'live';
     topic.message = '';
     topic.retries = 0;
-    if (topic.dropped) {
-      // Items published since the old subscription ended are lost: the web
-      // SDK cannot resume at a sequence number. Say so now, not when (or
-      // if) the next item shows the gap.
-      topic.dropped = false;
-      topic.covered = true;
-      this.gap(topic, 'resubscribed', topic.last, undefined);
-    }
+    this.resubscribed(topic);
     if (topic.streams.length > 1) setTimeout(() => this.graceOver(topic, st), GRACE_MS);
     this.retire(topic);
     this.changed();
   }
 
+  // resubscribed says, once a subscription is open again after none was,
+  // that items published meanwhile are lost: the web SDK cannot resume at a
+  // sequence number. It says so at once, not when (or if) the next item
+  // shows the gap. A subscription is open once subscribe() returns, or once
+  // its first item or discontinuity is in, whichever is first: the web SDK
+  // hands over what came with the first heartbeat before subscribe()
+  // returns.
+  resubscribed(topic) {
+    if (!topic.dropped) return;
+    topic.dropped = false;
+    topic.covered = true;
+    this.gap(topic, 'resubscribed', topic.last, undefined);
+  }
+
   onItem(topic, st, item) {
     if (st.done || this.stopped) return;
     st.heard = performance.now();
+    this.resubscribed(topic);
     const seq = item.sequenceNumber();
     if (st.first === undefined) st.first = seq;
     if (topic.last !== undefined && seq <= topic.last) {
@@ -476,6 +484,7 @@ class Session {
   onServerGap(topic, st, d) {
     st.heard = performance.now();
     if (st.done || this.stopped || topic.last === undefined) return;
+    this.resubscribed(topic);
     const next = d.newSequenceNumber();
     if (next < topic.last && !st.overlap) {
       this.gap(topic, 'reset', topic.last, next);

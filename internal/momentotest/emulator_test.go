@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -616,6 +618,67 @@ func TestEndSubscriptions(t *testing.T) {
 	}
 	if err := again(); status.Code(err) != codes.Unavailable {
 		t.Errorf("a subscription ended with Unavailable: %v", err)
+	}
+}
+
+// TestOnSubscription publishes from the hook as a subscription ends and as
+// its successor opens: the first item reaches neither, the second comes
+// straight after the new one's first heartbeat.
+func TestOnSubscription(t *testing.T) {
+	s := NewServerT(t, "pizza")
+	type event struct {
+		cache, topic string
+		open         bool
+	}
+	var (
+		mu     sync.Mutex
+		events []event
+	)
+	published := make(chan uint64, 2)
+	s.OnSubscription(func(cache, topic string, open bool) {
+		mu.Lock()
+		events = append(events, event{cache, topic, open})
+		n := len(events)
+		mu.Unlock()
+		if n == 2 || n == 3 { // the first subscription's end, and the second's start
+			seq, err := s.Publish(cache, topic, fmt.Sprint("published as ", n))
+			if err != nil {
+				t.Errorf("Publish from the hook: %v", err)
+			}
+			published <- seq
+		}
+	})
+	first := rawSubscribe(t, s, s.APIKey(), "pizza", "orders")
+	if n := s.EndSubscriptions(status.Error(codes.Unavailable, "draining")); n != 1 {
+		t.Fatalf("EndSubscriptions = %d, want 1", n)
+	}
+	if err := first(); status.Code(err) != codes.Unavailable {
+		t.Fatalf("the first subscription: %v, want Unavailable", err)
+	}
+	if seq := <-published; seq != 1 {
+		t.Fatalf("published as the first ended: %d, want 1", seq)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sub, err := topicClient(t, s, s.APIKey()).Subscribe(ctx, &momento.TopicSubscribeRequest{CacheName: "pizza", TopicName: "orders"})
+	if err != nil {
+		t.Fatalf("Subscribe: %v", err)
+	}
+	if seq := <-published; seq != 2 {
+		t.Fatalf("published as the second opened: %d, want 2", seq)
+	}
+	ev, err := sub.Event(ctx)
+	if item, ok := ev.(momento.TopicItem); err != nil || !ok || item.GetTopicSequenceNumber() != 2 || item.GetValue() != momento.String("published as 3") {
+		t.Fatalf("the second subscription's first event = %#v, %v; want item 2, published as it opened", ev, err)
+	}
+	s.OnSubscription(nil)
+	sub.Close()
+	want := []event{{"pizza", "orders", true}, {"pizza", "orders", false}, {"pizza", "orders", true}}
+	mu.Lock()
+	got := events[:3]
+	mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Errorf("hook calls %v, want %v", got, want)
 	}
 }
 

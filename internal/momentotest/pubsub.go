@@ -140,6 +140,18 @@ func (s *Server) EndSubscriptions(err error) int {
 	return n
 }
 
+// OnSubscription calls f, with no lock held, as each subscription opens and
+// as it ends. It opens once it is registered, before its first heartbeat is
+// sent: an item f publishes then follows that heartbeat at once, as an item
+// published the moment a subscription opens does. It ends once it is
+// deregistered, before its client is told: an item f publishes then reaches
+// no subscription the client has yet. nil removes f.
+func (s *Server) OnSubscription(f func(cache, topic string, open bool)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onSubscription = f
+}
+
 // topicValueSize is the size of a _TopicValue's text or bytes.
 func topicValueSize(v protoreflect.Message) int {
 	if whichOneof(v, "kind") == "text" {
@@ -193,12 +205,20 @@ func (s *Server) subscribe(_ any, stream grpc.ServerStream) error {
 	replay, missed := t.resumeLocked(resumeAt, page)
 	last := t.seq // the newest item the stream has accounted for
 	t.subs[sub] = struct{}{}
+	opened := s.onSubscription
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(t.subs, sub)
+		ended := s.onSubscription
 		s.mu.Unlock()
+		if ended != nil {
+			ended(key.cache, key.topic, false)
+		}
 	}()
+	if opened != nil {
+		opened(key.cache, key.topic, true)
+	}
 
 	// A new subscription always starts with a heartbeat; the SDK waits for it.
 	if err := sendHeartbeat(stream); err != nil {

@@ -14,8 +14,9 @@
 // is the fake's own clock ([Server.Now]): it runs in real time until
 // [Server.SetTime] stops it, and [Server.FastForward] moves it, so expiry
 // needs no sleeping. Faults and latency are injected per method with
-// [Server.SetFault] and [Server.SetLatency], and [Server.EndSubscriptions]
-// ends open subscriptions, cleanly or with a status.
+// [Server.SetFault] and [Server.SetLatency], [Server.EndSubscriptions]
+// ends open subscriptions, cleanly or with a status, and
+// [Server.OnSubscription] lets a test act the moment one opens or ends.
 //
 // Browsers reach the same fake over gRPC-web: [Server.ServeGRPCWeb] serves
 // it on a port of its own (or mount [Server.GRPCWebHandler]), in the binary
@@ -206,6 +207,8 @@ type Server struct {
 	caches     map[string]struct{}
 	topics     map[topicKey]*topic
 	pages      uint64 // the newest topic sequence page handed out
+	// onSubscription is what OnSubscription was last given.
+	onSubscription func(cache, topic string, open bool)
 	// webServers are the gRPC-web servers ServeGRPCWeb started; Close
 	// closes them.
 	webServers []*http.Server
