@@ -36,6 +36,12 @@ func TestServeMissMakesAMissThreeCalls(t *testing.T) {
 	emu := momentotest.NewServerT(t, config.DefaultCacheName)
 	t.Setenv("MOMENTO_API_KEY", emu.APIKey())
 	t.Setenv("MOMENTO_EMULATOR_HOST", emu.Addr())
+	miss = newMissInstance() // connected to this emulator
+	t.Cleanup(func() {
+		if c, err := miss.clients(); err == nil {
+			c.Close()
+		}
+	})
 	get := func(client string) string {
 		t.Helper()
 		r := httptest.NewRequest(http.MethodGet, "/", nil)
@@ -65,7 +71,7 @@ func TestServeMissMakesAMissThreeCalls(t *testing.T) {
 	if again := get("10.0.0.1"); again != first || calls() != [3]int{1, 1, 1} {
 		t.Errorf("a known client: another token or more calls (%v)", calls())
 	}
-	missBodies.Clear() // a fresh instance: the token is in the cache only
+	miss.bodies.Clear() // as on another instance: the token is in the cache only
 	if again := get("10.0.0.1"); again != first || calls() != [3]int{2, 1, 1} {
 		t.Errorf("a client whose token is cached: %v calls (Get, mint, Set), want [2 1 1]", calls())
 	}

@@ -38,9 +38,9 @@ func init() {
 // call fails.
 func ServeMiss(w http.ResponseWriter, r *http.Request) {
 	client := r.Header.Get("X-Forwarded-For")
-	body, ok := missBodies.Load(client)
+	body, ok := miss.bodies.Load(client)
 	if !ok {
-		c, err := missClients()
+		c, err := miss.clients()
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -50,21 +50,28 @@ func ServeMiss(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		body, _ = missBodies.LoadOrStore(client, tokenBody(fresh))
+		body, _ = miss.bodies.LoadOrStore(client, tokenBody(fresh))
 	}
 	write(w, body.([]byte))
 }
 
-// missBodies holds the answer to each client, with its token, by client.
-var missBodies sync.Map
+// missInstance is what an instance of the floor of a miss holds.
+type missInstance struct {
+	bodies  sync.Map                         // the answer to each client, with its token, by client
+	clients func() (*vending.Clients, error) // connects to Momento once
+}
 
-// missClients connects to Momento once.
-var missClients = sync.OnceValues(func() (*vending.Clients, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	creds := vending.Credentials{APIKey: os.Getenv("MOMENTO_API_KEY")}
-	return vending.Connect(ctx, creds, vending.ConnectOptions{EmulatorHost: os.Getenv("MOMENTO_EMULATOR_HOST"), Timeout: 5 * time.Second})
-})
+func newMissInstance() *missInstance {
+	return &missInstance{clients: sync.OnceValues(func() (*vending.Clients, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		creds := vending.Credentials{APIKey: os.Getenv("MOMENTO_API_KEY")}
+		return vending.Connect(ctx, creds, vending.ConnectOptions{EmulatorHost: os.Getenv("MOMENTO_EMULATOR_HOST"), Timeout: 5 * time.Second})
+	})}
+}
+
+// miss is this process's instance; a test starts another.
+var miss = newMissInstance()
 
 // threeCalls looks the client's token up in the cache, and if it is not
 // there mints one that may subscribe to one topic and stores it.
