@@ -508,9 +508,11 @@ func (f *Fleet) batchLocked() int64 {
 }
 
 // rollLocked moves the instance's state to window n if it is a new one:
-// permits of the old window are dropped. f.mu must be held.
+// permits of the old window are dropped. A caller that read the clock
+// before another moved on to the next window (n < f.win) leaves the
+// state as it is. f.mu must be held.
 func (f *Fleet) rollLocked(n int64) {
-	if n == f.win {
+	if n <= f.win {
 		return
 	}
 	f.spentPrev, f.attemptsPrev = 0, nil

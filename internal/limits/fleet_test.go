@@ -129,6 +129,28 @@ func TestFleetWindow(t *testing.T) {
 	}
 }
 
+// TestFleetWindowNeverRollsBack: a caller that read the clock just before
+// a window ended, and took the lock after another had moved on to the next,
+// leaves the next window's state as it is: its permits, and the attempts
+// that tell newcomers apart.
+func TestFleetWindowNeverRollsBack(t *testing.T) {
+	s := newFleetSetup(t)
+	f := s.newFleet(t, 4, 20)
+	n := f.windowOf(s.clock.Now())
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.rollLocked(n)
+	f.noteAttemptLocked("provider a")
+	f.rollLocked(n + 1)
+	f.noteAttemptLocked("provider b")
+	f.have = 3
+	f.rollLocked(n) // the late caller
+	if f.win != n+1 || f.have != 3 || f.attempts["provider b"] != 1 || f.attemptsPrev["provider a"] != 1 {
+		t.Errorf("after a late caller: window %d (want %d), %d permits held (want 3), attempts %v and before %v (want b once, and a once before)",
+			f.win-n, 1, f.have, f.attempts, f.attemptsPrev)
+	}
+}
+
 func TestNewFleetRejects(t *testing.T) {
 	tests := []struct {
 		name string
