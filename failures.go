@@ -71,7 +71,8 @@ func (h *handler) fail(w http.ResponseWriter, err error, le *logEntry) {
 	kind, retry := failure.Of(err)
 	a, ok := answers[kind]
 	if !ok {
-		a = answers[failure.Unavailable]
+		kind = failure.Unavailable
+		a = answers[kind]
 	}
 	le.outcome, le.level, le.reason = a.outcome, a.level, failure.ReasonOf(err)
 	if a.logErr {
@@ -88,7 +89,7 @@ func (h *handler) fail(w http.ResponseWriter, err error, le *logEntry) {
 	if a.authenticate != "" {
 		w.Header().Set("WWW-Authenticate", a.authenticate)
 	}
-	writeError(w, a.status, errorBodies[a.message], retry)
+	writeError(w, a.status, errorBodies[kind], retry)
 }
 
 // writeError answers with code and body, an answer's JSON message; a
@@ -106,10 +107,10 @@ func writeError(w http.ResponseWriter, code int, body []byte, retryAfter time.Du
 // errorBodies are the bodies of the answers' messages, made once: a flood
 // of forged credentials is answered with one of them each time. w.Write
 // only reads them.
-var errorBodies = func() map[string][]byte {
-	m := make(map[string][]byte, len(answers))
-	for _, a := range answers {
-		m[a.message] = errorBody(a.message)
+var errorBodies = func() map[failure.Kind][]byte {
+	m := make(map[failure.Kind][]byte, len(answers))
+	for kind, a := range answers {
+		m[kind] = errorBody(a.message)
 	}
 	return m
 }()

@@ -41,12 +41,12 @@
 // server that accepts tickets and ID tokens (from a fake issuer, in this
 // process like the emulator): repeat visits (anonymous, with a ticket,
 // with an ID token, with a 7 KB ticket of 20 long topics), and forged
-// credentials, which must be refused with a 401 (a ticket signed with
-// another key, an ID token under the issuer's published kid with a
-// signature of nobody's, the same from a new address each time, 8 KB
-// versions of both whose
-// header holds a deeply nested member, and an 8 KB ID token under the
-// published kid, the costliest to refuse). Each shape is sent once from
+// credentials, which must be refused with a 401, or a 429 once their
+// client was refused too often (a ticket signed with another key, an ID
+// token under the issuer's published kid with a signature of nobody's, the
+// same from a new address each time, 8 KB versions of both whose header
+// holds a deeply nested member, and an 8 KB ID token under the published
+// kid, the costliest to refuse). Each shape is sent once from
 // every IP before it is measured, so that a hit is a hit. With
 // -compare-floor, the floor is sent each shape too, right after the
 // function, and answers it with its token: what reading the request costs
@@ -248,9 +248,9 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 	fs.IntVar(&o.requests, "requests", 100_000, "requests to send (with -shapes, of each shape)")
 	fs.IntVar(&o.ips, "ips", 1000, "distinct client IPs")
 	fs.IntVar(&o.concurrency, "concurrency", 8, "requests in flight at once")
-	fs.IntVar(&o.rounds, "rounds", 1, "measure this many times, in turns, and report the median and range of CPU per request")
+	fs.IntVar(&o.rounds, "rounds", 1, "measure this many times, in turns, and report each round, the median and the range")
 	fs.DurationVar(&o.latency, "latency", 2*time.Millisecond, "latency the emulator adds to each Momento call")
-	fs.BoolVar(&o.compareFloor, "compare-floor", false, "also serve the functions framework's floor (a constant token, nothing called) under the same load, and compare CPU per request")
+	fs.BoolVar(&o.compareFloor, "compare-floor", false, "also serve, under the same load, the functions framework's floor (a constant token, nothing called), to compare CPU per request, and the floor of a miss (Get, mint, Set, nothing else), to compare p99")
 	fs.BoolVar(&o.shapes, "shapes", false, "measure CPU per request of each shape of request (hits, forged credentials) instead of a mix of new and repeat visits")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of the function's server over the measured requests to `file`")
 	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
@@ -262,6 +262,10 @@ func run(ctx context.Context, args []string, stdout io.Writer) (Report, error) {
 		return Report{}, errors.New("-requests, -ips (at most 16777216), -concurrency and -rounds must be positive")
 	}
 	if o.shapes {
+		if o.ips > 1<<20 || o.requests > 1<<20 {
+			// Each shape has 2^20 addresses of its own (measureShape).
+			return Report{}, errors.New("with -shapes, -ips and -requests must be at most 1048576")
+		}
 		return runShapes(ctx, o, stdout)
 	}
 	var rep Report
@@ -466,7 +470,7 @@ func µs(d time.Duration) string {
 }
 
 func ms(d time.Duration) string {
-	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64) + " ms"
+	return strconv.FormatFloat(msf(d), 'f', 2, 64) + " ms"
 }
 
 func printReport(w io.Writer, r Report) {
@@ -499,14 +503,14 @@ func printReport(w io.Writer, r Report) {
 		if r.MissFloor != nil {
 			rows = append(rows, row{"miss floor", *r.MissFloor})
 		}
-		for _, row := range rows {
-			n := time.Duration(row.r.Requests)
-			fmt.Fprintf(w, "%-10s %14s %9.1f %9.1f %12.0f %10s %10s %8d\n", row.name, µs(row.r.CPUPerRequest()),
-				us(row.r.CPU.User/n), us(row.r.CPU.System/n), row.r.RPS(), ms(row.r.P50), ms(row.r.P99), row.r.Failed)
+		for _, rw := range rows {
+			n := time.Duration(rw.r.Requests)
+			fmt.Fprintf(w, "%-10s %14s %9.1f %9.1f %12.0f %10s %10s %8d\n", rw.name, µs(rw.r.CPUPerRequest()),
+				us(rw.r.CPU.User/n), us(rw.r.CPU.System/n), rw.r.RPS(), ms(rw.r.P50), ms(rw.r.P99), rw.r.Failed)
 		}
 		fmt.Fprintf(w, "ratio      %.2f× the floor's CPU per request\n", float64(r.CPU.Total())/float64(max(f.CPU.Total(), 1)))
 		if m := r.MissFloor; m != nil {
-			fmt.Fprintf(w, "p99        %s, the miss floor's (Get, mint, Set and nothing else) %s: %+.2f ms\n", ms(r.P99), ms(m.P99), float64((r.P99-m.P99).Microseconds())/1000)
+			fmt.Fprintf(w, "p99        %s, the miss floor's (Get, mint, Set and nothing else) %s: %+.2f ms\n", ms(r.P99), ms(m.P99), msf(r.P99-m.P99))
 		}
 		if !r.Answer.Like(f.Answer) {
 			fmt.Fprintf(w, "note       the answers differ: function %v, %d bytes; floor %v, %d bytes\n", r.Answer.Header, r.Answer.Body, f.Answer.Header, f.Answer.Body)
@@ -521,34 +525,42 @@ func printReport(w io.Writer, r Report) {
 // floor's and their ratio if the rounds measured it, then the function's
 // p99 and the miss floor's; then the medians and ranges.
 func printRounds(w io.Writer, rounds []Report) {
-	withFloor := rounds[0].Floor != nil
-	row := func(name, fn, fl, ratio, p99, missP99 string) {
-		fmt.Fprintf(w, "%-10s %17s", name, fn)
-		if withFloor {
-			fmt.Fprintf(w, " %17s %10s %12s %16s", fl, ratio, p99, missP99)
+	type column struct {
+		heading      string
+		width        int
+		format, unit string // a value is written format+unit
+		of           func(Report) float64
+	}
+	cpu := func(r Report) float64 { return us(r.CPUPerRequest()) }
+	columns := []column{{"function", 17, "%.1f", " µs", cpu}}
+	if rounds[0].Floor != nil {
+		floorCPU := func(r Report) float64 { return us(r.Floor.CPUPerRequest()) }
+		columns = append(columns,
+			column{"floor", 17, "%.1f", " µs", floorCPU},
+			column{"ratio", 10, "%.2f", "×", func(r Report) float64 { return cpu(r) / floorCPU(r) }},
+			column{"p99", 12, "%.2f", " ms", func(r Report) float64 { return msf(r.P99) }},
+			column{"miss floor's p99", 16, "%.2f", " ms", func(r Report) float64 { return msf(r.MissFloor.P99) }})
+	}
+	values := make([][]float64, len(columns))
+	for i, c := range columns {
+		for _, r := range rounds {
+			values[i] = append(values[i], c.of(r))
+		}
+	}
+	row := func(name string, cell func(i int, c column) string) {
+		fmt.Fprintf(w, "%-10s", name)
+		for i, c := range columns {
+			fmt.Fprintf(w, " %*s", c.width, cell(i, c))
 		}
 		fmt.Fprintln(w)
 	}
 	fmt.Fprintln(w)
-	row("round", "function", "floor", "ratio", "p99", "miss floor's p99")
-	var fn, fl, ratios, p99s, missP99s []float64
-	for i, r := range rounds {
-		a := us(r.CPUPerRequest())
-		fn = append(fn, a)
-		b, p, m := a, 0.0, 0.0
-		if withFloor {
-			b = us(r.Floor.CPUPerRequest())
-			p, m = us(r.P99)/1000, us(r.MissFloor.P99)/1000
-			fl, ratios = append(fl, b), append(ratios, a/b)
-			p99s, missP99s = append(p99s, p), append(missP99s, m)
-		}
-		row(strconv.Itoa(i+1), fmt.Sprintf("%.1f µs", a), fmt.Sprintf("%.1f µs", b), fmt.Sprintf("%.2f×", a/b), fmt.Sprintf("%.2f ms", p), fmt.Sprintf("%.2f ms", m))
+	row("round", func(_ int, c column) string { return c.heading })
+	for n := range rounds {
+		row(strconv.Itoa(n+1), func(i int, c column) string { return fmt.Sprintf(c.format+c.unit, values[i][n]) })
 	}
-	if !withFloor {
-		fl, ratios, p99s, missP99s = fn, fn, fn, fn // not printed
-	}
-	row("median", fmt.Sprintf("%.1f µs", median(fn)), fmt.Sprintf("%.1f µs", median(fl)), fmt.Sprintf("%.2f×", median(ratios)), fmt.Sprintf("%.2f ms", median(p99s)), fmt.Sprintf("%.2f ms", median(missP99s)))
-	row("range", spread(fn, "%.1f")+" µs", spread(fl, "%.1f")+" µs", spread(ratios, "%.2f"), spread(p99s, "%.2f")+" ms", spread(missP99s, "%.2f")+" ms")
+	row("median", func(i int, c column) string { return fmt.Sprintf(c.format+c.unit, median(values[i])) })
+	row("range", func(i int, c column) string { return spread(values[i], c.format) + c.unit })
 }
 
 // median returns the median of xs.
@@ -567,3 +579,6 @@ func spread(xs []float64, format string) string {
 
 // us returns d in microseconds.
 func us(d time.Duration) float64 { return float64(d.Nanoseconds()) / 1000 }
+
+// msf returns d in milliseconds, to the microsecond.
+func msf(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -234,4 +234,10 @@ func TestFlags(t *testing.T) {
 	if got := out.String(); strings.Count(got, `invalid value "x"`) != 1 {
 		t.Errorf("run(-requests x) printed %q, want the error once", got)
 	}
+	for _, flag := range []string{"-ips", "-requests"} {
+		// More would reach the next shape's addresses.
+		if _, err := run(context.Background(), []string{"-shapes", flag, "1048577"}, &out); err == nil || !strings.Contains(err.Error(), "at most 1048576") {
+			t.Errorf("run(-shapes %s 1048577) = %v, want refused", flag, err)
+		}
+	}
 }

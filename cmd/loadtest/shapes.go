@@ -37,12 +37,6 @@ type Shape struct {
 	P50, P99 time.Duration
 }
 
-// CPUPerRequest returns the server's CPU time per request: the median of
-// the rounds'.
-func (s Shape) CPUPerRequest() time.Duration {
-	return time.Duration(median(s.perRequest()) * 1000)
-}
-
 // over returns, for each round, s's CPU per request over other's in the
 // same round: the machine's drift from round to round cancels out.
 func (s Shape) over(other Shape) []float64 {
@@ -69,9 +63,11 @@ type requestShape struct {
 	name   string
 	bearer func() (string, error) // nil: no Authorization header
 	status int
-	// fresh sends each measured request from an address of its own, one
-	// refused once before (in the warm-up), so still within its refusals:
-	// an attacker with as many addresses as requests.
+	// fresh sends each measured request from an address of its own: an
+	// attacker with as many addresses as requests. Each round refuses each
+	// address twice (warm-up and measurement) against a burst of 5 that
+	// refills at 1 a second, so it stays within its refusals for the few
+	// rounds a run has.
 	fresh bool
 }
 
@@ -316,28 +312,20 @@ func printShapes(w io.Writer, r Report) {
 	fmt.Fprintf(w, " %9s %9s\n", "p50", "p99")
 	hit := r.Shapes[0]
 	for i, s := range r.Shapes {
-		fmt.Fprintf(w, "%-36s %6d %5.1f%% %5d %22s %17s", s.Name, s.Status, 100*float64(s.Limited)/float64(max(1, s.Requests*len(s.CPU))), s.Unexpected, cpuColumn(s), ratioColumn(s.over(hit)))
+		fmt.Fprintf(w, "%-36s %6d %5.1f%% %5d %22s %17s", s.Name, s.Status, 100*float64(s.Limited)/float64(max(1, s.Requests*len(s.CPU))), s.Unexpected, medianRange(s.perRequest(), "%.1f"), medianRange(s.over(hit), "%.2f"))
 		if i < len(r.FloorShapes) {
 			f := r.FloorShapes[i]
-			fmt.Fprintf(w, " %22s %17s", cpuColumn(f), ratioColumn(s.over(f)))
+			fmt.Fprintf(w, " %22s %17s", medianRange(f.perRequest(), "%.1f"), medianRange(s.over(f), "%.2f"))
 		}
 		fmt.Fprintf(w, " %9s %9s\n", ms(s.P50), ms(s.P99))
 	}
 }
 
-// ratioColumn is a ratio per round: the median [the range].
-func ratioColumn(rs []float64) string {
-	if len(rs) == 1 {
-		return fmt.Sprintf("%.2f", rs[0])
+// medianRange formats one value per round, with format: the median [the
+// range], or the value of a single round.
+func medianRange(xs []float64, format string) string {
+	if len(xs) == 1 {
+		return fmt.Sprintf(format, xs[0])
 	}
-	return fmt.Sprintf("%.2f [%s]", median(rs), spread(rs, "%.2f"))
-}
-
-// cpuColumn is a shape's CPU per request: the median [the range].
-func cpuColumn(s Shape) string {
-	per := s.perRequest()
-	if len(per) == 1 {
-		return fmt.Sprintf("%.1f", per[0])
-	}
-	return fmt.Sprintf("%.1f [%s]", median(per), spread(per, "%.1f"))
+	return fmt.Sprintf(format+" [%s]", median(xs), spread(xs, format))
 }

@@ -202,12 +202,12 @@ func deployParseGoMod(data []byte) (deployGoMod, error) {
 // stack's or registry's path ending in it, such as google-22/go125).
 var deployRuntimeRE = regexp.MustCompile(`(?:--runtime|--base-image)[= ]+(?:[\w.:-]+/)*go(\d)(\d+)\b`)
 
-// deployReadmeRuntime returns the Go version, as "go1.25", of the runtime
-// the README's deploy commands name with --runtime goNNN or --base-image
-// goNNN. They must all name the same one.
-func deployReadmeRuntime(readme []byte) (string, error) {
+// deployDocsRuntime returns the Go version, as "go1.25", of the runtime
+// the deploy commands in docs (the text of deployDocs) name with --runtime
+// goNNN or --base-image goNNN. They must all name the same one.
+func deployDocsRuntime(docs []byte) (string, error) {
 	var runtime string
-	for _, m := range deployRuntimeRE.FindAllSubmatch(readme, -1) {
+	for _, m := range deployRuntimeRE.FindAllSubmatch(docs, -1) {
 		v := fmt.Sprintf("go%s.%s", m[1], m[2])
 		if runtime != "" && v != runtime {
 			return "", fmt.Errorf("deploy commands name runtimes %s and %s", runtime, v)
@@ -300,7 +300,7 @@ func TestBuildpackLayout(t *testing.T) {
 // deployRuntime returns the runtime named in deployDocs, as "go1.25".
 func deployRuntime(t *testing.T) string {
 	t.Helper()
-	runtime, err := deployReadmeRuntime(deployCommands(t))
+	runtime, err := deployDocsRuntime(deployCommands(t))
 	if err != nil {
 		t.Fatalf("%s: %v; the deploy commands must name the runtime, as in gcloud functions deploy ... --runtime go125", deployDocs, err)
 	}
@@ -329,7 +329,7 @@ func TestBuildpackChecksCatchMistakes(t *testing.T) {
 		{"older go directive", func(*testing.T) error { return deployCheckGoVersions("1.24", "", "go1.25") }, nil},
 		{"toolchain newer than the runtime", func(*testing.T) error { return deployCheckGoVersions("1.25.0", "go1.26.1", "go1.25") }, errDeployTooNew},
 		{"README without a runtime", func(*testing.T) error {
-			_, err := deployReadmeRuntime([]byte("gcloud functions deploy tvm --gen2\n"))
+			_, err := deployDocsRuntime([]byte("gcloud functions deploy tvm --gen2\n"))
 			return err
 		}, errDeployNoRuntime},
 	}
@@ -364,9 +364,9 @@ func TestBuildpackReadmeRuntime(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := deployReadmeRuntime([]byte(tt.readme))
+			got, err := deployDocsRuntime([]byte(tt.readme))
 			if got != tt.want || (err == nil) != (tt.want != "") {
-				t.Errorf("deployReadmeRuntime(%q) = %q, %v; want %q", tt.readme, got, err, tt.want)
+				t.Errorf("deployDocsRuntime(%q) = %q, %v; want %q", tt.readme, got, err, tt.want)
 			}
 		})
 	}

@@ -28,8 +28,9 @@
 // counted alone, and the other users of its /24 are left alone); past that,
 // the client's credentials that are not already verified are refused as
 // Limited, with a Retry-After, before any signature check. A credential
-// that verifies gives its charge back, so honest callers, who are not
-// refused, never meet this limit, unless they share an address (or a /48)
+// that is not refused (it verifies, and its subject may have a token), or
+// that fails only because the issuer could not be reached, gives its
+// charge back, so honest callers never meet this limit, unless they share an address (or a /48)
 // with an attacker; a verified credential is served whatever its client's
 // count.
 //

@@ -2,7 +2,6 @@ package idtoken
 
 import (
 	"context"
-	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
@@ -171,20 +170,16 @@ type key struct {
 	rsa *pkcs1v15.PublicKey // nil for other keys, and for an RSA key pkcs1v15 does not prepare
 }
 
-// rsHashes are the hashes of the RSASSA-PKCS1-v1_5 algorithms.
-var rsHashes = map[string]crypto.Hash{jwt.SigningMethodRS256.Name: crypto.SHA256, jwt.SigningMethodRS384.Name: crypto.SHA384, jwt.SigningMethodRS512.Name: crypto.SHA512}
-
 // verifies reports whether k verifies tok's signature, made with the
 // algorithm tok names, which fits k: with the prepared modulus for RS256,
 // RS384 and RS512, and with golang-jwt's signing method otherwise.
 func (k *key) verifies(tok jws.Token) bool {
-	alg := tok.Header.Alg
-	if hash, ok := rsHashes[alg]; ok && k.rsa != nil {
-		h := hash.New()
+	method := jwt.GetSigningMethod(tok.Header.Alg)
+	if rs, ok := method.(*jwt.SigningMethodRSA); ok && k.rsa != nil { // RS256, RS384, RS512
+		h := rs.Hash.New()
 		io.WriteString(h, tok.SigningInput())
-		return k.rsa.Verify(hash, h.Sum(nil), tok.Signature()) == nil
+		return k.rsa.Verify(rs.Hash, h.Sum(nil), tok.Signature()) == nil
 	}
-	method := jwt.GetSigningMethod(alg)
 	return method != nil && method.Verify(tok.SigningInput(), tok.Signature(), k.Key) == nil
 }
 

@@ -136,8 +136,8 @@ func TestKeyedAllow(t *testing.T) {
 	}
 }
 
-// TestKeyedRate checks that over a long run each key gets rate × time +
-// burst tokens, whatever the pattern of calls.
+// TestKeyedTokens checks what a key holds: the burst when not held, less
+// what was taken, plus what refilled since, up to the burst.
 func TestKeyedTokens(t *testing.T) {
 	clock := fakeclock.New(time.Unix(1_700_000_000, 0))
 	k := newTestKeyed[string](t, clock, 2, 4, 10)
@@ -160,6 +160,8 @@ func TestKeyedTokens(t *testing.T) {
 	}
 }
 
+// TestKeyedRate checks that over a long run each key gets rate × time +
+// burst tokens, whatever the pattern of calls.
 func TestKeyedRate(t *testing.T) {
 	clock := fakeclock.New(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	k := newTestKeyed[string](t, clock, 4, 10, 100)

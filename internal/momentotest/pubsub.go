@@ -144,8 +144,10 @@ func (s *Server) EndSubscriptions(err error) int {
 // as it ends. It opens once it is registered, before its first heartbeat is
 // sent: an item f publishes then follows that heartbeat at once, as an item
 // published the moment a subscription opens does. It ends once it is
-// deregistered, before its client is told: an item f publishes then reaches
-// no subscription the client has yet. nil removes f.
+// deregistered, before its client is told why (unless the client ended
+// it): an item f publishes then reaches no subscription the client has
+// yet. A subscription that opened before f was set ends with f too. nil
+// removes f.
 func (s *Server) OnSubscription(f func(cache, topic string, open bool)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

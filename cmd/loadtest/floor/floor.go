@@ -30,13 +30,19 @@ func init() {
 // emulator mints for an anonymous caller.
 const TokenLen = 372
 
-// body is the floor's one answer.
-var body = tokenBody(strings.Repeat("x", TokenLen))
+// constant is the floor's one answer.
+var constant = newAnswer(strings.Repeat("x", TokenLen))
 
-// tokenBody returns the body of an answer with tok, which holds nothing
-// JSON escapes.
-func tokenBody(tok string) []byte {
-	return []byte(`{"token":"` + tok + `","exp":1765000000,"expires_in":3600,"refresh_in":3326.123}` + "\n")
+// answer is a token response's body and its Content-Length, made once.
+type answer struct {
+	body   []byte
+	length []string
+}
+
+// newAnswer returns the answer with tok, which holds nothing JSON escapes.
+func newAnswer(tok string) *answer {
+	b := []byte(`{"token":"` + tok + `","exp":1765000000,"expires_in":3600,"refresh_in":3326.123}` + "\n")
+	return &answer{body: b, length: []string{strconv.Itoa(len(b))}}
 }
 
 // header is the floor's answer's header. Every answer shares its value
@@ -45,23 +51,20 @@ var header = http.Header{
 	"Access-Control-Allow-Origin":   {"*"},
 	"Access-Control-Expose-Headers": {"Retry-After"},
 	"Cache-Control":                 {"no-store"},
-	"Content-Length":                {strconv.Itoa(len(body))},
 	"Content-Type":                  {"application/json"},
 	"X-Content-Type-Options":        {"nosniff"},
 }
 
 // Serve answers any request with the constant token response.
-func Serve(w http.ResponseWriter, _ *http.Request) { write(w, body) }
+func Serve(w http.ResponseWriter, _ *http.Request) { write(w, constant) }
 
-// write answers with b, a token response, and the shared header.
-func write(w http.ResponseWriter, b []byte) {
+// write answers with a, and the shared header.
+func write(w http.ResponseWriter, a *answer) {
 	h := w.Header()
 	for k, v := range header {
 		h[k] = v
 	}
-	if len(b) != len(body) {
-		h["Content-Length"] = []string{strconv.Itoa(len(b))}
-	}
+	h["Content-Length"] = a.length
 	w.WriteHeader(http.StatusOK)
-	w.Write(b)
+	w.Write(a.body)
 }

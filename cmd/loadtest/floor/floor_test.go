@@ -71,7 +71,7 @@ func TestServeMissMakesAMissThreeCalls(t *testing.T) {
 	if again := get("10.0.0.1"); again != first || calls() != [3]int{1, 1, 1} {
 		t.Errorf("a known client: another token or more calls (%v)", calls())
 	}
-	miss.bodies.Clear() // as on another instance: the token is in the cache only
+	miss.answers.Clear() // as on another instance: the token is in the cache only
 	if again := get("10.0.0.1"); again != first || calls() != [3]int{2, 1, 1} {
 		t.Errorf("a client whose token is cached: %v calls (Get, mint, Set), want [2 1 1]", calls())
 	}

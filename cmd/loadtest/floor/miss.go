@@ -38,7 +38,7 @@ func init() {
 // call fails.
 func ServeMiss(w http.ResponseWriter, r *http.Request) {
 	client := r.Header.Get("X-Forwarded-For")
-	body, ok := miss.bodies.Load(client)
+	a, ok := miss.answers.Load(client)
 	if !ok {
 		c, err := miss.clients()
 		if err != nil {
@@ -50,14 +50,14 @@ func ServeMiss(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		body, _ = miss.bodies.LoadOrStore(client, tokenBody(fresh))
+		a, _ = miss.answers.LoadOrStore(client, newAnswer(fresh))
 	}
-	write(w, body.([]byte))
+	write(w, a.(*answer))
 }
 
 // missInstance is what an instance of the floor of a miss holds.
 type missInstance struct {
-	bodies  sync.Map                         // the answer to each client, with its token, by client
+	answers sync.Map                         // the answer to each client, with its token, by client
 	clients func() (*vending.Clients, error) // connects to Momento once
 }
 
@@ -93,11 +93,11 @@ func threeCalls(ctx context.Context, c *vending.Clients, client string) (string,
 	if err != nil {
 		return "", err
 	}
-	ok, _ := minted.(*authresp.GenerateDisposableTokenSuccess)
-	if ok == nil {
+	success, _ := minted.(*authresp.GenerateDisposableTokenSuccess)
+	if success == nil {
 		return "", fmt.Errorf("unexpected response %T", minted)
 	}
-	tok := ok.ApiKey
+	tok := success.ApiKey
 	if _, err := c.Cache.Set(ctx, &momento.SetRequest{CacheName: cache, Key: key, Value: momento.String(tok), Ttl: 55 * time.Minute}); err != nil {
 		return "", err
 	}
